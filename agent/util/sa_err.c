@@ -1,0 +1,111 @@
+#include "sa_err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+static char errmsg[2048];
+
+static void append_ossl(void)
+{
+	unsigned long e;
+	size_t n = strlen(errmsg);
+	int first = 1;
+
+	while ((e = ERR_get_error()) != 0) {
+		char buf[256];
+		const char *r = ERR_reason_error_string(e);
+
+		if (r == NULL) {
+			ERR_error_string_n(e, buf, sizeof(buf));
+			r = buf;
+		}
+		if (n + strlen(r) + 4 >= sizeof(errmsg))
+			continue; /* keep draining */
+		n += (size_t)snprintf(errmsg + n, sizeof(errmsg) - n, "%s%s",
+				      first ? " (OpenSSL: " : "; ", r);
+		first = 0;
+	}
+	if (!first && n + 2 < sizeof(errmsg))
+		snprintf(errmsg + n, sizeof(errmsg) - n, ")");
+}
+
+static int vfail(int code, int ossl, const char *fmt, va_list ap)
+{
+	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	if (ossl)
+		append_ossl();
+	else
+		ERR_clear_error();
+	return code;
+}
+
+int sa_fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	code = vfail(code, 1, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int sa_fail_noossl(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	code = vfail(code, 0, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+const char *sa_errmsg(void)
+{
+	return errmsg;
+}
+
+void sa_err_clear(void)
+{
+	errmsg[0] = '\0';
+	ERR_clear_error();
+}
+
+const char *sa_strerror(int code)
+{
+	switch (code) {
+	case SA_OK: return "success";
+	case SA_EINTERNAL: return "internal error";
+	case SA_ENOMEM: return "out of memory";
+	case SA_EUSAGE: return "usage error";
+	case SA_EIO: return "file error";
+	case SA_ENET: return "network error";
+	case SA_EREPLY: return "unacceptable reply";
+	case SA_ECAPIN: return "CA fingerprint mismatch";
+	case SA_ECRYPTO: return "cryptographic error";
+	case SA_EKEY: return "key or token error";
+	case SA_EPIN: return "PIN error";
+	case SA_ENOTFOUND: return "not found";
+	case SA_EEXIST: return "already exists";
+	}
+	return "unknown error";
+}
+
+int sa_exit_code(int code)
+{
+	switch (code) {
+	case SA_OK: return SA_EXIT_OK;
+	case SA_EUSAGE: return SA_EXIT_USAGE;
+	case SA_EIO: return SA_EXIT_IO;
+	case SA_ENET: return SA_EXIT_NET;
+	case SA_EREPLY:
+	case SA_ECAPIN: return SA_EXIT_REPLY;
+	case SA_EKEY:
+	case SA_ENOTFOUND:
+	case SA_EEXIST: return SA_EXIT_KEY;
+	case SA_EPIN: return SA_EXIT_PIN;
+	default: return SA_EXIT_ERROR;
+	}
+}

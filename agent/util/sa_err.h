@@ -1,0 +1,68 @@
+/*
+ * sa_err.h - the one error enum of scep-agent and the "last error" message.
+ *
+ * Every layer returns 0 or a negative SA_E* code. The layer that fails
+ * records one sentence (what failed, with what, what to check) with
+ * sa_fail(); OpenSSL's error queue is drained into that sentence.
+ * Only agent/main.c turns codes into exit codes (see sa_exit_code()).
+ */
+#ifndef SA_ERR_H
+#define SA_ERR_H
+
+#include <stddef.h>
+
+enum sa_err {
+	SA_OK = 0,
+	SA_EINTERNAL = -1,  /* bug or unexpected library failure */
+	SA_ENOMEM = -2,     /* out of memory */
+	SA_EUSAGE = -3,     /* bad option, bad config value, missing argument */
+	SA_EIO = -4,        /* local file could not be read or written */
+	SA_ENET = -5,       /* connect, DNS, timeout, TLS, HTTP status */
+	SA_EREPLY = -6,     /* reply malformed, bad signature, nonce/transID mismatch */
+	SA_ECAPIN = -7,     /* CA certificate does not match the pinned fingerprint */
+	SA_ECRYPTO = -8,    /* local OpenSSL operation failed (sign, encrypt, parse) */
+	SA_EKEY = -9,       /* key or token problem: missing object, module, keygen */
+	SA_EPIN = -10,      /* wrong PIN, PIN locked, no PIN available */
+	SA_ENOTFOUND = -11, /* requested object/token not found */
+	SA_EEXIST = -12,    /* object exists and overwrite was not requested */
+};
+
+/* Exit codes of the program (documented in scep-agent(1)). */
+enum sa_exit {
+	SA_EXIT_OK = 0,
+	SA_EXIT_ERROR = 1,   /* internal or unexpected error */
+	SA_EXIT_FAILURE = 2, /* the CA replied FAILURE (request refused) */
+	SA_EXIT_PENDING = 3, /* the CA replied PENDING; resume with -R */
+	SA_EXIT_USAGE = 4,   /* bad command line or configuration */
+	SA_EXIT_NET = 5,     /* could not reach the server / HTTP error */
+	SA_EXIT_REPLY = 6,   /* reply not acceptable (signature, nonce, pin) */
+	SA_EXIT_KEY = 7,     /* key or token problem */
+	SA_EXIT_PIN = 8,     /* wrong or locked PIN */
+	SA_EXIT_IO = 9,      /* local file could not be read or written */
+};
+
+/*
+ * Record the message for the current failure and return code.
+ * If OpenSSL's error queue is not empty, its entries are appended
+ * (": reason; reason") and the queue is cleared.  printf-checked.
+ */
+int sa_fail(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Like sa_fail() but leaves OpenSSL's error queue alone (and clears it). */
+int sa_fail_noossl(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The message recorded by the last sa_fail(); "" if none. Borrowed. */
+const char *sa_errmsg(void);
+
+/* Forget the recorded message (and OpenSSL's error queue). */
+void sa_err_clear(void);
+
+/* Short name of a code ("network error", ...). Static string. */
+const char *sa_strerror(int code);
+
+/* Exit code for an error code (0 -> SA_EXIT_OK). */
+int sa_exit_code(int code);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * p11.h - key custody: PKCS#11 modules, RFC 7512 URIs, PIN sources, key
+ * generation inside the token, EVP_PKEY handles for token keys (libp11),
+ * certificate objects in the token. Knows nothing of SCEP.
+ *
+ * All functions return 0 or a negative SA_E* code (agent/util/sa_err.h)
+ * after recording a sentence with sa_fail(). PINs are never logged and
+ * are wiped with OPENSSL_cleanse after use.
+ */
+#ifndef P11_H
+#define P11_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/* Where the PIN comes from, besides the URI's pin-source / pin-value. */
+struct p11_pin_opts {
+	const char *pin_env;   /* name of an environment variable holding the PIN */
+	const char *pin_file;  /* file whose first line is the PIN */
+	int no_prompt;         /* 1: never prompt, even on a terminal */
+};
+
+struct p11_open_opts {
+	const char *module;    /* --module / config; overrides URI module-path */
+	struct p11_pin_opts pin;
+	int need_login;        /* 1: log in (private objects, keygen, signing) */
+};
+
+/*
+ * A token session: one module loaded (libp11 PKCS11_CTX), the token
+ * matched by the URI's token attributes (token, manufacturer, serial,
+ * model, slot-id...) - never "the first token"; at most one C_Login per
+ * run. A wrong PIN is tried once only; CKF_USER_PIN_COUNT_LOW/FINAL_TRY/
+ * LOCKED are reported in the message (SA_EPIN).
+ */
+typedef struct p11_token p11_token;
+
+/* Is s a "pkcs11:" URI (case-insensitive scheme)? */
+int p11_is_uri(const char *s);
+
+/*
+ * Open the token named by uri (a pkcs11: URI; object attributes ignored
+ * here). Module: opts->module, else URI module-path, else module-name via
+ * p11-kit config, else p11-kit's proxy of registered modules.
+ */
+int p11_token_open(const char *uri, const struct p11_open_opts *opts,
+		   p11_token **out);
+
+/* Log out, close the session, unload and finalize the module. NULL ok. */
+void p11_token_close(p11_token *t);
+
+/*
+ * Private key named by uri (object=, id=, type=private). The EVP_PKEY
+ * routes sign and decrypt into the token. get1: caller frees; the key is
+ * usable only while t is open. Exactly one match is required
+ * (SA_ENOTFOUND for none; SA_EKEY with a hint for several).
+ */
+int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out);
+
+/* Key types for generation. */
+struct p11_keyspec {
+	int type;   /* EVP_PKEY_RSA or EVP_PKEY_EC */
+	int bits;   /* RSA: 2048, 3072, 4096 */
+	int nid;    /* EC: NID_X9_62_prime256v1, NID_secp384r1 */
+};
+
+/* Parse "rsa:2048", "rsa:3072", "rsa:4096", "ec:P-256", "ec:P-384"
+ * (also "ec:prime256v1", "ec:secp384r1"). SA_EUSAGE with a sentence. */
+int p11_keyspec_parse(const char *s, struct p11_keyspec *out);
+
+/*
+ * Generate a key pair inside the token with C_GenerateKeyPair:
+ * CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true, CKA_EXTRACTABLE false,
+ * CKA_SIGN (CKA_DECRYPT for RSA), CKA_ID = SHA-1 of the public key
+ * (as pkcs11-tool/NSS derive it), CKA_LABEL = label. An object with the
+ * same label or id is refused (SA_EEXIST) unless overwrite. On success
+ * *out is the private key handle (get1) and, if uri_out is not NULL, the
+ * key's pkcs11: URI (caller frees).
+ */
+int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
+	       int overwrite, EVP_PKEY **out, char **uri_out);
+
+/*
+ * Store cert in the token as CKO_CERTIFICATE with the CKA_ID of the
+ * private key matching its public key (found in the token) and label.
+ * An existing certificate object with the same id and label is replaced.
+ * uri_out (may be NULL) receives the certificate's pkcs11: URI.
+ */
+int p11_cert_store(p11_token *t, X509 *cert, const char *label,
+		   char **uri_out);
+
+/* Store a CA certificate (CKA_TRUSTED not set) under label. */
+int p11_cacert_store(p11_token *t, X509 *cert, const char *label);
+
+/* The pkcs11: URI of the token (token, manufacturer, serial, model). */
+char *p11_token_uri(p11_token *t);
+
+/*
+ * Listing for users (subcommands list-tokens / list-objects): print to fp
+ * each token (all slots of the module) / each object with its URI, type,
+ * label, id, key type and size, and for keys CKA_SENSITIVE/EXTRACTABLE.
+ */
+int p11_list_tokens(const char *module, FILE *fp);
+int p11_list_objects(p11_token *t, FILE *fp);
+
+#endif
