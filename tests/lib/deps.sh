@@ -1,0 +1,42 @@
+#!/bin/sh
+# Install the Debian 12 packages scep-agent needs to build and test, when
+# they are missing. Needs root (or sudo) only when something is missing.
+# Usage: tests/lib/deps.sh [build|test]   (default: test = build + test tools)
+set -eu
+
+build_pkgs="gcc meson ninja-build pkg-config libssl-dev libp11-dev libp11-kit-dev
+libcurl4-openssl-dev openssl ca-certificates"
+test_pkgs="softhsm2 opensc golang-go golang-github-micromdm-scep-dev faketime
+valgrind"
+
+case "${1:-test}" in
+build) want=$build_pkgs ;;
+*) want="$build_pkgs $test_pkgs" ;;
+esac
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing" >&2
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO=sudo
+	else
+		echo "deps: these Debian packages are missing:$missing" >&2
+		echo "deps: run this script as root, or install them with apt-get" >&2
+		exit 1
+	fi
+else
+	SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine has no package lists yet; refresh them once if needed.
+if ! $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1; then
+	$SUDO apt-get update -q >/dev/null
+	$SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null
+fi
