@@ -1,0 +1,225 @@
+/* Unit tests for conf/: sscep.conf syntax, scopes, warnings, merge. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "sa_err.h"
+#include "sa_log.h"
+#include "tap.h"
+
+static struct conf_file *parse(const char *text)
+{
+	struct conf_file *cf = NULL;
+	int rc = conf_file_parse_buf("test.conf", text, strlen(text), &cf);
+
+	if (rc < 0)
+		diag("parse failed: %s", sa_errmsg());
+	return cf;
+}
+
+static void test_syntax(void)
+{
+	struct conf_file *cf;
+	int rc;
+
+	cf = parse("# comment\n"
+		   "top = 1\n"
+		   "[sscep]\n"
+		   "URL = http://localhost/scep\n"
+		   "  Proxy=localhost:8080   \n"
+		   "CAIdentifier = \"Value \\\"containing quotation marks\\\"\"\n"
+		   "[ sscep_getca ]\n"
+		   "FingerPrint = md5 # trailing comment\n"
+		   "CACertFile = 'a b.crt'\n"
+		   "Empty =\n"
+		   "Win = ..\\\\capi\\\\capi.dll\n"
+		   "Hash = \"a#b\"\n");
+	ok(cf != NULL, "sscep syntax parses");
+	if (cf == NULL)
+		return;
+	is_int(cf->n, 9, "nine entries");
+	is_str(conf_file_get(cf, "", "top"), "1", "entry before any section");
+	is_str(conf_file_get(cf, "sscep", "url"), "http://localhost/scep",
+	       "keys are case-insensitive");
+	is_str(conf_file_get(cf, "sscep", "Proxy"), "localhost:8080",
+	       "no spaces around '=', trailing blanks dropped");
+	is_str(conf_file_get(cf, "sscep", "CAIdentifier"),
+	       "Value \"containing quotation marks\"", "escaped quotes");
+	is_str(conf_file_get(cf, "sscep_getca", "FingerPrint"), "md5",
+	       "trailing comment dropped, section name trimmed");
+	is_str(conf_file_get(cf, "sscep_getca", "CACertFile"), "a b.crt",
+	       "single quotes");
+	is_str(conf_file_get(cf, "sscep_getca", "Empty"), "", "empty value");
+	is_str(conf_file_get(cf, "sscep_getca", "Win"), "..\\capi\\capi.dll",
+	       "backslash escapes a backslash");
+	is_str(conf_file_get(cf, "sscep_getca", "Hash"), "a#b",
+	       "# inside quotes is kept");
+	ok(cf->e[3].line == 6, "line numbers kept");
+	conf_file_free(cf);
+
+	rc = conf_file_parse_buf("bad.conf", "[sscep]\nURL http://x\n", 20, &cf);
+	is_int(rc, SA_EUSAGE, "line without '=' is a usage error");
+	ok(strstr(sa_errmsg(), "bad.conf:2") != NULL,
+	   "error names file and line: %s", sa_errmsg());
+	ok(cf == NULL, "no output on error");
+	rc = conf_file_parse_buf("bad.conf", "[sscep\n", 7, &cf);
+	is_int(rc, SA_EUSAGE, "unclosed section header");
+	rc = conf_file_parse_buf("bad.conf", "a = \"x\n", 7, &cf);
+	is_int(rc, SA_EUSAGE, "unterminated quote");
+	rc = conf_file_parse("/nonexistent/x.conf", &cf);
+	is_int(rc, SA_EIO, "missing file is an I/O error");
+}
+
+static const char sample[] =
+	"[sscep]\n"
+	"engine = my_engine\n"
+	"URL = http://127.0.0.1/scep\n"
+	"CACertFile = ca.crt\n"
+	"Verbose = true\n"
+	"Debug = false\n"
+	"Bogus = 1\n"
+	"[my_engine]\n"
+	"engine_id = pkcs11\n"
+	"MODULE_PATH = /usr/lib/softhsm/libsofthsm2.so\n"
+	"[sscep_engine_pkcs11]\n"
+	"PIN = 1234\n"
+	"[sscep_engine_capi]\n"
+	"new_key_location = REQUEST\n"
+	"[scep_agent]\n"
+	"PinEnv = MY_PIN\n"
+	"Timeout = 20\n"
+	"[sscep_getca]\n"
+	"CAIdentifier = myca\n"
+	"FingerPrint = sha256\n"
+	"[sscep_enroll]\n"
+	"PrivateKeyFile = local.key\n"
+	"CertReqFile = local.csr\n"
+	"LocalCertFile = local.crt\n"
+	"PollInterval = 5\n"
+	"MaxPollCount = 3\n"
+	"Resume = no\n"
+	"Subject = /CN=dev\n"
+	"SubjectAltName = DNS:a.example\n"
+	"SubjectAltName = IP:::1\n"
+	"[sscep_getcert]\n"
+	"LocalCertFile = signer.crt\n"
+	"GetCertSerial = 12\n"
+	"[sscep_typo]\n"
+	"X = 1\n"
+	"Y = 2\n";
+
+static void test_scopes(void)
+{
+	struct conf_file *cf = parse(sample);
+	struct conf_settings s, cli;
+	int rc;
+
+	if (cf == NULL)
+		return;
+	conf_settings_init(&s);
+	rc = conf_apply(cf, "enroll", &s);
+	is_int(rc, 0, "apply enroll");
+	is_int(s.warnings, 2, "one warning for the unknown key, one for the "
+	       "unknown section");
+	is_str(s.url, "http://127.0.0.1/scep", "URL");
+	is_str(s.ca_cert_file, "ca.crt", "CACertFile");
+	is_int(s.verbose, 1, "Verbose = true");
+	is_int(s.debug, 0, "Debug = false");
+	is_str(s.pkcs11_module, "/usr/lib/softhsm/libsofthsm2.so",
+	       "engine MODULE_PATH maps to the module");
+	is_str(s.engine_id, "pkcs11", "engine_id");
+	is_str(s.engine_pin, "1234", "engine PIN");
+	is_str(s.pin_env, "MY_PIN", "[scep_agent] PinEnv");
+	is_int(s.timeout, 20, "Timeout");
+	is_str(s.private_key, "local.key", "enroll PrivateKeyFile");
+	is_str(s.local_cert_file, "local.crt", "enroll LocalCertFile");
+	is_int(s.poll_interval, 5, "PollInterval");
+	is_int(s.max_poll_count, 3, "MaxPollCount");
+	is_int(s.max_poll_time, -1, "MaxPollTime unset");
+	is_int(s.resume, 0, "Resume = no");
+	is_str(s.ca_ident, NULL, "getca's CAIdentifier not in enroll scope");
+	is_int(s.n_san, 2, "SubjectAltName repeats");
+	if (s.n_san == 2)
+		is_str(s.san[1], "IP:::1", "second SAN");
+
+	/* the one place where options override */
+	conf_settings_init(&cli);
+	cli.url = strdup("http://other/scep");
+	cli.poll_interval = 1;
+	cli.san = calloc(1, sizeof(char *));
+	cli.san[0] = strdup("DNS:cli.example");
+	cli.n_san = 1;
+	rc = conf_merge(&s, &cli);
+	is_int(rc, 0, "merge");
+	is_str(s.url, "http://other/scep", "option overrides URL");
+	is_int(s.poll_interval, 1, "option overrides PollInterval");
+	is_int(s.max_poll_count, 3, "unset option keeps the file's value");
+	is_str(s.ca_cert_file, "ca.crt", "unset option keeps CACertFile");
+	is_int(s.n_san, 1, "option SAN list replaces the file's");
+	conf_settings_free(&cli);
+	conf_settings_free(&s);
+
+	conf_settings_init(&s);
+	rc = conf_apply(cf, "getcert", &s);
+	is_int(rc, 0, "apply getcert");
+	is_str(s.local_cert_file, "signer.crt", "getcert LocalCertFile");
+	is_str(s.get_cert_serial, "12", "GetCertSerial");
+	is_str(s.private_key, NULL, "enroll key not in getcert scope");
+	conf_settings_free(&s);
+
+	conf_settings_init(&s);
+	rc = conf_apply(cf, "getca", &s);
+	is_str(s.ca_ident, "myca", "getca CAIdentifier");
+	is_str(s.fingerprint, "sha256", "getca FingerPrint");
+	conf_settings_free(&s);
+
+	conf_settings_init(&s);
+	rc = conf_apply(cf, "mkrequest", &s);
+	is_str(s.subject, "/CN=dev", "mkrequest reads [sscep_enroll]");
+	conf_settings_free(&s);
+	conf_file_free(cf);
+}
+
+static void test_values(void)
+{
+	struct conf_file *cf;
+	struct conf_settings s;
+	int rc;
+
+	cf = parse("[sscep_enroll]\nPollInterval = soon\n");
+	conf_settings_init(&s);
+	rc = conf_apply(cf, "enroll", &s);
+	is_int(rc, SA_EUSAGE, "a non-number is refused");
+	ok(strstr(sa_errmsg(), "test.conf:2") != NULL, "with file and line");
+	conf_settings_free(&s);
+	conf_file_free(cf);
+
+	cf = parse("[sscep]\nVerbose = maybe\n");
+	conf_settings_init(&s);
+	rc = conf_apply(cf, NULL, &s);
+	is_int(rc, SA_EUSAGE, "a non-boolean is refused");
+	conf_settings_free(&s);
+	conf_file_free(cf);
+
+	is_int(conf_bool("YES"), 1, "YES");
+	is_int(conf_bool("false"), 0, "false");
+	is_int(conf_bool("2"), -1, "2 is not a boolean");
+
+	conf_settings_init(&s);
+	is_int(conf_set(&s, "nosuchkey", "1", "x"), SA_ENOTFOUND,
+	       "conf_set: unknown key");
+	is_int(conf_set(&s, "cabundle", "/etc/ca.pem", "x"), 0,
+	       "conf_set: known key");
+	is_str(s.ca_bundle, "/etc/ca.pem", "conf_set stored");
+	conf_settings_free(&s);
+	is_str(s.ca_bundle, NULL, "free resets");
+}
+
+int main(void)
+{
+	sa_log_init("test_conf", SA_LOG_WARN, 0);
+	test_syntax();
+	test_scopes();
+	test_values();
+	return tap_done();
+}
