@@ -1,0 +1,27 @@
+#!/bin/sh
+# build.sh OUT_BINARY - build the test SCEP CA offline from Debian's Go
+# packages (golang-go, golang-github-micromdm-scep-dev), in GOPATH mode.
+# Everything it writes (GOPATH links, GOCACHE) lives next to OUT_BINARY.
+set -eu
+if [ $# -ne 1 ]; then
+	echo "usage: $0 OUT_BINARY" >&2
+	exit 2
+fi
+out=$1
+case $out in /*) ;; *) out=$(pwd)/$out ;; esac
+src=$(cd "$(dirname "$0")" && pwd)/scepca
+work=$(dirname "$out")/scepca.gopath
+gocode=/usr/share/gocode/src
+if [ ! -d "$gocode/github.com/micromdm/scep" ]; then
+	echo "$0: $gocode/github.com/micromdm/scep missing: apt-get install golang-github-micromdm-scep-dev" >&2
+	exit 1
+fi
+mkdir -p "$work/src/github.com/micromdm/scep" "$work/cache"
+# the library imports itself as github.com/micromdm/scep/v2
+ln -sfn "$gocode/github.com/micromdm/scep" "$work/src/github.com/micromdm/scep/v2"
+ln -sfn "$src" "$work/src/scepca"
+cd "$work/src/scepca"
+GOPATH="$work:/usr/share/gocode" GO111MODULE=off \
+	GOCACHE="$work/cache" GOTOOLCHAIN=local GOPROXY=off CGO_ENABLED=0 \
+	HOME="$work" go build -o "$out.tmp" .
+mv "$out.tmp" "$out"

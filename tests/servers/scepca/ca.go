@@ -1,0 +1,344 @@
+// ca.go - the CA's keys and certificates, issuance, lookup and CRLs.
+//
+// Issued certificates go through the micromdm file depot (serial file,
+// OpenSSL-style index.txt, <CN>.<serial>.pem), so the stock rules hold:
+// a second certificate for the same DN is refused while the old one has
+// more than -allowrenew days left, and the old one is marked revoked when
+// the new one is issued.
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/micromdm/scep/v2/cryptoutil"
+	"github.com/micromdm/scep/v2/depot"
+	filedepot "github.com/micromdm/scep/v2/depot/file"
+)
+
+type keyPair struct {
+	cert *x509.Certificate
+	key  *rsa.PrivateKey
+}
+
+type certAuthority struct {
+	dir        string
+	ca         keyPair
+	raSign     *keyPair // -ra: signs CertReps
+	raEnc      *keyPair // -ra: decrypts requests
+	next       *keyPair // -next-ca: the rollover CA
+	depot      depot.Depot
+	valid      time.Duration // 0: stock 365 days
+	allowRenew int           // days, stock -allowrenew
+	allowEC    bool
+}
+
+func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pem.Encode(f, &pem.Block{Type: typ, Bytes: der})
+}
+
+func readPEM(path, typ string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := pem.Decode(data)
+	if b == nil || b.Type != typ {
+		return nil, fmt.Errorf("%s: no %s PEM block", path, typ)
+	}
+	return b.Bytes, nil
+}
+
+// loadPair reads NAME.pem and NAME.key from the CA dir; ok false if absent.
+func loadPair(dir, name string) (*keyPair, bool, error) {
+	certPath := filepath.Join(dir, name+".pem")
+	if _, err := os.Stat(certPath); errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	der, err := readPEM(certPath, "CERTIFICATE")
+	if err != nil {
+		return nil, false, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, false, err
+	}
+	kder, err := readPEM(filepath.Join(dir, name+".key"), "RSA PRIVATE KEY")
+	if err != nil {
+		return nil, false, err
+	}
+	key, err := x509.ParsePKCS1PrivateKey(kder)
+	if err != nil {
+		return nil, false, err
+	}
+	return &keyPair{cert, key}, true, nil
+}
+
+func savePair(dir, name string, p *keyPair) error {
+	if err := writePEM(filepath.Join(dir, name+".key"), "RSA PRIVATE KEY",
+		x509.MarshalPKCS1PrivateKey(p.key), 0600); err != nil {
+		return err
+	}
+	return writePEM(filepath.Join(dir, name+".pem"), "CERTIFICATE", p.cert.Raw, 0644)
+}
+
+// selfSignedCA loads NAME or makes a new RSA-2048 CA with the scep
+// package's own CA template (depot.NewCACert).
+func selfSignedCA(dir, name, cn string) (*keyPair, error) {
+	if p, ok, err := loadPair(dir, name); ok || err != nil {
+		return p, err
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	der, err := depot.NewCACert(depot.WithCommonName(cn), depot.WithCountry("US"),
+		depot.WithYears(10)).SelfSign(rand.Reader, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	p := &keyPair{cert, key}
+	return p, savePair(dir, name, p)
+}
+
+// raCert loads NAME or issues an RA certificate with the given key usage.
+func (c *certAuthority) raCert(name, cn string, usage x509.KeyUsage, serial int64) (*keyPair, error) {
+	if p, ok, err := loadPair(c.dir, name); ok || err != nil {
+		return p, err
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	ski, err := cryptoutil.GenerateSubjectKeyID(&key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject: pkix.Name{Country: []string{"US"}, Organization: []string{"scep-ca"},
+			OrganizationalUnit: []string{"SCEP RA"}, CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour).UTC(),
+		NotAfter:     time.Now().AddDate(5, 0, 0).UTC(),
+		SubjectKeyId: ski,
+		KeyUsage:     usage,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.ca.cert, &key.PublicKey, c.ca.key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	p := &keyPair{cert, key}
+	return p, savePair(c.dir, name, p)
+}
+
+func newCertAuthority(dir string, ra, next bool) (*certAuthority, error) {
+	c := &certAuthority{dir: dir, allowRenew: 14}
+	ca, err := selfSignedCA(dir, "ca", "scep-agent test CA")
+	if err != nil {
+		return nil, fmt.Errorf("CA: %v", err)
+	}
+	c.ca = *ca
+	if ra {
+		// serials far away from the depot's (which start at 2)
+		if c.raSign, err = c.raCert("ra-sign", "scep-agent test RA (sign)",
+			x509.KeyUsageDigitalSignature, 0x7e01); err != nil {
+			return nil, fmt.Errorf("RA signing certificate: %v", err)
+		}
+		if c.raEnc, err = c.raCert("ra-enc", "scep-agent test RA (encrypt)",
+			x509.KeyUsageKeyEncipherment, 0x7e02); err != nil {
+			return nil, fmt.Errorf("RA encryption certificate: %v", err)
+		}
+	}
+	if next {
+		if c.next, err = selfSignedCA(dir, "next-ca", "scep-agent test CA (next)"); err != nil {
+			return nil, fmt.Errorf("next CA: %v", err)
+		}
+	}
+	if c.depot, err = filedepot.NewFileDepot(dir); err != nil {
+		return nil, fmt.Errorf("depot: %v", err)
+	}
+	return c, nil
+}
+
+// signer is the pair that signs CertReps; decrypter opens requests.
+func (c *certAuthority) signer() *keyPair {
+	if c.raSign != nil {
+		return c.raSign
+	}
+	return &c.ca
+}
+
+func (c *certAuthority) decrypter() *keyPair {
+	if c.raEnc != nil {
+		return c.raEnc
+	}
+	return &c.ca
+}
+
+// caCerts is the GetCACert answer: the CA, then the RA certificates.
+func (c *certAuthority) caCerts() []*x509.Certificate {
+	certs := []*x509.Certificate{c.ca.cert}
+	if c.raSign != nil {
+		certs = append(certs, c.raSign.cert, c.raEnc.cert)
+	}
+	return certs
+}
+
+// signerKind tells who signed a request: "selfsigned", "issued" (by this
+// CA or the next one) or "other".
+func (c *certAuthority) signerKind(cert *x509.Certificate) string {
+	if cert == nil {
+		return "none"
+	}
+	if cert.CheckSignatureFrom(c.ca.cert) == nil {
+		return "issued"
+	}
+	if c.next != nil && cert.CheckSignatureFrom(c.next.cert) == nil {
+		return "issued"
+	}
+	if cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil {
+		return "selfsigned"
+	}
+	return "other"
+}
+
+// issue signs a CSR as depot.Signer.SignCSR does, with the validity in
+// seconds when -valid is given.
+func (c *certAuthority) issue(csr *x509.CertificateRequest) (*x509.Certificate, error) {
+	ski, err := cryptoutil.GenerateSubjectKeyID(csr.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := c.depot.Serial()
+	if err != nil {
+		return nil, err
+	}
+	notAfter := time.Now().AddDate(0, 0, 365)
+	if c.valid > 0 {
+		notAfter = time.Now().Add(c.valid)
+	}
+	sigAlg := csr.SignatureAlgorithm
+	if _, ok := csr.PublicKey.(*rsa.PublicKey); !ok {
+		if !c.allowEC {
+			return nil, errors.New("only RSA requester keys are accepted (start the CA with -allow-ec)")
+		}
+		sigAlg = x509.SHA256WithRSA
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      csr.Subject, // re-encoded: Go's RDN order, as stock
+		// stock: time.Now().Add(-600), i.e. 600 ns
+		NotBefore:          time.Now().Add(-600).UTC(),
+		NotAfter:           notAfter.UTC(),
+		SubjectKeyId:       ski,
+		KeyUsage:           x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:        []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		SignatureAlgorithm: sigAlg,
+		DNSNames:           csr.DNSNames,
+		EmailAddresses:     csr.EmailAddresses,
+		IPAddresses:        csr.IPAddresses,
+		URIs:               csr.URIs,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.ca.cert, csr.PublicKey, c.ca.key)
+	if err != nil {
+		return nil, err
+	}
+	crt, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	name := crt.Subject.CommonName
+	if name == "" {
+		name = string(crt.Signature)
+	}
+	if _, err := c.depot.HasCN(name, c.allowRenew, crt, false); err != nil {
+		return nil, err
+	}
+	if err := c.depot.Put(name, crt); err != nil {
+		return nil, err
+	}
+	return crt, nil
+}
+
+// findBySerial returns the certificate this CA issued with that serial.
+func (c *certAuthority) findBySerial(serial *big.Int) *x509.Certificate {
+	if serial == nil {
+		return nil
+	}
+	files, _ := filepath.Glob(filepath.Join(c.dir, "*.pem"))
+	for _, f := range files {
+		der, err := readPEM(f, "CERTIFICATE")
+		if err != nil {
+			continue
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			continue
+		}
+		if cert.SerialNumber.Cmp(serial) == 0 && cert.CheckSignatureFrom(c.ca.cert) == nil {
+			return cert
+		}
+	}
+	return nil
+}
+
+// crl returns a DER CRL signed by the CA listing the revoked entries of
+// index.txt (certificates replaced by a newer one for the same DN).
+func (c *certAuthority) crl() ([]byte, []string, error) {
+	var revoked []pkix.RevokedCertificate
+	var serials []string
+	f, err := os.Open(filepath.Join(c.dir, "index.txt"))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), "\t")
+		if len(fields) < 4 || fields[0] != "R" {
+			continue
+		}
+		s, ok := new(big.Int).SetString(fields[3], 16)
+		if !ok {
+			continue
+		}
+		when, err := time.Parse("060102150405Z", fields[2])
+		if err != nil {
+			when = time.Now()
+		}
+		revoked = append(revoked, pkix.RevokedCertificate{SerialNumber: s, RevocationTime: when.UTC()})
+		serials = append(serials, strings.ToUpper(fields[3]))
+	}
+	now := time.Now().UTC()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:              big.NewInt(now.Unix()),
+		ThisUpdate:          now,
+		NextUpdate:          now.Add(24 * time.Hour),
+		RevokedCertificates: revoked,
+	}, c.ca.cert, c.ca.key)
+	return der, serials, err
+}

@@ -1,0 +1,157 @@
+// scepca - a test SCEP CA for scep-agent's integration tests, built on
+// Debian's golang-github-micromdm-scep-dev.  See ../README.md.
+package main
+
+import (
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.mozilla.org/pkcs7"
+)
+
+const stockCaps = "Renewal\nSHA-1\nSHA-256\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation"
+
+func die(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "scepca: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+// writeFileAtomic writes via a temporary file and rename, so a reader
+// polling for the file never sees it half written.
+func writeFileAtomic(path, content string) {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0644); err != nil {
+		die("%v", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		die("%v", err)
+	}
+}
+
+func main() {
+	var (
+		dir        = flag.String("dir", "", "CA directory (keys, certificates, depot); created if missing (required)")
+		ipv6       = flag.Bool("6", false, "listen on [::1] instead of 127.0.0.1")
+		port       = flag.Int("port", 0, "TCP port (0: ephemeral)")
+		portFile   = flag.String("port-file", "", "write \"port N\" here once listening")
+		pidFile    = flag.String("pid-file", "", "write the process id here")
+		logFile    = flag.String("log", "", "append one JSON line per request here")
+		challenge  = flag.String("challenge", "", "require this challengePassword")
+		renewNoCh  = flag.Bool("renew-no-challenge", false, "accept requests signed by a valid certificate this CA issued without the challenge")
+		pending    = flag.Int("pending", 0, "reply PENDING N times (the request and the first N-1 polls), then SUCCESS")
+		failName   = flag.String("fail", "", "reply FAILURE to every PKIOperation: badAlg|badMessageCheck|badRequest|badTime|badCertId")
+		failText   = flag.String("fail-text", "", "failInfoText sent with -fail")
+		ra         = flag.Bool("ra", false, "separate RA certificates for signing and encryption (NDES style)")
+		caps       = flag.String("caps", "", "GetCACaps reply; literal \\n separates lines (default: the stock string)")
+		nextCA     = flag.Bool("next-ca", false, "create a rollover CA and answer GetNextCACert")
+		valid      = flag.Int("valid", 0, "validity of issued certificates in seconds (default: stock 365 days)")
+		allowRenew = flag.Int("allowrenew", 14, "stock rule: refuse a DN whose valid certificate has more than N days left (0: never refuse)")
+		allowEC    = flag.Bool("allow-ec", false, "issue certificates for EC keys in the CSR (the pkiMessage signer must still be RSA)")
+		badSig     = flag.Bool("bad-sig", false, "spoil the signature of every CertRep")
+		wrongNonce = flag.Bool("wrong-nonce", false, "send a random recipientNonce")
+		wrongTid   = flag.Bool("wrong-tid", false, "send a different transactionID")
+		wrongType  = flag.Bool("wrong-type", false, "send messageType 19 instead of 3 (CertRep)")
+		html       = flag.Bool("html", false, "answer PKIOperation with an HTML error page")
+		htmlStatus = flag.Int("html-status", 500, "HTTP status of the -html page")
+		replyEnc   = flag.String("reply-cipher", "des", "cipher of the SUCCESS envelope: des (stock)|aes128|aes256|aes128gcm")
+		replyDig   = flag.String("reply-digest", "sha1", "digest of the CertRep signature: sha1 (stock)|sha256")
+	)
+	flag.Parse()
+	if *dir == "" || flag.NArg() != 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	cfg := &config{
+		challenge: *challenge, renewNoChallenge: *renewNoCh, pending: *pending,
+		failText: *failText, replyDigest: *replyDig, badSig: *badSig,
+		wrongNonce: *wrongNonce, wrongTid: *wrongTid, wrongType: *wrongType,
+		html: *html, htmlStatus: *htmlStatus,
+	}
+	if *failName != "" {
+		code, ok := failInfoCodes[*failName]
+		if !ok {
+			die("-fail %q: expected badAlg, badMessageCheck, badRequest, badTime or badCertId", *failName)
+		}
+		cfg.failCode = code
+	}
+	switch *replyEnc {
+	case "des":
+		pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmDESCBC
+	case "aes128":
+		pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES128CBC
+	case "aes256":
+		pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES256CBC
+	case "aes128gcm":
+		pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES128GCM
+	default:
+		die("-reply-cipher %q: expected des, aes128, aes256 or aes128gcm", *replyEnc)
+	}
+	if *replyDig != "sha1" && *replyDig != "sha256" {
+		die("-reply-digest %q: expected sha1 or sha256", *replyDig)
+	}
+	cfg.caps = stockCaps
+	if *caps != "" {
+		cfg.caps = strings.ReplaceAll(*caps, `\n`, "\n")
+	} else if *nextCA {
+		cfg.caps += "\nGetNextCACert"
+	}
+
+	if err := os.MkdirAll(*dir, 0700); err != nil {
+		die("%v", err)
+	}
+	ca, err := newCertAuthority(*dir, *ra, *nextCA)
+	if err != nil {
+		die("%s: %v", *dir, err)
+	}
+	ca.valid = time.Duration(*valid) * time.Second
+	ca.allowRenew = *allowRenew
+	ca.allowEC = *allowEC
+
+	srv := &server{cfg: cfg, ca: ca, pend: map[string]*pendingReq{},
+		done: map[string]*x509.Certificate{}}
+	if *logFile != "" {
+		if srv.log, err = os.OpenFile(*logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0644); err != nil {
+			die("%v", err)
+		}
+	}
+
+	host := "127.0.0.1"
+	if *ipv6 {
+		host = "::1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(*port)))
+	if err != nil {
+		die("listen: %v", err)
+	}
+	bound := ln.Addr().(*net.TCPAddr).Port
+	if *pidFile != "" {
+		writeFileAtomic(*pidFile, fmt.Sprintf("%d\n", os.Getpid()))
+	}
+	if *portFile != "" {
+		writeFileAtomic(*portFile, fmt.Sprintf("port %d\n", bound))
+	}
+	fmt.Printf("port %d\n", bound)
+	os.Stdout.Sync()
+	fmt.Fprintf(os.Stderr, "scepca: CA in %s, listening on %s\n", filepath.Clean(*dir), ln.Addr())
+
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sig
+		hs.Close()
+	}()
+	if err := hs.Serve(ln); err != nil && err != http.ErrServerClosed {
+		die("serve: %v", err)
+	}
+}
