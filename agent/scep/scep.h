@@ -152,6 +152,21 @@ void scep_ca_clear(struct scep_ca *ca);
  */
 int scep_ca_select(struct scep_ca *ca, X509 *user_sign, X509 *user_enc);
 
+/*
+ * Certificates from a GetCACert-style buffer: one DER certificate or a
+ * degenerate PKCS#7 SignedData, DER or PEM (sniffed; servers lie about
+ * Content-Type). *out owns them. SA_EREPLY if nothing usable.
+ */
+int scep_certs_parse(const unsigned char *buf, size_t len, STACK_OF(X509) **out);
+
+/*
+ * Pin a whole GetCACert reply (after scep_ca_select): one certificate must
+ * match pin (see scep_fingerprint_check for the format), and ra_sign and
+ * ra_enc must be that certificate or issued by it (signatures checked).
+ * 0, SA_ECAPIN with a sentence, or SA_EUSAGE for a malformed pin.
+ */
+int scep_ca_check_pin(const struct scep_ca *ca, const char *pin);
+
 /* Fingerprint of a DER certificate with md, as "AB:CD:..". Caller frees. */
 char *scep_fingerprint(X509 *cert, const EVP_MD *md);
 
@@ -190,6 +205,10 @@ int scep_get_ca(scep_client *c, struct scep_ca *out);
  */
 int scep_get_next_ca(scep_client *c, const struct scep_ca *current,
 		     struct scep_ca *out);
+
+/* The verification and parsing half of scep_get_next_ca (for tests). */
+int scep_next_ca_parse(const unsigned char *der, size_t len,
+		       const struct scep_ca *current, struct scep_ca *out);
 
 /* Caps fetched by the client (scep_get_caps called lazily once). */
 unsigned scep_client_caps(scep_client *c);

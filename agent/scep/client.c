@@ -1,0 +1,292 @@
+/*
+ * client.c - crypto initialisation, the client object, and the GetCACaps,
+ * GetCACert, GetNextCACert and PKIOperation round trips.
+ */
+#include "scep_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/provider.h>
+
+#include "sa_err.h"
+#include "sa_log.h"
+
+static int crypto_ready;
+
+/* Load the default and legacy providers into the default context. */
+int scep_crypto_init(void)
+{
+	if (crypto_ready)
+		return SA_OK;
+	if (OSSL_PROVIDER_load(NULL, "default") == NULL)
+		return sa_fail(SA_ECRYPTO, "cannot load OpenSSL's default provider");
+	/* DES-CBC replies need legacy; without it only they fail, so go on */
+	if (OSSL_PROVIDER_load(NULL, "legacy") == NULL) {
+		ERR_clear_error();
+		sa_warn("cannot load OpenSSL's legacy provider: replies encrypted with "
+			"single DES will not be readable");
+	}
+	crypto_ready = 1;
+	return SA_OK;
+}
+
+static void client_opts_free(struct scep_client_opts *o)
+{
+	free((char *)o->http.url);
+	free((char *)o->http.proxy);
+	free((char *)o->http.ca_bundle);
+	free((char *)o->ca_ident);
+}
+
+static int dup_opt(const char *in, const char **out)
+{
+	*out = NULL;
+	if (in == NULL)
+		return 1;
+	*out = strdup(in);
+	return *out != NULL;
+}
+
+/* Create a client; opts are copied. */
+int scep_client_new(const struct scep_client_opts *opts, scep_client **out)
+{
+	scep_client *c;
+	int rc;
+
+	*out = NULL;
+	if ((rc = scep_crypto_init()) != SA_OK)
+		return rc;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	c->opts = *opts;
+	c->opts.http.url = c->opts.http.proxy = c->opts.http.ca_bundle = NULL;
+	c->opts.ca_ident = NULL;
+	if (!dup_opt(opts->http.url, &c->opts.http.url) ||
+	    !dup_opt(opts->http.proxy, &c->opts.http.proxy) ||
+	    !dup_opt(opts->http.ca_bundle, &c->opts.http.ca_bundle) ||
+	    !dup_opt(opts->ca_ident, &c->opts.ca_ident)) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((rc = scep_http_new(&c->opts.http, &c->http)) != SA_OK)
+		goto fail;
+	*out = c;
+	return SA_OK;
+fail:
+	scep_client_free(c);
+	return rc;
+}
+
+/* Free a client (NULL is fine). */
+void scep_client_free(scep_client *c)
+{
+	if (c == NULL)
+		return;
+	scep_http_free(c->http);
+	client_opts_free(&c->opts);
+	free(c);
+}
+
+/* GetCACaps; see scep.h. */
+int scep_get_caps(scep_client *c, unsigned *caps)
+{
+	struct scep_buf b = { 0 };
+	char names[256];
+	int rc;
+
+	*caps = 0;
+	rc = scep_http_get(c->http, "GetCACaps", c->opts.ca_ident, &b);
+	if (rc != SA_OK) {
+		long st = scep_http_last_status(c->http);
+
+		/* a server without GetCACaps is legal: no caps */
+		if (rc == SA_ENET && st >= 400 && st < 600) {
+			sa_verbose("GetCACaps: HTTP %ld; assuming no capabilities", st);
+			c->caps = 0;
+			c->caps_fetched = 1;
+			sa_err_clear();
+			return SA_OK;
+		}
+		return rc;
+	}
+	c->caps = scep_caps_parse((const char *)b.data, b.len);
+	c->caps_fetched = 1;
+	sa_verbose("CA capabilities: %s", scep_caps_str(c->caps, names, sizeof(names)));
+	scep_buf_clear(&b);
+	*caps = c->caps;
+	return SA_OK;
+}
+
+/* The caps, fetched once (0 if the fetch fails). */
+unsigned scep_client_caps(scep_client *c)
+{
+	unsigned caps;
+
+	if (c == NULL)
+		return 0;
+	if (!c->caps_fetched && scep_get_caps(c, &caps) != SA_OK) {
+		sa_verbose("GetCACaps failed (%s); assuming no capabilities", sa_errmsg());
+		c->caps_fetched = 1;
+		c->caps = 0;
+	}
+	return c->caps;
+}
+
+/* GetCACert; see scep.h. */
+int scep_get_ca(scep_client *c, struct scep_ca *out)
+{
+	struct scep_buf b = { 0 };
+	struct scep_ca ca = { 0 };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = scep_http_get(c->http, "GetCACert", c->opts.ca_ident, &b);
+	if (rc != SA_OK)
+		return rc;
+	if (b.content_type &&
+	    strncasecmp(b.content_type, "application/x-x509-ca-cert", 26) != 0 &&
+	    strncasecmp(b.content_type, "application/x-x509-ca-ra-cert", 29) != 0)
+		sa_verbose("GetCACert: unexpected Content-Type %s; sniffing the body",
+			   b.content_type);
+	rc = scep_certs_parse(b.data, b.len, &ca.certs);
+	if (rc != SA_OK)
+		goto out;
+	rc = scep_ca_select(&ca, NULL, NULL);
+	if (rc != SA_OK)
+		goto out;
+	*out = ca;
+	memset(&ca, 0, sizeof(ca));
+out:
+	scep_ca_clear(&ca);
+	scep_buf_clear(&b);
+	return rc;
+}
+
+/*
+ * Verify a GetNextCACert reply (SignedData by the current CA/RA over a
+ * degenerate certificate bag) and extract the new chain.
+ */
+int scep_next_ca_parse(const unsigned char *der, size_t len,
+		       const struct scep_ca *current, struct scep_ca *out)
+{
+	const unsigned char *p = der;
+	CMS_ContentInfo *cms = NULL;
+	BIO *content = NULL;
+	BUF_MEM *bm;
+	struct scep_ca next = { 0 };
+	int rc = SA_EREPLY;
+
+	memset(out, 0, sizeof(*out));
+	if (current == NULL || sk_X509_num(current->certs) == 0)
+		return sa_fail_noossl(SA_EUSAGE,
+			"GetNextCACert needs the current CA certificate to verify the reply");
+	cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+	if (cms == NULL || OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
+		rc = sa_fail(SA_EREPLY, "the GetNextCACert reply is not a PKCS#7 SignedData");
+		goto out;
+	}
+	content = BIO_new(BIO_s_mem());
+	if (content == NULL) {
+		rc = sa_fail(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!CMS_verify(cms, current->certs, NULL, NULL, content,
+			CMS_NO_SIGNER_CERT_VERIFY | CMS_NOINTERN | CMS_BINARY)) {
+		rc = sa_fail(SA_EREPLY, "the GetNextCACert reply is not signed by the current "
+			     "CA/RA certificate; refusing the new CA certificates");
+		goto out;
+	}
+	BIO_get_mem_ptr(content, &bm);
+	rc = scep_certs_parse((unsigned char *)bm->data, bm->length, &next.certs);
+	if (rc != SA_OK)
+		goto out;
+	rc = scep_ca_select(&next, NULL, NULL);
+	if (rc != SA_OK)
+		goto out;
+	*out = next;
+	memset(&next, 0, sizeof(next));
+out:
+	scep_ca_clear(&next);
+	CMS_ContentInfo_free(cms);
+	BIO_free(content);
+	return rc;
+}
+
+/* GetNextCACert; see scep.h. */
+int scep_get_next_ca(scep_client *c, const struct scep_ca *current,
+		     struct scep_ca *out)
+{
+	struct scep_buf b = { 0 };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = scep_http_get(c->http, "GetNextCACert", c->opts.ca_ident, &b);
+	if (rc != SA_OK)
+		return rc;
+	rc = scep_next_ca_parse(b.data, b.len, current, out);
+	scep_buf_clear(&b);
+	return rc;
+}
+
+static char *base64(const unsigned char *der, size_t len)
+{
+	char *s = malloc(4 * ((len + 2) / 3) + 1);
+
+	if (s == NULL)
+		return NULL;
+	EVP_EncodeBlock((unsigned char *)s, der, (int)len);
+	return s;
+}
+
+/* One PKIOperation round trip; see scep.h. */
+int scep_transact(scep_client *c, const struct scep_ca *ca,
+		  const struct scep_request *req, struct scep_reply *out)
+{
+	unsigned char *der = NULL, nonce[SCEP_NONCE_LEN];
+	size_t len = 0;
+	struct scep_buf b = { 0 };
+	char *tid = NULL, *msg = NULL;
+	unsigned caps;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->fail_info = -1;
+	caps = scep_client_caps(c);
+	if ((rc = scep_msg_build(c, ca, req, &der, &len, nonce)) != SA_OK)
+		goto out;
+	if (req->transaction_id)
+		tid = strdup(req->transaction_id);
+	else
+		tid = scep_transaction_id(req->csr ? X509_REQ_get0_pubkey(req->csr) :
+					  X509_get0_pubkey(req->signer_cert));
+	if (tid == NULL) {
+		rc = sa_fail(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((caps & (SCEP_CAP_POST | SCEP_CAP_SCEPSTANDARD)) && !c->opts.http.force_get) {
+		rc = scep_http_post(c->http, "PKIOperation", der, len, &b);
+	} else {
+		if ((msg = base64(der, len)) == NULL) {
+			rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = scep_http_get(c->http, "PKIOperation", msg, &b);
+	}
+	if (rc != SA_OK)
+		goto out;
+	if (b.content_type &&
+	    strncasecmp(b.content_type, "application/x-pki-message", 25) != 0)
+		sa_verbose("PKIOperation: unexpected Content-Type %s; trying to parse anyway",
+			   b.content_type);
+	rc = scep_reply_parse(b.data, b.len, ca, tid, nonce, req->signer_key,
+			      req->signer_cert, out);
+out:
+	OPENSSL_free(der);
+	scep_buf_clear(&b);
+	free(tid);
+	free(msg);
+	return rc;
+}

@@ -1,0 +1,414 @@
+/*
+ * http.c - the HTTP transport of the SCEP core; the only libcurl user.
+ *
+ * One curl easy handle per transport, reused for every request of a run
+ * (keep-alive). Verification of HTTPS peers is on unless the caller sets
+ * insecure explicitly.
+ */
+#include "scep_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "sa_err.h"
+#include "sa_log.h"
+
+struct scep_http {
+	CURL *curl;
+	char *url;
+	char *proxy;
+	char *ca_bundle;
+	int insecure;
+	long connect_timeout;
+	long timeout;
+	size_t max_response;
+	long wait_connect;
+	long last_status;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct sink {
+	struct scep_buf *b;
+	size_t cap;
+	size_t max;
+	int too_big;
+};
+
+static int curl_ready;
+
+static char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Create a transport; see scep.h. */
+int scep_http_new(const struct scep_http_opts *opts, scep_http **out)
+{
+	scep_http *h = NULL;
+	int rc = SA_ENOMEM;
+
+	*out = NULL;
+	if (opts == NULL || opts->url == NULL || opts->url[0] == '\0')
+		return sa_fail_noossl(SA_EUSAGE, "no SCEP server URL given; use -u URL");
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return sa_fail_noossl(SA_EINTERNAL, "libcurl initialisation failed");
+		curl_ready = 1;
+	}
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		goto out;
+	if (strstr(opts->url, "://") == NULL) {
+		if (asprintf(&h->url, "http://%s", opts->url) < 0)
+			h->url = NULL;
+	} else {
+		h->url = strdup(opts->url);
+	}
+	h->proxy = xstrdup(opts->proxy);
+	h->ca_bundle = xstrdup(opts->ca_bundle);
+	if (h->url == NULL || (opts->proxy && !h->proxy) ||
+	    (opts->ca_bundle && !h->ca_bundle))
+		goto out;
+	h->insecure = opts->insecure;
+	h->connect_timeout = opts->connect_timeout > 0 ? opts->connect_timeout : 30;
+	h->timeout = opts->timeout > 0 ? opts->timeout : 120;
+	h->max_response = opts->max_response ? opts->max_response : 8u << 20;
+	h->wait_connect = opts->wait_connect > 0 ? opts->wait_connect : 0;
+	h->curl = curl_easy_init();
+	if (h->curl == NULL) {
+		rc = sa_fail_noossl(SA_EINTERNAL, "cannot create a libcurl handle");
+		goto out;
+	}
+	*out = h;
+	h = NULL;
+	rc = SA_OK;
+out:
+	if (rc == SA_ENOMEM)
+		sa_fail_noossl(rc, "out of memory creating the HTTP transport");
+	scep_http_free(h);
+	return rc;
+}
+
+/* Free a transport (NULL is fine). */
+void scep_http_free(scep_http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->curl)
+		curl_easy_cleanup(h->curl);
+	free(h->url);
+	free(h->proxy);
+	free(h->ca_bundle);
+	free(h);
+}
+
+long scep_http_last_status(const scep_http *h)
+{
+	return h ? h->last_status : 0;
+}
+
+const char *scep_http_url(const scep_http *h)
+{
+	return h ? h->url : "";
+}
+
+/* Free a reply buffer's contents and zero it. */
+void scep_buf_clear(struct scep_buf *b)
+{
+	if (b == NULL)
+		return;
+	free(b->data);
+	free(b->content_type);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Percent-encode everything but RFC 3986 unreserved. Caller frees. */
+char *scep_url_escape(const char *in)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(in);
+	char *out = malloc(3 * n + 1), *p = out;
+
+	if (out == NULL)
+		return NULL;
+	for (; *in; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+			*p++ = (char)c;
+		} else {
+			*p++ = '%';
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 15];
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	size_t n = size * nmemb;
+	struct scep_buf *b = s->b;
+
+	if (b->len + n > s->max) {
+		s->too_big = 1;
+		return 0;
+	}
+	if (b->len + n + 1 > s->cap) {
+		size_t cap = s->cap ? s->cap : 4096;
+		unsigned char *d;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		d = realloc(b->data, cap);
+		if (d == NULL)
+			return 0;
+		b->data = d;
+		s->cap = cap;
+	}
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+static int is_html(const struct scep_buf *b)
+{
+	size_t i = 0;
+
+	if (b->content_type && strncasecmp(b->content_type, "text/html", 9) == 0)
+		return 1;
+	while (i < b->len && isspace(b->data[i]))
+		i++;
+	return b->len - i >= 5 &&
+	       (strncasecmp((char *)b->data + i, "<html", 5) == 0 ||
+		strncasecmp((char *)b->data + i, "<!doc", 5) == 0);
+}
+
+/* The <title> of an HTML page (or the first text) in a small buffer. */
+static void html_summary(const struct scep_buf *b, char *out, size_t len)
+{
+	const char *d = (const char *)b->data, *t, *e;
+	size_t n, i, j = 0;
+
+	out[0] = '\0';
+	if (d == NULL)
+		return;
+	t = strcasestr(d, "<title>");
+	if (t) {
+		t += 7;
+		e = strcasestr(t, "</title>");
+	} else {
+		t = strcasestr(d, "<h1>");
+		if (t)
+			t += 4;
+		e = t ? strcasestr(t, "</h1>") : NULL;
+	}
+	if (t == NULL || e == NULL)
+		return;
+	n = (size_t)(e - t);
+	for (i = 0; i < n && j + 1 < len; i++) {
+		unsigned char c = (unsigned char)t[i];
+
+		if (isspace(c)) {
+			if (j > 0 && out[j - 1] != ' ')
+				out[j++] = ' ';
+		} else if (isprint(c)) {
+			out[j++] = (char)c;
+		}
+	}
+	while (j > 0 && out[j - 1] == ' ')
+		j--;
+	out[j] = '\0';
+}
+
+static int connect_error(CURLcode cc)
+{
+	return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+	       cc == CURLE_COULDNT_RESOLVE_PROXY;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Perform one request on the prepared handle, with the -W retry loop. */
+static int perform(scep_http *h, const char *url, const char *opname,
+		   struct scep_buf *reply)
+{
+	struct sink s = { .b = reply, .max = h->max_response };
+	double start = now_s();
+	CURLcode cc;
+	char *ct = NULL;
+	long status = 0;
+	int rc, attempt = 0;
+
+	curl_easy_setopt(h->curl, CURLOPT_URL, url);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, h->connect_timeout);
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT, h->timeout);
+	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(h->curl, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "scep-agent/" SA_VERSION);
+	if (h->proxy)
+		curl_easy_setopt(h->curl, CURLOPT_PROXY, h->proxy);
+	if (h->ca_bundle)
+		curl_easy_setopt(h->curl, CURLOPT_CAINFO, h->ca_bundle);
+	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, h->insecure ? 0L : 1L);
+	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, h->insecure ? 0L : 2L);
+
+	for (;;) {
+		h->errbuf[0] = '\0';
+		reply->len = 0;
+		s.too_big = 0;
+		attempt++;
+		cc = curl_easy_perform(h->curl);
+		if (cc == CURLE_OK || !connect_error(cc) || h->wait_connect <= 0 ||
+		    now_s() - start >= (double)h->wait_connect)
+			break;
+		sa_verbose("%s: %s; retrying (waiting up to %ld s for connectivity)",
+			   url, h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc),
+			   h->wait_connect);
+		{
+			struct timespec ts = { attempt < 5 ? 1 : 5, 0 };
+
+			if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
+				break;
+		}
+	}
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+	h->last_status = status;
+	if (cc != CURLE_OK) {
+		if (s.too_big)
+			return sa_fail_noossl(SA_EREPLY,
+				"%s reply from %s is larger than %zu bytes; is the URL a SCEP server?",
+				opname, h->url, h->max_response);
+		return sa_fail_noossl(SA_ENET, "%s request to %s failed: %s%s", opname,
+				      h->url, h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc),
+				      connect_error(cc) || cc == CURLE_OPERATION_TIMEDOUT ?
+				      "; is the server running and the URL (-u) right?" :
+				      cc == CURLE_PEER_FAILED_VERIFICATION ||
+				      cc == CURLE_SSL_CACERT_BADFILE ?
+				      "; check the CA bundle for HTTPS" : "");
+	}
+	if (curl_easy_getinfo(h->curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct) {
+		reply->content_type = strdup(ct);
+		if (reply->content_type == NULL)
+			return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	}
+	if (reply->data == NULL) {
+		reply->data = calloc(1, 1);
+		if (reply->data == NULL)
+			return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	}
+	sa_debug("%s: HTTP %ld, %zu bytes, Content-Type %s", opname, status,
+		 reply->len, reply->content_type ? reply->content_type : "(none)");
+	if (status != 200) {
+		char title[160];
+
+		html_summary(reply, title, sizeof(title));
+		rc = sa_fail_noossl(SA_ENET, "%s request to %s failed: HTTP status %ld%s%s%s",
+				    opname, h->url, status, title[0] ? " (" : "", title,
+				    title[0] ? ")" : "");
+		return rc;
+	}
+	if (is_html(reply)) {
+		char title[160];
+
+		html_summary(reply, title, sizeof(title));
+		return sa_fail_noossl(SA_EREPLY,
+			"%s at %s returned an HTML page%s%s%s instead of a SCEP reply; "
+			"check the URL (-u): it must name the SCEP endpoint, not a web page",
+			opname, h->url, title[0] ? " (\"" : "", title, title[0] ? "\")" : "");
+	}
+	return SA_OK;
+}
+
+static char *op_url(const scep_http *h, const char *operation, const char *msg_esc)
+{
+	char *u = NULL;
+	const char *sep = strchr(h->url, '?') ? "&" : "?";
+
+	if (asprintf(&u, "%s%soperation=%s%s%s", h->url, sep, operation,
+		     msg_esc ? "&message=" : "", msg_esc ? msg_esc : "") < 0)
+		return NULL;
+	return u;
+}
+
+/* GET url?operation=OP[&message=MSG]; see scep.h. */
+int scep_http_get(scep_http *h, const char *operation, const char *message,
+		  struct scep_buf *reply)
+{
+	char *esc = NULL, *url = NULL;
+	int rc = SA_ENOMEM;
+
+	memset(reply, 0, sizeof(*reply));
+	if (message && (esc = scep_url_escape(message)) == NULL)
+		goto out;
+	if ((url = op_url(h, operation, esc)) == NULL)
+		goto out;
+	curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+	sa_debug("GET %s", url);
+	rc = perform(h, url, operation, reply);
+	if (rc != SA_OK)
+		scep_buf_clear(reply);
+out:
+	if (rc == SA_ENOMEM)
+		sa_fail_noossl(rc, "out of memory building the %s URL", operation);
+	free(esc);
+	free(url);
+	return rc;
+}
+
+/* POST url?operation=OP with a DER body; see scep.h. */
+int scep_http_post(scep_http *h, const char *operation,
+		   const unsigned char *body, size_t len,
+		   struct scep_buf *reply)
+{
+	struct curl_slist *hdr = NULL, *t;
+	char *url = NULL;
+	int rc = SA_ENOMEM;
+
+	memset(reply, 0, sizeof(*reply));
+	if ((url = op_url(h, operation, NULL)) == NULL)
+		goto out;
+	t = curl_slist_append(NULL, "Content-Type: application/x-pki-message");
+	if (t == NULL)
+		goto out;
+	hdr = t;
+	curl_easy_setopt(h->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, (const char *)body);
+	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdr);
+	sa_debug("POST %s (%zu bytes)", url, len);
+	rc = perform(h, url, operation, reply);
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, NULL);
+	if (rc != SA_OK)
+		scep_buf_clear(reply);
+out:
+	if (rc == SA_ENOMEM)
+		sa_fail_noossl(rc, "out of memory preparing the %s POST", operation);
+	curl_slist_free_all(hdr);
+	free(url);
+	return rc;
+}
