@@ -351,6 +351,35 @@ out:
 	return rc;
 }
 
+/* challengePassword: a PrintableString when possible (what most servers
+ * expect), else a UTF8String. */
+static int add_challenge(X509_REQ *req, const char *pw)
+{
+	ASN1_STRING *str;
+	int ok;
+
+	if (*pw == '\0' || strlen(pw) > 255)
+		return sa_fail(SA_EUSAGE, "the challenge password must have 1 "
+			       "to 255 characters");
+	if (ASN1_PRINTABLE_type((const unsigned char *)pw, -1) !=
+	    V_ASN1_PRINTABLESTRING)
+		ok = X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
+					       MBSTRING_UTF8,
+					       (const unsigned char *)pw, -1);
+	else {
+		str = ASN1_STRING_type_new(V_ASN1_PRINTABLESTRING);
+		ok = str != NULL && ASN1_STRING_set(str, pw, -1) &&
+		     X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
+					       V_ASN1_PRINTABLESTRING,
+					       (const unsigned char *)str, -1);
+		if (str != NULL)
+			OPENSSL_cleanse(str->data, (size_t)str->length);
+		ASN1_STRING_free(str);
+	}
+	return ok ? 0 : sa_fail(SA_ECRYPTO, "cannot add the challenge "
+				"password to the request");
+}
+
 int csr_build(const struct csr_params *p, EVP_PKEY *key, X509_REQ **out)
 {
 	X509_REQ *req = NULL;
@@ -399,18 +428,8 @@ int csr_build(const struct csr_params *p, EVP_PKEY *key, X509_REQ **out)
 		rc = sa_fail(SA_ECRYPTO, "cannot add extensions to the request");
 		goto out;
 	}
-	/* PrintableString when possible (what most servers expect), else UTF-8 */
-	if (p->challenge != NULL &&
-	    !X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
-				       ASN1_PRINTABLE_type((const unsigned char *)
-							   p->challenge, -1) ==
-				       V_ASN1_PRINTABLESTRING ?
-				       V_ASN1_PRINTABLESTRING : MBSTRING_UTF8,
-				       (const unsigned char *)p->challenge, -1)) {
-		rc = sa_fail(SA_EUSAGE, "the challenge password cannot be "
-			     "encoded (empty or longer than 255 characters?)");
+	if (p->challenge != NULL && (rc = add_challenge(req, p->challenge)) < 0)
 		goto out;
-	}
 	if (X509_REQ_sign(req, key, p->md ? p->md : EVP_sha256()) <= 0) {
 		rc = sa_fail(SA_EKEY, "signing the certificate request with "
 			     "the key failed; for a token key, is the key "
