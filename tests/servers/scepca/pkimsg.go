@@ -339,8 +339,8 @@ func degenerate(certs []*x509.Certificate, crls [][]byte) ([]byte, error) {
 		Version          int
 		DigestAlgorithms []pkix.AlgorithmIdentifier `asn1:"set"`
 		ContentInfo      envContentInfo
-		Certificates     asn1.RawValue `asn1:"optional"`
-		CRLs             asn1.RawValue `asn1:"optional"`
+		Certificates     asn1.RawValue   `asn1:"optional"`
+		CRLs             asn1.RawValue   `asn1:"optional"`
 		SignerInfos      []asn1.RawValue `asn1:"set"`
 	}
 	sd := signedData{

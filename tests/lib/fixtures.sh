@@ -1,0 +1,274 @@
+# fixtures.sh - sourced by the shell integration tests (POSIX sh / bash).
+#
+# Environment (meson sets it): SCEP_AGENT (the built scep-agent), SCEPCA
+# (the built test CA), SRCDIR (source root).  Each test gets a private work
+# dir T_WORK (also HOME and the cwd), removed on exit, and every server it
+# starts is stopped by pid on exit.
+#
+# TAP:   t_plan N, t_pass D, t_fail D, t_ok D CMD..., t_is GOT WANT D,
+#        t_like TEXT ERE D, t_grep ERE FILE D, t_no_file PATH D,
+#        t_file PATH D, t_expect_exit CODE CMD..., diag MSG, done_testing
+# CA:    ca_start [scepca flags], ca_restart [flags], ca_stop, ca_log_field
+# Keys:  mkkey FILE [BITS], mkcsr KEY CSR SUBJECT [CHALLENGE]
+# Token: softhsm_new LABEL [PIN] [SOPIN]
+
+set -u
+
+: "${SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${SCEP_AGENT:=scep-agent}"
+: "${SCEPCA:=scepca}"
+export SRCDIR SCEP_AGENT SCEPCA
+
+T_N=0
+T_FAILED=0
+T_PLANNED=
+T_PIDS=
+T_WORK=$(mktemp -d "${TMPDIR:-/tmp}/scep-agent-test.XXXXXX") || exit 99
+mkdir -p "$T_WORK/home"
+HOME=$T_WORK/home
+export HOME
+cd "$T_WORK" || exit 99
+
+t_cleanup() {
+	for p in $T_PIDS; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill "$p" 2>/dev/null
+			wait "$p" 2>/dev/null
+		fi
+	done
+	T_PIDS=
+	cd / && rm -rf "$T_WORK"
+}
+trap t_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- TAP -------------------------------------------------------------------
+
+diag() {
+	printf '%s\n' "$*" | sed 's/^/# /'
+}
+
+t_plan() {
+	T_PLANNED=$1
+	echo "1..$1"
+}
+
+t_pass() {
+	T_N=$((T_N + 1))
+	echo "ok $T_N - $*"
+}
+
+t_fail() {
+	T_N=$((T_N + 1))
+	T_FAILED=$((T_FAILED + 1))
+	echo "not ok $T_N - $*"
+}
+
+# t_ok DESC CMD...: ok if CMD exits 0; its output is kept in T_OUT/T_ERR.
+t_ok() {
+	_d=$1
+	shift
+	if "$@" >"$T_WORK/.out" 2>"$T_WORK/.err"; then
+		t_pass "$_d"
+	else
+		t_fail "$_d (exit $?)"
+		diag "command: $*"
+		t_show_output
+	fi
+}
+
+t_is() {
+	if [ "$1" = "$2" ]; then
+		t_pass "$3"
+	else
+		t_fail "$3"
+		diag "got:  '$1'" "want: '$2'"
+	fi
+}
+
+t_like() {
+	if printf '%s\n' "$1" | grep -Eq -- "$2"; then
+		t_pass "$3"
+	else
+		t_fail "$3"
+		diag "'$1'" "does not match /$2/"
+	fi
+}
+
+t_grep() {
+	if grep -Eq -- "$1" "$2" 2>/dev/null; then
+		t_pass "$3"
+	else
+		t_fail "$3"
+		diag "/$1/ not found in $2:"
+		[ -f "$2" ] && sed 's/^/#   /' "$2" | head -20
+	fi
+}
+
+t_file() {
+	if [ -s "$1" ]; then t_pass "$2"; else t_fail "$2 ($1 missing or empty)"; fi
+}
+
+t_no_file() {
+	if [ -e "$1" ]; then t_fail "$2 ($1 exists)"; else t_pass "$2"; fi
+}
+
+t_show_output() {
+	[ -s "$T_WORK/.out" ] && { diag "stdout:"; head -20 "$T_WORK/.out" | sed 's/^/#   /'; }
+	[ -s "$T_WORK/.err" ] && { diag "stderr:"; head -20 "$T_WORK/.err" | sed 's/^/#   /'; }
+	return 0
+}
+
+# t_expect_exit CODE CMD...: ok if CMD exits with CODE.  Afterwards T_RC
+# is the exit code and T_OUT, T_ERR the files holding stdout and stderr.
+T_OUT=$T_WORK/.out
+T_ERR=$T_WORK/.err
+T_RC=0
+t_expect_exit() {
+	_want=$1
+	shift
+	T_RC=0
+	"$@" >"$T_OUT" 2>"$T_ERR" || T_RC=$?
+	if [ "$T_RC" = "$_want" ]; then
+		t_pass "exit $_want: $(t_short "$@")"
+	else
+		t_fail "exit $_want: $(t_short "$@") (got $T_RC)"
+		t_show_output
+	fi
+}
+
+# command line without the long paths, for test descriptions
+t_short() {
+	printf '%s' "$*" | sed "s#$T_WORK/##g; s#$SCEP_AGENT#scep-agent#g; s#http://127.0.0.1:[0-9]*/scep#URL#g"
+}
+
+# t_require CMD...: skip the whole test when a tool is truly absent.
+t_require() {
+	for _c in "$@"; do
+		if ! command -v "$_c" >/dev/null 2>&1 && [ ! -x "$_c" ]; then
+			echo "1..0 # SKIP $_c not available"
+			exit 0
+		fi
+	done
+}
+
+done_testing() {
+	if [ -z "$T_PLANNED" ]; then
+		echo "1..$T_N"
+	elif [ "$T_PLANNED" != "$T_N" ]; then
+		diag "planned $T_PLANNED tests but ran $T_N"
+		T_FAILED=$((T_FAILED + 1))
+	fi
+	if [ "$T_FAILED" -ne 0 ]; then
+		diag "$T_FAILED of $T_N failed"
+		return 1
+	fi
+	return 0
+}
+
+# --- test CA ---------------------------------------------------------------
+
+T_CA_N=0
+
+# ca_start [scepca flags...]: start a fresh CA in the background.  Exports
+# CA_URL, CA_PID, CA_PORT, CA_DIR, CA_LOG (JSON lines), CA_CERT (PEM).
+# Set CA_DIR before calling to reuse a CA dir (same CA keys).
+ca_start() {
+	T_CA_N=$((T_CA_N + 1))
+	: "${CA_DIR:=$T_WORK/ca$T_CA_N}"
+	: "${CA_LOG:=$T_WORK/ca$T_CA_N.log}"
+	_pf=$T_WORK/ca$T_CA_N.port
+	_pidf=$T_WORK/ca$T_CA_N.pid
+	rm -f "$_pf" "$_pidf"
+	"$SCEPCA" -dir "$CA_DIR" -port-file "$_pf" -pid-file "$_pidf" \
+		-log "$CA_LOG" "$@" >"$T_WORK/ca$T_CA_N.out" 2>"$T_WORK/ca$T_CA_N.err" &
+	CA_PID=$!
+	T_PIDS="$T_PIDS $CA_PID"
+	_i=0
+	while [ ! -s "$_pf" ]; do
+		if ! kill -0 "$CA_PID" 2>/dev/null || [ $_i -ge 100 ]; then
+			echo "Bail out! test CA did not start: $(cat "$T_WORK/ca$T_CA_N.err")"
+			exit 1
+		fi
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	CA_PORT=$(sed -n 's/^port //p' "$_pf")
+	_host=127.0.0.1
+	for _a in "$@"; do [ "$_a" = -6 ] && _host='[::1]'; done
+	CA_URL=http://$_host:$CA_PORT/scep
+	CA_CERT=$CA_DIR/ca.pem
+	export CA_URL CA_PID CA_PORT CA_DIR CA_LOG CA_CERT
+}
+
+# ca_stop: stop the last CA started (by pid) and wait for it.
+ca_stop() {
+	if [ -n "${CA_PID:-}" ] && kill -0 "$CA_PID" 2>/dev/null; then
+		kill "$CA_PID"
+		wait "$CA_PID" 2>/dev/null
+	fi
+	return 0
+}
+
+# ca_restart [flags...]: stop the CA and start it again on the same dir,
+# port and log (PENDING state is lost: it lives in memory).
+ca_restart() {
+	ca_stop
+	_dir=$CA_DIR _log=$CA_LOG _port=$CA_PORT
+	CA_DIR=$_dir CA_LOG=$_log ca_start -port "$_port" "$@"
+}
+
+# ca_new: forget the current CA so the next ca_start makes a new one.
+ca_new() {
+	ca_stop
+	unset CA_DIR CA_LOG CA_URL CA_PID CA_PORT CA_CERT
+}
+
+# ca_log_field N FIELD: the FIELD of the N-th PKIOperation line of CA_LOG
+# (N=-1: the last one), e.g. ca_log_field -1 tid
+ca_log_field() {
+	grep '"op":"PKIOperation"' "$CA_LOG" | if [ "$1" = -1 ]; then tail -n 1; else sed -n "$1p"; fi |
+		sed -n "s/.*\"$2\":\\(\"[^\"]*\"\\|[^,}]*\\).*/\\1/p" | tr -d '"'
+}
+
+# --- keys and requests -------------------------------------------------------
+
+# mkkey FILE [BITS]: an RSA key made now, in the work dir (never committed)
+mkkey() {
+	openssl genrsa -out "$1" "${2:-2048}" 2>/dev/null
+}
+
+# mkcsr KEY CSR SUBJECT [CHALLENGE]: a PKCS#10 request with openssl req.
+# SUBJECT is "/CN=x/O=y" (no escaped slashes); OpenSSL only takes the
+# challengePassword from a config file without -subj, hence the config.
+mkcsr() {
+	{
+		printf '[req]\ndistinguished_name = dn\nprompt = no\n'
+		[ -n "${4:-}" ] && printf 'attributes = attrs\n'
+		printf '[dn]\n'
+		printf '%s\n' "$3" | tr '/' '\n' | sed '/^$/d'
+		[ -n "${4:-}" ] && printf '[attrs]\nchallengePassword = %s\n' "$4"
+	} >"$T_WORK/.req.cnf"
+	openssl req -new -key "$1" -out "$2" -config "$T_WORK/.req.cnf" -sha256 -batch
+	_rc=$?
+	rm -f "$T_WORK/.req.cnf"
+	return $_rc
+}
+
+# --- SoftHSM2 ----------------------------------------------------------------
+
+# softhsm_new LABEL [PIN] [SOPIN]: a fresh token in the work dir.  Exports
+# SOFTHSM2_CONF and P11_MODULE.
+softhsm_new() {
+	SOFTHSM2_CONF=$T_WORK/softhsm2.conf
+	if [ ! -f "$SOFTHSM2_CONF" ]; then
+		mkdir -p "$T_WORK/tokens"
+		printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+			"$T_WORK/tokens" >"$SOFTHSM2_CONF"
+	fi
+	P11_MODULE=/usr/lib/softhsm/libsofthsm2.so
+	export SOFTHSM2_CONF P11_MODULE
+	softhsm2-util --init-token --free --label "$1" --pin "${2:-1234}" \
+		--so-pin "${3:-5678}" >/dev/null
+}

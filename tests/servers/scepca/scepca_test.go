@@ -1,0 +1,260 @@
+// scepca_test.go - self-test of the test CA with a Go SCEP client built
+// from the same packages (run: tests/servers/build.sh -test OUT).
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/micromdm/scep/v2/cryptoutil/x509util"
+	"github.com/micromdm/scep/v2/scep"
+	"go.mozilla.org/pkcs7"
+)
+
+type client struct {
+	t      *testing.T
+	url    string
+	key    *rsa.PrivateKey
+	self   *x509.Certificate
+	caCert []*x509.Certificate
+}
+
+func newTestServer(t *testing.T, cfg *config, ra, next bool) (*httptest.Server, *server) {
+	ca, err := newCertAuthority(t.TempDir(), ra, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.caps == "" {
+		cfg.caps = stockCaps
+	}
+	if cfg.replyDigest == "" {
+		cfg.replyDigest = "sha1"
+	}
+	s := &server{cfg: cfg, ca: ca, pend: map[string]*pendingReq{}, done: map[string]*x509.Certificate{}}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return ts, s
+}
+
+func newClient(t *testing.T, url string) *client {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "self"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	self, _ := x509.ParseCertificate(der)
+	c := &client{t: t, url: url, key: key, self: self}
+	resp, err := http.Get(url + "/scep?operation=GetCACert")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Content-Type") == ctCACert {
+		crt, err := x509.ParseCertificate(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.caCert = []*x509.Certificate{crt}
+	} else if c.caCert, err = scep.CACerts(body); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *client) csr(cn, challenge string) []byte {
+	der, err := x509util.CreateCertificateRequest(rand.Reader, &x509util.CertificateRequest{
+		CertificateRequest: x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}},
+		ChallengePassword:  challenge}, c.key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return der
+}
+
+// request builds a pkiMessage like a SCEP client does.
+func (c *client) request(msgType, tid string, content []byte, signer *x509.Certificate, key *rsa.PrivateKey) []byte {
+	recips := scep.EnciphermentCertsSelector()(c.caCert)
+	if len(recips) == 0 {
+		recips = c.caCert[:1]
+	}
+	e7, err := pkcs7.Encrypt(content, recips)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	sd, _ := pkcs7.NewSignedData(e7)
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	err = sd.AddSigner(signer, key, pkcs7.SignerInfoConfig{ExtraSignedAttributes: []pkcs7.Attribute{
+		{Type: oidTransactionID, Value: tid}, {Type: oidMessageType, Value: msgType},
+		{Type: oidSenderNonce, Value: nonce}}})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out, _ := sd.Finish()
+	return out
+}
+
+type reply struct {
+	p7      *pkcs7.PKCS7
+	status  string
+	info    string
+	text    string
+	content []byte
+}
+
+func (c *client) post(msg []byte) *reply {
+	resp, err := http.Post(c.url+"/scep?operation=PKIOperation", "application/octet-stream", bytes.NewReader(msg))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		c.t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
+	}
+	p7, err := pkcs7.Parse(body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	r := &reply{p7: p7}
+	p7.UnmarshalSignedAttribute(oidPkiStatus, &r.status)
+	p7.UnmarshalSignedAttribute(oidFailInfo, &r.info)
+	p7.UnmarshalSignedAttribute(oidFailInfoText, &r.text)
+	if r.status == stSuccess {
+		env, err := pkcs7.Parse(p7.Content)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if r.content, err = env.Decrypt(c.self, c.key); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return r
+}
+
+func (c *client) enroll(cn, challenge string, mt string) *reply {
+	return c.post(c.request(mt, "tid-"+cn, c.csr(cn, challenge), c.self, c.key))
+}
+
+func TestEnrollStock(t *testing.T) {
+	ts, _ := newTestServer(t, &config{}, false, false)
+	c := newClient(t, ts.URL)
+	r := c.enroll("dev1", "", mtPKCSReq)
+	if r.status != stSuccess {
+		t.Fatalf("status %q %q", r.status, r.text)
+	}
+	certs, err := scep.CACerts(r.content)
+	if err != nil || len(certs) != 1 || certs[0].Subject.CommonName != "dev1" {
+		t.Fatalf("bad cert %v %v", certs, err)
+	}
+	// the stock library must be able to parse the reply too
+	msg, err := scep.ParsePKIMessage(mustPost(t, ts.URL, c.request(mtPKCSReq, "x", c.csr("dev2", ""), c.self, c.key)),
+		scep.WithCACerts(c.caCert))
+	if err != nil || msg.PKIStatus != scep.SUCCESS {
+		t.Fatalf("stock parse: %v", err)
+	}
+	if err := msg.DecryptPKIEnvelope(c.self, c.key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustPost(t *testing.T, url string, msg []byte) []byte {
+	resp, err := http.Post(url+"/scep?operation=PKIOperation", "application/octet-stream", bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b
+}
+
+func TestChallengeAndRenewal(t *testing.T) {
+	ts, _ := newTestServer(t, &config{challenge: "s3cret", renewNoChallenge: true}, false, false)
+	c := newClient(t, ts.URL)
+	if r := c.enroll("a", "", mtPKCSReq); r.status != stFailure || r.info != "2" || r.text == "" {
+		t.Fatalf("no challenge: %+v", r)
+	}
+	if r := c.enroll("a", "wrong", mtPKCSReq); r.status != stFailure || r.text != "the challenge password is wrong" {
+		t.Fatalf("wrong challenge: %+v", r)
+	}
+	r := c.enroll("a", "s3cret", mtPKCSReq)
+	if r.status != stSuccess {
+		t.Fatalf("good challenge: %+v", r)
+	}
+	certs, _ := scep.CACerts(r.content)
+	// renewal signed by the issued certificate, no challenge
+	c2 := newClient(t, ts.URL)
+	rr := c2.post(c2.request(mtRenewalReq, "renew", c2.csr("a", ""), certs[0], c.key))
+	if rr.status != stFailure || rr.info != "2" {
+		// allowrenew 14 days refuses the same DN
+		t.Fatalf("expected the stock same-DN refusal, got %+v", rr)
+	}
+}
+
+func TestPendingPoll(t *testing.T) {
+	ts, s := newTestServer(t, &config{pending: 2}, true, false)
+	s.ca.allowRenew = 0
+	c := newClient(t, ts.URL)
+	if len(c.caCert) != 3 {
+		t.Fatalf("want CA+2 RA certs, got %d", len(c.caCert))
+	}
+	if r := c.enroll("p", "", mtPKCSReq); r.status != stPending {
+		t.Fatalf("want PENDING, got %+v", r)
+	}
+	ias, _ := asn1.Marshal(issuerAndSubject{Issuer: asn1.RawValue{FullBytes: c.caCert[0].RawSubject},
+		Subject: asn1.RawValue{FullBytes: c.self.RawSubject}})
+	if r := c.post(c.request(mtCertPoll, "tid-p", ias, c.self, c.key)); r.status != stPending {
+		t.Fatalf("poll 1: want PENDING, got %+v", r)
+	}
+	r := c.post(c.request(mtCertPoll, "tid-p", ias, c.self, c.key))
+	if r.status != stSuccess {
+		t.Fatalf("poll 2: want SUCCESS, got %+v", r)
+	}
+	certs, _ := scep.CACerts(r.content)
+	// the RA signed the reply
+	if !bytes.Equal(r.p7.GetOnlySigner().Raw, c.caCert[1].Raw) {
+		t.Fatal("reply not signed by the RA signing certificate")
+	}
+	// GetCert by serial, GetCRL
+	gc, _ := asn1.Marshal(issuerAndSerial{Issuer: asn1.RawValue{FullBytes: c.caCert[0].RawSubject}, Serial: certs[0].SerialNumber})
+	r = c.post(c.request(mtGetCert, "gc", gc, c.self, c.key))
+	got, _ := scep.CACerts(r.content)
+	if r.status != stSuccess || len(got) != 1 || !got[0].Equal(certs[0]) {
+		t.Fatalf("GetCert: %+v", r)
+	}
+	r = c.post(c.request(mtGetCRL, "crl", gc, c.self, c.key))
+	p7, err := pkcs7.Parse(r.content)
+	if r.status != stSuccess || err != nil || len(p7.CRLs) != 1 {
+		t.Fatalf("GetCRL: %+v %v", r, err)
+	}
+	if r := c.post(c.request(mtCertPoll, "unknown", ias, c.self, c.key)); r.status != stFailure || r.info != "4" {
+		t.Fatalf("unknown poll: %+v", r)
+	}
+}
+
+func TestFailAndMisbehave(t *testing.T) {
+	ts, _ := newTestServer(t, &config{failCode: "3", failText: "clock skew"}, false, false)
+	c := newClient(t, ts.URL)
+	if r := c.enroll("f", "", mtPKCSReq); r.status != stFailure || r.info != "3" || r.text != "clock skew" {
+		t.Fatalf("fail: %+v", r)
+	}
+	ts, _ = newTestServer(t, &config{badSig: true}, false, false)
+	c = newClient(t, ts.URL)
+	r := c.enroll("b", "", mtPKCSReq)
+	if r.p7.Verify() == nil {
+		t.Fatal("bad-sig reply verifies")
+	}
+}
