@@ -358,7 +358,7 @@ func (s *server) enroll(req *pkiRequest, data []byte, e *logEntry, o *repOptions
 	}
 	s.done[req.tid] = crt
 	e.Serial = fmt.Sprintf("%X", crt.SerialNumber)
-	if s.stockPath() {
+	if s.stockPath() && req.recipErr == nil {
 		if out, err := stockSuccess(data, s.ca.decrypter(), s.ca.signer(), crt); err == nil {
 			e.Status = "SUCCESS"
 			return out, nil
