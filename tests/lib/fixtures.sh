@@ -272,3 +272,37 @@ softhsm_new() {
 	softhsm2-util --init-token --free --label "$1" --pin "${2:-1234}" \
 		--so-pin "${3:-5678}" >/dev/null
 }
+
+# --- certificates ------------------------------------------------------------
+
+# sa ARGS...: run the scep-agent under test
+sa() {
+	"$SCEP_AGENT" "$@"
+}
+
+# pub_of FILE: the public key (PEM) of a certificate, key or CSR
+pub_of() {
+	openssl x509 -in "$1" -noout -pubkey 2>/dev/null ||
+		openssl pkey -in "$1" -pubout 2>/dev/null ||
+		openssl req -in "$1" -noout -pubkey 2>/dev/null
+}
+
+# cert_has_key CERT KEY: 0 if the certificate's public key is KEY's
+cert_has_key() {
+	[ -s "$1" ] && [ "$(pub_of "$1")" = "$(openssl pkey -in "$2" -pubout 2>/dev/null)" ]
+}
+
+# fingerprint CERT [DIGEST]: "AB:CD:..." as sscep prints it
+fingerprint() {
+	openssl x509 -in "$1" -noout -fingerprint -"${2:-sha256}" | sed 's/.*=//'
+}
+
+# serial_of CERT: decimal serial number
+serial_of() {
+	printf '%d\n' "0x$(openssl x509 -in "$1" -noout -serial | sed 's/.*=//')"
+}
+
+# ca_verify CACERT CERT: the certificate chains to the CA
+ca_verify() {
+	openssl verify -CAfile "$1" "$2" >/dev/null 2>&1
+}
