@@ -1,0 +1,94 @@
+#!/bin/bash
+# server suite: getcaps, getca (single CA, CA/RA chain, -i, -F display and
+# pinning), getnextca, IPv6, server down.
+. "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
+
+ca_start -log "$T_WORK/ca.log"
+
+# getcaps
+t_expect_exit 0 sa getcaps -u "$CA_URL"
+t_grep 'POSTPKIOperation' "$T_OUT" "getcaps prints the capabilities"
+t_grep '"op":"GetCACaps"' "$CA_LOG" "getcaps sent GetCACaps"
+
+# getca: one DER certificate, written to -c
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
+t_ok "getca wrote the CA certificate" cmp <(openssl x509 -in ca.crt -outform DER) \
+	<(openssl x509 -in "$CA_CERT" -outform DER)
+t_no_file ca.crt-0 "a single CA certificate is not suffixed"
+
+# -F as a display algorithm
+fp256=$(fingerprint "$CA_CERT" sha256)
+fp1=$(fingerprint "$CA_CERT" sha1)
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca2.crt -F sha256
+t_grep "$fp256" "$T_OUT" "getca -F sha256 prints the SHA-256 fingerprint"
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca3.crt -F sha1
+t_grep "$fp1" "$T_OUT" "getca -F sha1 prints the SHA-1 fingerprint"
+
+# -F as a pin: right (with and without colons), wrong
+t_expect_exit 0 sa getca -u "$CA_URL" -c pinned.crt -F "$fp256"
+t_file pinned.crt "pinned getca wrote the certificate"
+t_expect_exit 0 sa getca -u "$CA_URL" -c pinned2.crt -F "$(printf '%s' "$fp256" | tr -d :)"
+wrong=$(printf '%s' "$fp256" | sed 's/^../00/; s/^00:00/11:00/')
+[ "$wrong" = "$fp256" ] && wrong=$(printf '%s' "$fp256" | sed 's/^../FF/')
+t_expect_exit 6 sa getca -u "$CA_URL" -c wrong.crt -F "$wrong"
+t_grep 'pinned' "$T_ERR" "wrong pin: the message names the pinned fingerprint"
+t_grep "$fp256" "$T_ERR" "wrong pin: the message names the CA's real fingerprint"
+t_no_file wrong.crt "wrong pin: no CA certificate written"
+t_no_file wrong.crt-0 "wrong pin: no CA chain written"
+
+# -i CA identifier goes in message=
+t_expect_exit 0 sa getca -u "$CA_URL" -c ident.crt -i myca
+t_file ident.crt "getca -i works"
+
+# GetNextCACert without a rollover CA: a clear error, no file
+t_expect_exit 5 sa getnextca -u "$CA_URL" -c ca.crt -w next.crt
+t_no_file next.crt "getnextca without a next CA writes nothing"
+
+ca_new
+
+# CA/RA chain (NDES style): ca.crt-0, -1, -2
+ca_start -ra -next-ca
+t_expect_exit 0 sa getca -u "$CA_URL" -c chain.crt
+for i in 0 1 2; do
+	t_file "chain.crt-$i" "chain certificate $i written"
+done
+t_no_file chain.crt-3 "exactly three certificates"
+t_like "$(for i in 0 1 2; do openssl x509 -in chain.crt-$i -noout -subject; done | tr '\n' ' ')" \
+	'test CA.*RA \(sign\).*RA \(encrypt\)' "chain written in reply order"
+t_ok "RA signing certificate chains to the CA" ca_verify chain.crt-0 chain.crt-1
+# pin the CA of a chain
+t_expect_exit 0 sa getca -u "$CA_URL" -c pchain.crt -F "$(fingerprint "$CA_DIR/ca.pem")"
+t_file pchain.crt-2 "pinned chain written"
+t_expect_exit 6 sa getca -u "$CA_URL" -c wchain.crt -F "$(fingerprint chain.crt-1 | sed 's/^../00/')"
+t_no_file wchain.crt-0 "wrong pin on a chain: nothing written"
+
+# getnextca: signed by the current RA, new CA inside
+t_grep 'GetNextCACert' <(sa getcaps -u "$CA_URL") "caps advertise GetNextCACert"
+t_expect_exit 0 sa getnextca -u "$CA_URL" -c chain.crt -w next.crt
+nextfile=next.crt
+[ -s next.crt ] || nextfile=next.crt-0
+t_ok "getnextca wrote the rollover CA" cmp <(openssl x509 -in "$nextfile" -outform DER) \
+	<(openssl x509 -in "$CA_DIR/next-ca.pem" -outform DER)
+t_grep '"op":"GetNextCACert"' "$CA_LOG" "GetNextCACert was sent"
+ca_new
+
+# getnextca reply signed by a CA we do not trust: refused
+ca_start -next-ca
+t_expect_exit 6 sa getnextca -u "$CA_URL" -c ca.crt -w bad-next.crt
+t_no_file bad-next.crt "getnextca signed by another CA: nothing written"
+ca_new
+
+# IPv6 loopback
+ca_start -6
+t_expect_exit 0 sa getca -u "$CA_URL" -c v6.crt
+t_file v6.crt "getca over [::1]"
+
+# server down
+port=$CA_PORT
+ca_stop
+t_expect_exit 5 sa getca -u "http://127.0.0.1:$port/scep" -c down.crt
+t_grep "127.0.0.1:$port" "$T_ERR" "server down: the message names the URL"
+t_no_file down.crt "server down: nothing written"
+t_expect_exit 5 sa getcaps -u "http://127.0.0.1:$port/scep"
+
+done_testing
