@@ -1,0 +1,93 @@
+/*
+ * agent.h - the program: operations, effective options, shared helpers.
+ *
+ * Every operation returns 0 or a negative SA_E* code (an error, message
+ * recorded with sa_fail()); a CA's verdict is put in *result as an exit
+ * code (SA_EXIT_OK, SA_EXIT_PENDING, SA_EXIT_FAILURE). Only main.c turns
+ * errors into exit codes and calls exit().
+ */
+#ifndef AGENT_H
+#define AGENT_H
+
+#include <stdio.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "conf.h"
+#include "p11.h"
+#include "scep.h"
+
+enum agent_op {
+	OP_NONE = 0,
+	OP_GETCAPS, OP_GETCA, OP_GETNEXTCA, OP_ENROLL, OP_GETCERT, OP_GETCRL,
+	OP_MKREQUEST, OP_LIST_TOKENS, OP_LIST_OBJECTS,
+};
+
+enum agent_renew_mode {
+	RENEW_AUTO = 0,   /* RenewalReq if the CA offers Renewal, else PKCSReq */
+	RENEW_RENEWALREQ, /* always RenewalReq */
+	RENEW_PKCSREQ,    /* PKCSReq signed by the old key and certificate */
+};
+
+/* Effective options: the configuration file with the command line over it. */
+struct agent_opts {
+	enum agent_op op;
+	const char *op_name;
+	const char *conf_path;       /* -f */
+	struct conf_settings s;      /* effective values (see conf.h) */
+	/* derived from s */
+	int cipher;                  /* enum scep_cipher */
+	int digest;                  /* enum scep_digest */
+	const EVP_MD *fp_md;         /* fingerprint display digest */
+	const char *fp_pin;          /* pinned fingerprint, or NULL */
+	int renew_mode;              /* enum agent_renew_mode */
+	const char *arg;             /* positional argument (list-objects URI) */
+	struct p11_open_opts p11;    /* custody options (strings borrowed from s) */
+};
+
+/*
+ * Parse argv (argv[0] the program, argv[1] the operation), load the
+ * configuration file (-f) and merge the options over it. SA_EUSAGE with a
+ * sentence. *help set when --help/--version was handled (nothing to do).
+ */
+int agent_opts_parse(int argc, char **argv, struct agent_opts *o, int *help);
+void agent_opts_free(struct agent_opts *o);
+void agent_usage(FILE *fp);
+
+/* Operations (ops_*.c). */
+int op_getcaps(const struct agent_opts *o, int *result);
+int op_getca(const struct agent_opts *o, int *result);
+int op_getnextca(const struct agent_opts *o, int *result);
+int op_enroll(const struct agent_opts *o, int *result);
+int op_getcert(const struct agent_opts *o, int *result);
+int op_getcrl(const struct agent_opts *o, int *result);
+int op_mkrequest(const struct agent_opts *o, int *result);
+int op_list_tokens(const struct agent_opts *o, int *result);
+int op_list_objects(const struct agent_opts *o, int *result);
+
+/* Shared helpers (ops_common.c). */
+
+/* A SCEP client from the options (-u, -p, -i, -E, -S, HTTPS, timeouts). */
+int agent_client_new(const struct agent_opts *o, scep_client **out);
+
+/*
+ * The CA certificates of -c (or its -0, -1 ... files), -e as encryption
+ * certificate, roles selected as sscep does; checked against a pinned
+ * fingerprint (-F) if one is given.
+ */
+int agent_ca_load(const struct agent_opts *o, struct scep_ca *ca);
+
+/* Print one certificate as sscep does (subject, issuer, usage, fingerprint). */
+void agent_print_cert(const struct agent_opts *o, X509 *cert);
+
+/* "result" lines go to stdout with the program name, like sscep. */
+void agent_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Serial number of cert in decimal (and hex). Caller frees. */
+char *agent_serial_str(X509 *cert);
+
+/* Parse a serial number (decimal, or hex with 0x). get1. */
+int agent_serial_parse(const char *s, ASN1_INTEGER **out);
+
+#endif

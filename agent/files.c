@@ -1,0 +1,332 @@
+/*
+ * files.c - reading and writing certificates, CRLs, requests and keys.
+ */
+#include "files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "sa_err.h"
+#include "sa_log.h"
+
+int files_exist(const char *path)
+{
+	struct stat st;
+
+	return path != NULL && stat(path, &st) == 0;
+}
+
+int files_write_atomic(const char *path, const void *data, size_t len,
+		       mode_t mode, int excl)
+{
+	char *tmp = NULL;
+	const char *p = data;
+	int fd = -1, rc;
+
+	if (excl && files_exist(path)) {
+		rc = sa_fail_noossl(SA_EEXIST, "%s already exists; not "
+				    "overwriting it (remove it or choose "
+				    "another name)", path);
+		goto out;
+	}
+	if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0) {
+		tmp = NULL;
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		rc = sa_fail_noossl(SA_EIO, "cannot create a file next to %s: "
+				    "%s", path, strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	if (fchmod(fd, mode) != 0) {
+		rc = sa_fail_noossl(SA_EIO, "cannot set the mode of %s: %s",
+				    tmp, strerror(errno));
+		goto out;
+	}
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = sa_fail_noossl(SA_EIO, "cannot write %s: %s", path,
+					    strerror(errno));
+			goto out;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0) {
+		fd = -1;
+		rc = sa_fail_noossl(SA_EIO, "cannot write %s: %s", path,
+				    strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (excl) {
+		/* link() fails if path appeared meanwhile: no overwrite race */
+		if (link(tmp, path) != 0) {
+			rc = sa_fail_noossl(errno == EEXIST ? SA_EEXIST : SA_EIO,
+					    "cannot create %s: %s", path,
+					    strerror(errno));
+			goto out;
+		}
+		unlink(tmp);
+	} else if (rename(tmp, path) != 0) {
+		rc = sa_fail_noossl(SA_EIO, "cannot rename %s to %s: %s", tmp,
+				    path, strerror(errno));
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp != NULL) {
+		unlink(tmp);
+		free(tmp);
+	}
+	return rc;
+}
+
+/* Write whatever was put into a memory BIO. */
+static int write_bio(const char *path, BIO *b, mode_t mode, int excl)
+{
+	char *data;
+	long len = BIO_get_mem_data(b, &data);
+
+	if (len < 0)
+		return sa_fail(SA_EINTERNAL, "cannot encode %s", path);
+	return files_write_atomic(path, data, (size_t)len, mode, excl);
+}
+
+int files_write_certs(const char *path, STACK_OF(X509) *certs)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int i, rc;
+
+	if (b == NULL)
+		return sa_fail(SA_ENOMEM, "out of memory");
+	for (i = 0; i < sk_X509_num(certs); i++)
+		if (!PEM_write_bio_X509(b, sk_X509_value(certs, i))) {
+			rc = sa_fail(SA_ECRYPTO, "cannot encode a certificate "
+				     "for %s", path);
+			goto out;
+		}
+	rc = write_bio(path, b, 0644, 0);
+out:
+	BIO_free(b);
+	return rc;
+}
+
+int files_write_cert(const char *path, X509 *cert)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int rc;
+
+	if (b == NULL || !PEM_write_bio_X509(b, cert))
+		rc = sa_fail(SA_ECRYPTO, "cannot encode the certificate for %s",
+			     path);
+	else
+		rc = write_bio(path, b, 0644, 0);
+	BIO_free(b);
+	return rc;
+}
+
+int files_write_crl(const char *path, X509_CRL *crl)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int rc;
+
+	if (b == NULL || !PEM_write_bio_X509_CRL(b, crl))
+		rc = sa_fail(SA_ECRYPTO, "cannot encode the CRL for %s", path);
+	else
+		rc = write_bio(path, b, 0644, 0);
+	BIO_free(b);
+	return rc;
+}
+
+int files_write_csr(const char *path, X509_REQ *req)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int rc;
+
+	if (b == NULL || !PEM_write_bio_X509_REQ(b, req))
+		rc = sa_fail(SA_ECRYPTO, "cannot encode the request for %s",
+			     path);
+	else
+		rc = write_bio(path, b, 0644, 0);
+	BIO_free(b);
+	return rc;
+}
+
+int files_write_key(const char *path, EVP_PKEY *key)
+{
+	BIO *b = BIO_new(BIO_s_secmem());
+	int rc;
+
+	if (b == NULL)
+		b = BIO_new(BIO_s_mem());
+	if (b == NULL ||
+	    !PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL))
+		rc = sa_fail(SA_ECRYPTO, "cannot encode the private key for %s",
+			     path);
+	else
+		rc = write_bio(path, b, 0600, 1);
+	BIO_free(b);
+	return rc;
+}
+
+/* Read a whole file into a memory BIO. */
+static int read_bio(const char *path, BIO **out)
+{
+	*out = BIO_new_file(path, "rb");
+	if (*out == NULL)
+		return sa_fail_noossl(SA_EIO, "cannot read %s: %s", path,
+				      strerror(errno ? errno : ENOENT));
+	return 0;
+}
+
+int files_read_certs(const char *path, STACK_OF(X509) **out)
+{
+	STACK_OF(X509) *sk = NULL;
+	BIO *b = NULL;
+	X509 *x = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = read_bio(path, &b)) < 0)
+		return rc;
+	sk = sk_X509_new_null();
+	if (sk == NULL) {
+		rc = sa_fail(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (!sk_X509_push(sk, x)) {
+			X509_free(x);
+			rc = sa_fail(SA_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (sk_X509_num(sk) == 0) {
+		ERR_clear_error();
+		BIO_reset(b);
+		x = d2i_X509_bio(b, NULL);
+		if (x == NULL || !sk_X509_push(sk, x)) {
+			X509_free(x);
+			rc = sa_fail(SA_EIO, "%s holds no certificate (PEM or "
+				     "DER)", path);
+			goto out;
+		}
+	}
+	ERR_clear_error();
+	*out = sk;
+	sk = NULL;
+	rc = 0;
+out:
+	sk_X509_pop_free(sk, X509_free);
+	BIO_free(b);
+	return rc;
+}
+
+int files_read_cert(const char *path, X509 **out)
+{
+	STACK_OF(X509) *sk = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = files_read_certs(path, &sk);
+	if (rc < 0)
+		return rc;
+	*out = sk_X509_shift(sk);
+	sk_X509_pop_free(sk, X509_free);
+	return 0;
+}
+
+int files_read_csr(const char *path, X509_REQ **out)
+{
+	X509_REQ *req;
+	BIO *b = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = read_bio(path, &b)) < 0)
+		return rc;
+	req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+	if (req == NULL) {
+		ERR_clear_error();
+		BIO_reset(b);
+		req = d2i_X509_REQ_bio(b, NULL);
+	}
+	BIO_free(b);
+	if (req == NULL)
+		return sa_fail(SA_EIO, "%s holds no certificate request (PEM "
+			       "or DER PKCS#10)", path);
+	*out = req;
+	return 0;
+}
+
+int files_load_ca(const char *path, STACK_OF(X509) **out)
+{
+	STACK_OF(X509) *all = NULL, *one = NULL;
+	char *name = NULL;
+	int i, rc;
+
+	*out = NULL;
+	if (files_exist(path))
+		return files_read_certs(path, out);
+	all = sk_X509_new_null();
+	if (all == NULL)
+		return sa_fail(SA_ENOMEM, "out of memory");
+	for (i = 0; i < 100; i++) {
+		free(name);
+		if (asprintf(&name, "%s-%d", path, i) < 0) {
+			name = NULL;
+			rc = sa_fail(SA_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (!files_exist(name))
+			break;
+		rc = files_read_certs(name, &one);
+		if (rc < 0)
+			goto out;
+		while (sk_X509_num(one) > 0)
+			if (!sk_X509_push(all, sk_X509_shift(one))) {
+				rc = sa_fail(SA_ENOMEM, "out of memory");
+				goto out;
+			}
+		sk_X509_free(one);
+		one = NULL;
+	}
+	if (sk_X509_num(all) == 0) {
+		rc = sa_fail_noossl(SA_EIO, "no CA certificate: neither %s nor "
+				    "%s-0 exists; run getca first", path, path);
+		goto out;
+	}
+	sa_verbose("loaded %d CA certificate(s) from %s-0..%s-%d",
+		   sk_X509_num(all), path, path, i - 1);
+	*out = all;
+	all = NULL;
+	rc = 0;
+out:
+	free(name);
+	sk_X509_pop_free(one, X509_free);
+	sk_X509_pop_free(all, X509_free);
+	return rc;
+}

@@ -1,0 +1,49 @@
+/*
+ * files.h - certificates, CRLs, requests and keys on disk: PEM or DER in,
+ * PEM out, written atomically (temporary file + rename).
+ */
+#ifndef FILES_H
+#define FILES_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/*
+ * Write data to path atomically: a temporary file in the same directory
+ * with mode, fsync, rename over path. With excl, an existing path is
+ * SA_EEXIST. 0 or SA_EIO with a sentence.
+ */
+int files_write_atomic(const char *path, const void *data, size_t len,
+		       mode_t mode, int excl);
+
+/* PEM, atomic, 0644. */
+int files_write_cert(const char *path, X509 *cert);
+int files_write_certs(const char *path, STACK_OF(X509) *certs);
+int files_write_crl(const char *path, X509_CRL *crl);
+int files_write_csr(const char *path, X509_REQ *req);
+
+/* Unencrypted PKCS#8 PEM, 0600, never overwriting an existing file. */
+int files_write_key(const char *path, EVP_PKEY *key);
+
+/* All certificates of a PEM file (one or more) or one DER certificate. */
+int files_read_certs(const char *path, STACK_OF(X509) **out);
+
+/* The first certificate of a file. get1. */
+int files_read_cert(const char *path, X509 **out);
+
+/* A PKCS#10 request, PEM or DER. get1. */
+int files_read_csr(const char *path, X509_REQ **out);
+
+/*
+ * sscep's CA file selection: path itself if it exists, else path-0,
+ * path-1, ... as getca wrote them. All certificates found, in order.
+ */
+int files_load_ca(const char *path, STACK_OF(X509) **out);
+
+/* Does path exist? */
+int files_exist(const char *path);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * main.c - scep-agent's entry point: the only place that turns error codes
+ * into exit codes and the only place that calls exit().
+ */
+#include "agent.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "sa_err.h"
+#include "sa_log.h"
+
+const char *agent_progname = "scep-agent";
+
+static int run(const struct agent_opts *o, int *result)
+{
+	switch (o->op) {
+	case OP_GETCAPS: return op_getcaps(o, result);
+	case OP_GETCA: return op_getca(o, result);
+	case OP_GETNEXTCA: return op_getnextca(o, result);
+	case OP_ENROLL: return op_enroll(o, result);
+	case OP_GETCERT: return op_getcert(o, result);
+	case OP_GETCRL: return op_getcrl(o, result);
+	case OP_MKREQUEST: return op_mkrequest(o, result);
+	case OP_LIST_TOKENS: return op_list_tokens(o, result);
+	case OP_LIST_OBJECTS: return op_list_objects(o, result);
+	case OP_NONE: break;
+	}
+	return sa_fail_noossl(SA_EUSAGE, "no operation");
+}
+
+int main(int argc, char **argv)
+{
+	struct agent_opts o;
+	int rc, help = 0, result = SA_EXIT_OK;
+
+	sa_log_init(agent_progname, SA_LOG_INFO, 0);
+	rc = agent_opts_parse(argc, argv, &o, &help);
+	if (rc == 0 && !help) {
+		rc = scep_crypto_init();
+		if (rc == 0)
+			rc = run(&o, &result);
+	}
+	if (rc < 0) {
+		sa_err("%s", *sa_errmsg() ? sa_errmsg() : sa_strerror(rc));
+		result = sa_exit_code(rc);
+	}
+	agent_opts_free(&o);
+	exit(result);
+}

@@ -1,0 +1,183 @@
+/*
+ * ops_common.c - helpers shared by the operations: the SCEP client from
+ * the options, CA certificate loading and pinning, sscep-style printing.
+ */
+#include "agent.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/x509v3.h>
+
+#include "csr.h"
+#include "files.h"
+#include "sa_err.h"
+#include "sa_log.h"
+
+extern const char *agent_progname;
+
+void agent_out(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s: ", agent_progname);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+int agent_client_new(const struct agent_opts *o, scep_client **out)
+{
+	const struct conf_settings *s = &o->s;
+	struct scep_client_opts co;
+
+	*out = NULL;
+	if (s->url == NULL || *s->url == '\0')
+		return sa_fail_noossl(SA_EUSAGE, "%s needs the SCEP server URL: "
+				      "-u URL or URL in the configuration "
+				      "file", o->op_name);
+	memset(&co, 0, sizeof(co));
+	co.http.url = s->url;
+	co.http.proxy = s->proxy;
+	co.http.ca_bundle = s->ca_bundle;
+	co.http.insecure = s->insecure == 1;
+	co.http.timeout = s->timeout > 0 ? s->timeout : 0;
+	co.http.wait_connect = s->wait_connect > 0 ? s->wait_connect : 0;
+	co.http.force_get = s->force_get == 1;
+	co.ca_ident = s->ca_ident;
+	co.cipher = o->cipher;
+	co.digest = o->digest;
+	if (co.http.insecure)
+		sa_warn("--insecure: the HTTPS server's certificate is not "
+			"checked");
+	return scep_client_new(&co, out);
+}
+
+int agent_ca_load(const struct agent_opts *o, struct scep_ca *ca)
+{
+	const struct conf_settings *s = &o->s;
+	X509 *enc = NULL;
+	int rc;
+
+	memset(ca, 0, sizeof(*ca));
+	if (s->ca_cert_file == NULL)
+		return sa_fail_noossl(SA_EUSAGE, "%s needs the CA certificate: "
+				      "-c FILE (as written by getca) or "
+				      "CACertFile", o->op_name);
+	rc = files_load_ca(s->ca_cert_file, &ca->certs);
+	if (rc < 0)
+		goto out;
+	if (s->enc_cert_file != NULL) {
+		rc = files_read_cert(s->enc_cert_file, &enc);
+		if (rc < 0)
+			goto out;
+	}
+	rc = scep_ca_select(ca, NULL, enc);
+	if (rc < 0)
+		goto out;
+	if (o->fp_pin != NULL) {
+		rc = scep_ca_check_pin(ca, o->fp_pin);
+		if (rc < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	X509_free(enc);
+	if (rc < 0)
+		scep_ca_clear(ca);
+	return rc;
+}
+
+static void usage_str(X509 *cert, char *buf, size_t len)
+{
+	static const struct { uint32_t bit; const char *name; } ku[] = {
+		{ KU_DIGITAL_SIGNATURE, "Digital Signature" },
+		{ KU_NON_REPUDIATION, "Non Repudiation" },
+		{ KU_KEY_ENCIPHERMENT, "Key Encipherment" },
+		{ KU_DATA_ENCIPHERMENT, "Data Encipherment" },
+		{ KU_KEY_AGREEMENT, "Key Agreement" },
+		{ KU_KEY_CERT_SIGN, "Certificate Sign" },
+		{ KU_CRL_SIGN, "CRL Sign" },
+		{ KU_ENCIPHER_ONLY, "Encipher Only" },
+		{ KU_DECIPHER_ONLY, "Decipher Only" },
+	};
+	uint32_t bits = X509_get_key_usage(cert);
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	if (bits == UINT32_MAX) {
+		snprintf(buf, len, "not set");
+		return;
+	}
+	for (i = 0; i < sizeof(ku) / sizeof(ku[0]); i++)
+		if (bits & ku[i].bit)
+			n += (size_t)snprintf(buf + n, n < len ? len - n : 0,
+					      "%s%s", n ? ", " : "", ku[i].name);
+}
+
+void agent_print_cert(const struct agent_opts *o, X509 *cert)
+{
+	char *subj = csr_name_oneline(X509_get_subject_name(cert));
+	char *iss = csr_name_oneline(X509_get_issuer_name(cert));
+	char *fp = scep_fingerprint(cert, o->fp_md);
+	char usage[256];
+	char mdname[32];
+	size_t i;
+
+	usage_str(cert, usage, sizeof(usage));
+	snprintf(mdname, sizeof(mdname), "%s", EVP_MD_get0_name(o->fp_md));
+	for (i = 0; mdname[i]; i++)
+		if (mdname[i] >= 'a' && mdname[i] <= 'z')
+			mdname[i] = (char)(mdname[i] - 'a' + 'A');
+	agent_out("found certificate with");
+	printf("  subject: %s\n  issuer: %s\n  usage: %s\n  %s fingerprint: %s\n",
+	       subj ? subj : "?", iss ? iss : "?", usage, mdname,
+	       fp ? fp : "?");
+	fflush(stdout);
+	free(subj);
+	free(iss);
+	free(fp);
+}
+
+char *agent_serial_str(X509 *cert)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *dec = bn ? BN_bn2dec(bn) : NULL, *hex = bn ? BN_bn2hex(bn) : NULL;
+	char *r = NULL;
+
+	if (dec != NULL && hex != NULL && asprintf(&r, "%s (0x%s)", dec, hex) < 0)
+		r = NULL;
+	OPENSSL_free(dec);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return r;
+}
+
+int agent_serial_parse(const char *s, ASN1_INTEGER **out)
+{
+	const char *digits = s;
+	BIGNUM *bn = NULL;
+	int n, hex = 0;
+
+	*out = NULL;
+	if (s == NULL || *s == '\0')
+		return sa_fail_noossl(SA_EUSAGE, "no serial number given (-s)");
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		hex = 1;
+		digits = s + 2;
+	}
+	n = *digits == '-' ? 0 :
+	    hex ? BN_hex2bn(&bn, digits) : BN_dec2bn(&bn, digits);
+	if (bn == NULL || n <= 0 || (size_t)n != strlen(digits)) {
+		BN_free(bn);
+		return sa_fail_noossl(SA_EUSAGE, "serial number \"%s\" is not a "
+				      "decimal number (or 0x followed by hex)", s);
+	}
+	*out = BN_to_ASN1_INTEGER(bn, NULL);
+	BN_free(bn);
+	return *out ? 0 : sa_fail(SA_ENOMEM, "out of memory");
+}

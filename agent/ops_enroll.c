@@ -1,0 +1,290 @@
+/*
+ * ops_enroll.c - enroll and renew: key (file or token), request, signer
+ * (self-signed or the old certificate), the SCEP transaction with polling,
+ * and what happens after SUCCESS (key check, token and disk storage).
+ */
+#include "agent.h"
+#include "ops_keys.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "csr.h"
+#include "files.h"
+#include "keyload.h"
+#include "sa_err.h"
+#include "sa_log.h"
+
+/* sscep's defaults for polling. */
+#define POLL_INTERVAL 300
+#define POLL_MAX_TIME 28800
+#define POLL_MAX_COUNT 256
+
+/* The request: read from -r, or built for the key. */
+static int get_csr(const struct agent_opts *o, const struct agent_key *k,
+		   X509_REQ **out)
+{
+	const struct conf_settings *s = &o->s;
+	X509_REQ *req = NULL;
+	int rc;
+
+	*out = NULL;
+	if (s->subject != NULL || k->generated || s->cert_req_file == NULL ||
+	    !files_exist(s->cert_req_file)) {
+		rc = agent_csr_make(o, k->key, &req);
+		if (rc < 0)
+			return rc;
+		if (s->cert_req_file != NULL) {
+			rc = files_write_csr(s->cert_req_file, req);
+			if (rc < 0)
+				goto out;
+			sa_verbose("request written as %s", s->cert_req_file);
+		}
+	} else {
+		rc = files_read_csr(s->cert_req_file, &req);
+		if (rc < 0)
+			return rc;
+		if (EVP_PKEY_eq(X509_REQ_get0_pubkey(req), k->key) != 1) {
+			rc = sa_fail_noossl(SA_EUSAGE, "the request %s was not "
+					    "made for the key %s; make it again "
+					    "(mkrequest) or give the right -k",
+					    s->cert_req_file, s->private_key);
+			goto out;
+		}
+	}
+	*out = req;
+	req = NULL;
+	rc = 0;
+out:
+	X509_REQ_free(req);
+	return rc;
+}
+
+/* Renewal signer: -K and -O. */
+static int get_renewal_signer(const struct agent_opts *o, struct keyload *kl,
+			      EVP_PKEY **key, X509 **cert)
+{
+	const struct conf_settings *s = &o->s;
+	int rc;
+
+	*key = NULL;
+	*cert = NULL;
+	if (s->sign_key == NULL || s->sign_cert_file == NULL)
+		return sa_fail_noossl(SA_EUSAGE, "renewal needs both the old key "
+				      "(-K, SignKeyFile) and the old certificate "
+				      "(-O, SignCertFile)");
+	rc = files_read_cert(s->sign_cert_file, cert);
+	if (rc < 0)
+		return rc;
+	rc = keyload_get1(kl, s->sign_key, key, NULL);
+	if (rc < 0)
+		goto out;
+	if (EVP_PKEY_eq(X509_get0_pubkey(*cert), *key) != 1) {
+		rc = sa_fail_noossl(SA_EUSAGE, "the old certificate %s does not "
+				    "belong to the old key %s", s->sign_cert_file,
+				    s->sign_key);
+		goto out;
+	}
+	return 0;
+out:
+	EVP_PKEY_free(*key);
+	X509_free(*cert);
+	*key = NULL;
+	*cert = NULL;
+	return rc;
+}
+
+static void report_pending(const struct scep_reply *r, X509_REQ *csr)
+{
+	char *tid = r->transaction_id ? NULL :
+		    scep_transaction_id(X509_REQ_get0_pubkey(csr));
+
+	sa_info("pkistatus: PENDING");
+	sa_err("the CA has not decided yet (PENDING, transactionID %s); run "
+	       "the same command again with -R to resume polling",
+	       r->transaction_id ? r->transaction_id : tid ? tid : "?");
+	free(tid);
+}
+
+static void report_failure(const struct agent_opts *o,
+			   const struct scep_reply *r)
+{
+	sa_info("pkistatus: FAILURE");
+	sa_err("the CA at %s refused the request: failInfo %s%s%s%s: %s",
+	       o->s.url, scep_fail_info_name(r->fail_info),
+	       r->fail_info_text ? " (\"" : "",
+	       r->fail_info_text ? r->fail_info_text : "",
+	       r->fail_info_text ? "\")" : "",
+	       scep_fail_info_hint(r->fail_info));
+}
+
+/* After SUCCESS: token, disk, report. */
+static int store_result(const struct agent_opts *o, const struct agent_key *k,
+			const struct scep_ca *ca, X509 *cert)
+{
+	const struct conf_settings *s = &o->s;
+	const char *label = s->cert_label ? s->cert_label : k->label;
+	char *cert_uri = NULL, *subj = NULL, *serial = NULL;
+	int i, rc;
+
+	if (k->tok != NULL) {
+		rc = p11_cert_store(k->tok, cert, label, &cert_uri);
+		if (rc < 0)
+			goto out;
+		if (s->store_ca == 1)
+			for (i = 0; i < sk_X509_num(ca->certs); i++) {
+				X509 *x = sk_X509_value(ca->certs, i);
+				char cal[128];
+				int lr;
+
+				lr = X509_NAME_get_text_by_NID(
+					X509_get_subject_name(x),
+					NID_commonName, cal, sizeof(cal));
+				if (lr <= 0)
+					snprintf(cal, sizeof(cal), "CA %d", i);
+				rc = p11_cacert_store(k->tok, x, cal);
+				if (rc < 0)
+					goto out;
+				sa_verbose("CA certificate \"%s\" stored in "
+					   "the token", cal);
+			}
+	}
+	if (s->local_cert_file != NULL) {
+		rc = files_write_cert(s->local_cert_file, cert);
+		if (rc < 0)
+			goto out;
+		agent_out("certificate written as %s", s->local_cert_file);
+	}
+	subj = csr_name_oneline(X509_get_subject_name(cert));
+	serial = agent_serial_str(cert);
+	agent_out("subject: %s", subj ? subj : "?");
+	agent_out("serial: %s", serial ? serial : "?");
+	if (k->uri != NULL)
+		agent_out("key: %s", k->uri);
+	if (cert_uri != NULL)
+		agent_out("certificate: %s", cert_uri);
+	rc = 0;
+out:
+	free(cert_uri);
+	free(subj);
+	free(serial);
+	return rc;
+}
+
+int op_enroll(const struct agent_opts *o, int *result)
+{
+	const struct conf_settings *s = &o->s;
+	struct keyload *kl = NULL;
+	struct agent_key k = { 0 };
+	struct scep_ca ca = { 0 };
+	struct scep_request req;
+	struct scep_poll_opts po;
+	struct scep_reply reply = { .fail_info = -1 };
+	scep_client *c = NULL;
+	X509_REQ *csr = NULL;
+	X509 *self = NULL, *old_cert = NULL, *cert = NULL;
+	EVP_PKEY *old_key = NULL;
+	unsigned caps;
+	int rc, renew;
+
+	*result = SA_EXIT_OK;
+	memset(&req, 0, sizeof(req));
+	renew = s->sign_key != NULL || s->sign_cert_file != NULL;
+	rc = agent_ca_load(o, &ca);
+	if (rc < 0)
+		goto out;
+	rc = agent_client_new(o, &c);
+	if (rc < 0)
+		goto out;
+	rc = keyload_new(&o->p11, &kl);
+	if (rc < 0)
+		goto out;
+	rc = agent_key_obtain(o, kl, 0, &k);
+	if (rc < 0)
+		goto out;
+	if (s->local_cert_file == NULL && k.tok == NULL) {
+		rc = sa_fail_noossl(SA_EUSAGE, "enroll needs -l FILE (or "
+				    "LocalCertFile) to write the certificate");
+		goto out;
+	}
+	rc = get_csr(o, &k, &csr);
+	if (rc < 0)
+		goto out;
+	caps = scep_client_caps(c);
+	req.csr = csr;
+	if (renew) {
+		rc = get_renewal_signer(o, kl, &old_key, &old_cert);
+		if (rc < 0)
+			goto out;
+		req.signer_key = old_key;
+		req.signer_cert = old_cert;
+		if (o->renew_mode == RENEW_RENEWALREQ ||
+		    (o->renew_mode == RENEW_AUTO && (caps & SCEP_CAP_RENEWAL)))
+			req.type = SCEP_MSG_RENEWALREQ;
+		else
+			req.type = SCEP_MSG_PKCSREQ;
+		sa_info("renewal: %s signed by the old certificate %s",
+			req.type == SCEP_MSG_RENEWALREQ ? "RenewalReq" : "PKCSReq",
+			s->sign_cert_file);
+	} else {
+		rc = scep_selfsigned_new(csr, k.key,
+					 scep_choose_digest(caps, o->digest),
+					 &self);
+		if (rc < 0)
+			goto out;
+		if (s->self_signed_file != NULL) {
+			rc = files_write_cert(s->self_signed_file, self);
+			if (rc < 0)
+				goto out;
+			sa_verbose("self-signed certificate written as %s",
+				   s->self_signed_file);
+		}
+		req.type = SCEP_MSG_PKCSREQ;
+		req.signer_key = k.key;
+		req.signer_cert = self;
+	}
+	memset(&po, 0, sizeof(po));
+	po.interval = s->poll_interval >= 0 ? s->poll_interval : POLL_INTERVAL;
+	po.max_time = s->max_poll_time >= 0 ? s->max_poll_time : POLL_MAX_TIME;
+	po.max_count = s->max_poll_count >= 0 ? s->max_poll_count :
+		       POLL_MAX_COUNT;
+	po.resume = s->resume == 1;
+	sa_info(po.resume ? "resuming the enrollment" :
+		"sending certificate request");
+	rc = scep_enroll(c, &ca, &req, &po, &reply);
+	if (rc < 0)
+		goto out;
+	sa_info("valid response from server");
+	if (reply.status == SCEP_STATUS_PENDING) {
+		report_pending(&reply, csr);
+		*result = SA_EXIT_PENDING;
+		goto out;
+	}
+	if (reply.status != SCEP_STATUS_SUCCESS) {
+		report_failure(o, &reply);
+		*result = SA_EXIT_FAILURE;
+		goto out;
+	}
+	sa_info("pkistatus: SUCCESS");
+	rc = scep_reply_find_cert(&reply, k.key, &cert);
+	if (rc < 0)
+		goto out;
+	if (EVP_PKEY_eq(X509_get0_pubkey(cert), k.key) != 1) {
+		rc = sa_fail_noossl(SA_EREPLY, "the issued certificate does not "
+				    "carry our public key; not storing it");
+		goto out;
+	}
+	rc = store_result(o, &k, &ca, cert);
+out:
+	X509_free(cert);
+	scep_reply_clear(&reply);
+	X509_free(self);
+	X509_free(old_cert);
+	EVP_PKEY_free(old_key);
+	X509_REQ_free(csr);
+	agent_key_clear(&k);
+	keyload_free(kl);
+	scep_ca_clear(&ca);
+	scep_client_free(c);
+	return rc;
+}

@@ -1,0 +1,210 @@
+/*
+ * ops_keys.c - the request key and the CSR (shared by mkrequest and
+ * enroll), and the operations mkrequest, list-tokens, list-objects.
+ */
+#include "agent.h"
+#include "ops_keys.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "csr.h"
+#include "files.h"
+#include "keyload.h"
+#include "sa_err.h"
+#include "sa_log.h"
+#include "secret.h"
+
+void agent_key_clear(struct agent_key *k)
+{
+	EVP_PKEY_free(k->key);
+	free(k->uri);
+	free(k->label);
+	memset(k, 0, sizeof(*k));
+}
+
+static int file_keygen(const struct p11_keyspec *ks, EVP_PKEY **out)
+{
+	*out = NULL;
+	if (ks->type == EVP_PKEY_RSA)
+		*out = EVP_RSA_gen((unsigned)ks->bits);
+	else
+		*out = EVP_EC_gen(OBJ_nid2sn(ks->nid));
+	if (*out == NULL)
+		return sa_fail(SA_ECRYPTO, "key generation failed");
+	return 0;
+}
+
+int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
+		     int may_create_file, struct agent_key *k)
+{
+	const struct conf_settings *s = &o->s;
+	struct p11_keyspec ks;
+	const char *type = s->key_type ? s->key_type : "rsa:2048";
+	int rc;
+
+	memset(k, 0, sizeof(*k));
+	if (s->new_key != NULL) {
+		if (!p11_is_uri(s->new_key))
+			return sa_fail_noossl(SA_EUSAGE, "--new-key (NewKey) "
+					      "must be a pkcs11: URI, e.g. "
+					      "'pkcs11:token=t1;object=mykey'");
+		if ((rc = p11_keyspec_parse(type, &ks)) < 0)
+			return rc;
+		k->label = keyload_uri_attr(s->new_key, "object");
+		if (k->label == NULL)
+			return sa_fail_noossl(SA_EUSAGE, "--new-key %s needs "
+					      "object=LABEL: the label of the "
+					      "new key", s->new_key);
+		rc = keyload_token(kl, s->new_key, &k->tok);
+		if (rc < 0)
+			goto out;
+		sa_info("generating a %s key \"%s\" in the token", type,
+			k->label);
+		rc = p11_keygen(k->tok, k->label, &ks, s->overwrite == 1,
+				&k->key, &k->uri);
+		if (rc < 0)
+			goto out;
+		if (k->uri == NULL && (k->uri = strdup(s->new_key)) == NULL) {
+			rc = sa_fail(SA_ENOMEM, "out of memory");
+			goto out;
+		}
+		k->generated = 1;
+		return 0;
+	}
+	if (s->private_key == NULL)
+		return sa_fail_noossl(SA_EUSAGE, "%s needs a key: -k FILE, -k "
+				      "pkcs11:URI, or --new-key pkcs11:URI",
+				      o->op_name);
+	if (!p11_is_uri(s->private_key) && may_create_file &&
+	    (s->key_type != NULL || !files_exist(s->private_key))) {
+		if ((rc = p11_keyspec_parse(type, &ks)) < 0)
+			return rc;
+		sa_info("generating a %s key in %s", type, s->private_key);
+		rc = file_keygen(&ks, &k->key);
+		if (rc < 0)
+			goto out;
+		rc = files_write_key(s->private_key, k->key);
+		if (rc < 0)
+			goto out;
+		k->generated = 1;
+		return 0;
+	}
+	rc = keyload_get1(kl, s->private_key, &k->key, &k->tok);
+	if (rc < 0)
+		goto out;
+	if (k->tok != NULL) {
+		k->uri = strdup(s->private_key);
+		k->label = keyload_uri_attr(s->private_key, "object");
+	}
+	return 0;
+out:
+	agent_key_clear(k);
+	return rc;
+}
+
+int agent_csr_make(const struct agent_opts *o, EVP_PKEY *key, X509_REQ **out)
+{
+	const struct conf_settings *s = &o->s;
+	struct csr_params p;
+	char *challenge = NULL;
+	int rc;
+
+	*out = NULL;
+	if (s->subject == NULL)
+		return sa_fail_noossl(SA_EUSAGE, "%s needs a subject to make the "
+				      "request: --subject /CN=... (Subject), or "
+				      "a request file -r", o->op_name);
+	rc = secret_read(s->challenge_file, s->challenge_env,
+			 s->challenge_prompt == 1, "challenge password",
+			 &challenge);
+	if (rc < 0)
+		return rc;
+	memset(&p, 0, sizeof(p));
+	p.subject = s->subject;
+	p.san = (const char *const *)s->san;
+	p.n_san = s->n_san;
+	p.challenge = challenge;
+	p.cert_template = s->cert_template;
+	p.key_usage = s->key_usage;
+	p.ext_key_usage = s->ext_key_usage;
+	rc = csr_build(&p, key, out);
+	secret_free(challenge);
+	return rc;
+}
+
+int op_mkrequest(const struct agent_opts *o, int *result)
+{
+	struct keyload *kl = NULL;
+	struct agent_key k = { 0 };
+	X509_REQ *req = NULL;
+	int rc;
+
+	*result = SA_EXIT_OK;
+	if (o->s.cert_req_file == NULL) {
+		rc = sa_fail_noossl(SA_EUSAGE, "mkrequest needs -r FILE (or "
+				    "CertReqFile) to write the request to");
+		goto out;
+	}
+	if (o->s.subject == NULL) {
+		rc = sa_fail_noossl(SA_EUSAGE, "mkrequest needs --subject "
+				    "/CN=... (or Subject)");
+		goto out;
+	}
+	if ((rc = keyload_new(&o->p11, &kl)) < 0)
+		goto out;
+	rc = agent_key_obtain(o, kl, 1, &k);
+	if (rc < 0)
+		goto out;
+	rc = agent_csr_make(o, k.key, &req);
+	if (rc < 0)
+		goto out;
+	rc = files_write_csr(o->s.cert_req_file, req);
+	if (rc < 0)
+		goto out;
+	if (k.uri != NULL)
+		agent_out("key in the token: %s", k.uri);
+	else if (k.generated)
+		agent_out("key written as %s", o->s.private_key);
+	agent_out("request written as %s", o->s.cert_req_file);
+out:
+	X509_REQ_free(req);
+	agent_key_clear(&k);
+	keyload_free(kl);
+	return rc;
+}
+
+int op_list_tokens(const struct agent_opts *o, int *result)
+{
+	*result = SA_EXIT_OK;
+	return p11_list_tokens(o->s.pkcs11_module, stdout);
+}
+
+int op_list_objects(const struct agent_opts *o, int *result)
+{
+	struct p11_open_opts opts = o->p11;
+	const char *uri = o->arg;
+	p11_token *t = NULL;
+	int rc;
+
+	*result = SA_EXIT_OK;
+	if (uri == NULL)
+		uri = o->s.new_key ? o->s.new_key : o->s.private_key;
+	if (uri == NULL || !p11_is_uri(uri))
+		return sa_fail_noossl(SA_EUSAGE, "list-objects needs the token's "
+				      "URI, e.g. scep-agent list-objects "
+				      "'pkcs11:token=t1' (see list-tokens)");
+	/* private objects need a login; without a PIN source list public ones */
+	opts.need_login = opts.pin.pin_env != NULL || opts.pin.pin_file != NULL ||
+			  strstr(uri, "pin-") != NULL || isatty(STDIN_FILENO);
+	rc = p11_token_open(uri, &opts, &t);
+	if (rc < 0)
+		return rc;
+	if (!opts.need_login)
+		sa_info("not logged in (no PIN source): private objects are "
+			"not listed");
+	rc = p11_list_objects(t, stdout);
+	p11_token_close(t);
+	return rc;
+}

@@ -1,0 +1,34 @@
+/*
+ * ops_keys.h - the request key and the CSR, shared by mkrequest and enroll.
+ */
+#ifndef OPS_KEYS_H
+#define OPS_KEYS_H
+
+#include "agent.h"
+#include "keyload.h"
+
+/* The key a request is made for. */
+struct agent_key {
+	EVP_PKEY *key;   /* owned */
+	p11_token *tok;  /* borrowed from the keyload; NULL for a file key */
+	char *uri;       /* the key's pkcs11: URI (token keys), owned */
+	char *label;     /* CKA_LABEL (object= of the URI), owned, may be NULL */
+	int generated;   /* made in this run */
+};
+
+void agent_key_clear(struct agent_key *k);
+
+/*
+ * The request key: --new-key URI generates it in the token (--key-type,
+ * default rsa:2048; refused if the label exists unless --overwrite);
+ * else -k loads a file or a token key. With may_create_file, a -k FILE
+ * that does not exist (or --key-type given) is generated and written
+ * (0600, never overwritten).
+ */
+int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
+		     int may_create_file, struct agent_key *k);
+
+/* The CSR for key from --subject, --san, challenge, template, KU, EKU. */
+int agent_csr_make(const struct agent_opts *o, EVP_PKEY *key, X509_REQ **out);
+
+#endif

@@ -1,0 +1,423 @@
+/*
+ * options.c - the command line: sscep 0.10's operations and option letters
+ * plus scep-agent's long options, merged over the configuration file.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sa_err.h"
+#include "sa_log.h"
+
+static const struct {
+	const char *name;
+	enum agent_op op;
+	const char *conf_op; /* section suffix for the configuration */
+} ops[] = {
+	{ "getcaps", OP_GETCAPS, NULL },
+	{ "getca", OP_GETCA, "getca" },
+	{ "getnextca", OP_GETNEXTCA, "getnextca" },
+	{ "enroll", OP_ENROLL, "enroll" },
+	{ "getcert", OP_GETCERT, "getcert" },
+	{ "getcrl", OP_GETCRL, "getcrl" },
+	{ "mkrequest", OP_MKREQUEST, "mkrequest" },
+	{ "list-tokens", OP_LIST_TOKENS, NULL },
+	{ "list-objects", OP_LIST_OBJECTS, NULL },
+};
+
+void agent_usage(FILE *fp)
+{
+	fprintf(fp,
+"scep-agent " SA_VERSION " - SCEP (RFC 8894) client with keys in PKCS#11 tokens\n"
+"Usage: scep-agent OPERATION [OPTIONS]\n"
+"Operations:\n"
+"  getcaps       query the SCEP capabilities\n"
+"  getca         get the CA/RA certificate(s)\n"
+"  getnextca     get the next CA certificate(s) (rollover)\n"
+"  enroll        enroll (or renew) a certificate\n"
+"  getcert       query a certificate by serial number\n"
+"  getcrl        query a CRL\n"
+"  mkrequest     make a key (file or token) and a certificate request\n"
+"  list-tokens   list the tokens of a PKCS#11 module with their URIs\n"
+"  list-objects  list the objects of a token: list-objects pkcs11:token=...\n"
+"General options:\n"
+"  -u URL        SCEP server URL\n"
+"  -p HOST:PORT  use a proxy server\n"
+"  -g ENGINE     engine: only \"pkcs11\" (keys are named by pkcs11: URIs)\n"
+"  -f FILE       configuration file (sscep.conf format)\n"
+"  -c FILE       CA certificate file, or FILE-0, FILE-1 ... (written by getca)\n"
+"  -E NAME       encryption: des|3des|blowfish|aes|aes128|aes192|aes256\n"
+"  -S NAME       signature digest: md5|sha1|sha224|sha256|sha384|sha512\n"
+"  -W SECS       wait for connectivity, up to SECS seconds\n"
+"  -v, -d        verbose, debug output\n"
+"  --ca-bundle FILE  trust anchors for HTTPS   --insecure  skip HTTPS checks\n"
+"  --timeout SECS    total time per request    --get       never POST\n"
+"getca / getnextca:\n"
+"  -i STRING     CA identifier\n"
+"  -F NAME|HEX   fingerprint digest name, or a fingerprint that pins the CA\n"
+"  -w FILE       (getnextca) write the next CA certificate(s) to FILE\n"
+"enroll:\n"
+"  -k KEY        private key: a file or a pkcs11: URI\n"
+"  -r FILE       certificate request (written if built with --subject)\n"
+"  -K KEY -O FILE  old key and certificate: renewal\n"
+"  -l FILE       write the enrolled certificate to FILE\n"
+"  -e FILE       CA/RA certificate for encryption\n"
+"  -L FILE       write the self-signed certificate to FILE\n"
+"  -t SECS -T SECS -n COUNT  poll interval, max time, max polls\n"
+"  -R            resume an interrupted (pending) enrollment\n"
+"  --renew-mode auto|renewalreq|pkcsreq   --store-ca   --cert-label LABEL\n"
+"getcert / getcrl:\n"
+"  -k KEY -l FILE  signing key and its certificate\n"
+"  -O FILE       issuer certificate (getcert) or the certificate whose CRL\n"
+"                to get (getcrl)\n"
+"  -s SERIAL     certificate serial number (decimal, or 0x hex)\n"
+"  -w FILE       write the certificate or CRL to FILE\n"
+"Keys and requests (mkrequest, enroll):\n"
+"  --new-key pkcs11:URI  generate the key in the token (object= is the label)\n"
+"  --key-type T  rsa:2048|rsa:3072|rsa:4096|ec:P-256|ec:P-384\n"
+"  --subject /CN=...  --san TYPE:VALUE (repeatable: DNS IP email URI UPN RID)\n"
+"  --challenge-file FILE | --challenge-env VAR | --challenge-prompt\n"
+"  --template NAME  --key-usage LIST  --ext-key-usage LIST  --overwrite\n"
+"Custody:\n"
+"  --module PATH  --pin-env VAR  --pin-file FILE\n"
+"Exit codes: 0 ok, 1 error, 2 refused (FAILURE), 3 pending, 4 usage,\n"
+"  5 network, 6 bad reply, 7 key/token, 8 PIN, 9 file. See scep-agent(1).\n");
+}
+
+enum {
+	LO_MODULE = 256, LO_PIN_ENV, LO_PIN_FILE, LO_NEW_KEY, LO_KEY_TYPE,
+	LO_SUBJECT, LO_SAN, LO_CH_FILE, LO_CH_ENV, LO_CH_PROMPT, LO_TEMPLATE,
+	LO_KU, LO_EKU, LO_CA_BUNDLE, LO_INSECURE, LO_TIMEOUT, LO_GET,
+	LO_RENEW_MODE, LO_STORE_CA, LO_CERT_LABEL, LO_OVERWRITE, LO_HELP,
+	LO_VERSION,
+};
+
+static const struct option longopts[] = {
+	{ "module", required_argument, NULL, LO_MODULE },
+	{ "pin-env", required_argument, NULL, LO_PIN_ENV },
+	{ "pin-file", required_argument, NULL, LO_PIN_FILE },
+	{ "new-key", required_argument, NULL, LO_NEW_KEY },
+	{ "key-type", required_argument, NULL, LO_KEY_TYPE },
+	{ "subject", required_argument, NULL, LO_SUBJECT },
+	{ "san", required_argument, NULL, LO_SAN },
+	{ "challenge-file", required_argument, NULL, LO_CH_FILE },
+	{ "challenge-env", required_argument, NULL, LO_CH_ENV },
+	{ "challenge-prompt", no_argument, NULL, LO_CH_PROMPT },
+	{ "template", required_argument, NULL, LO_TEMPLATE },
+	{ "key-usage", required_argument, NULL, LO_KU },
+	{ "ext-key-usage", required_argument, NULL, LO_EKU },
+	{ "ca-bundle", required_argument, NULL, LO_CA_BUNDLE },
+	{ "insecure", no_argument, NULL, LO_INSECURE },
+	{ "timeout", required_argument, NULL, LO_TIMEOUT },
+	{ "get", no_argument, NULL, LO_GET },
+	{ "renew-mode", required_argument, NULL, LO_RENEW_MODE },
+	{ "store-ca", no_argument, NULL, LO_STORE_CA },
+	{ "cert-label", required_argument, NULL, LO_CERT_LABEL },
+	{ "overwrite", no_argument, NULL, LO_OVERWRITE },
+	{ "config", required_argument, NULL, 'f' },
+	{ "url", required_argument, NULL, 'u' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "debug", no_argument, NULL, 'd' },
+	{ "help", no_argument, NULL, LO_HELP },
+	{ "version", no_argument, NULL, LO_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int set_str(char **dst, const char *v)
+{
+	char *d = strdup(v);
+
+	if (d == NULL)
+		return sa_fail(SA_ENOMEM, "out of memory");
+	free(*dst);
+	*dst = d;
+	return 0;
+}
+
+static int set_long(long *dst, const char *v, const char *opt)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < 0)
+		return sa_fail_noossl(SA_EUSAGE, "%s needs a number of 0 or "
+				      "more, not \"%s\"", opt, v);
+	*dst = n;
+	return 0;
+}
+
+static int add_san(struct conf_settings *s, const char *v)
+{
+	char **l = realloc(s->san, (s->n_san + 1) * sizeof(*l));
+
+	if (l == NULL)
+		return sa_fail(SA_ENOMEM, "out of memory");
+	s->san = l;
+	if ((l[s->n_san] = strdup(v)) == NULL)
+		return sa_fail(SA_ENOMEM, "out of memory");
+	s->n_san++;
+	return 0;
+}
+
+/* Store one option into cli (the command line's own settings). */
+static int take_opt(struct agent_opts *o, struct conf_settings *cli, int c,
+		    const char *arg)
+{
+	enum agent_op op = o->op;
+
+	switch (c) {
+	case 'u': return set_str(&cli->url, arg);
+	case 'p': return set_str(&cli->proxy, arg);
+	case 'g': return set_str(&cli->engine_id, arg);
+	case 'f': o->conf_path = arg; return 0;
+	case 'c': return set_str(&cli->ca_cert_file, arg);
+	case 'E': return set_str(&cli->enc_alg, arg);
+	case 'S': return set_str(&cli->sig_alg, arg);
+	case 'W': return set_long(&cli->wait_connect, arg, "-W");
+	case 'v': cli->verbose = 1; return 0;
+	case 'd': cli->debug = 1; return 0;
+	case 'i': return set_str(&cli->ca_ident, arg);
+	case 'F': return set_str(&cli->fingerprint, arg);
+	case 'k': return set_str(&cli->private_key, arg);
+	case 'r': return set_str(&cli->cert_req_file, arg);
+	case 'K': return set_str(&cli->sign_key, arg);
+	case 'O':
+		return set_str(op == OP_ENROLL ? &cli->sign_cert_file :
+			       &cli->other_cert_file, arg);
+	case 'l': return set_str(&cli->local_cert_file, arg);
+	case 'e': return set_str(&cli->enc_cert_file, arg);
+	case 'L': return set_str(&cli->self_signed_file, arg);
+	case 't': return set_long(&cli->poll_interval, arg, "-t");
+	case 'T': return set_long(&cli->max_poll_time, arg, "-T");
+	case 'n': return set_long(&cli->max_poll_count, arg, "-n");
+	case 'R': cli->resume = 1; return 0;
+	case 's': return set_str(&cli->get_cert_serial, arg);
+	case 'w':
+		return set_str(op == OP_GETCERT ? &cli->get_cert_file :
+			       op == OP_GETCRL ? &cli->get_crl_file :
+			       &cli->out_file, arg);
+	case LO_MODULE: return set_str(&cli->pkcs11_module, arg);
+	case LO_PIN_ENV: return set_str(&cli->pin_env, arg);
+	case LO_PIN_FILE: return set_str(&cli->pin_file, arg);
+	case LO_NEW_KEY: return set_str(&cli->new_key, arg);
+	case LO_KEY_TYPE: return set_str(&cli->key_type, arg);
+	case LO_SUBJECT: return set_str(&cli->subject, arg);
+	case LO_SAN: return add_san(cli, arg);
+	case LO_CH_FILE: return set_str(&cli->challenge_file, arg);
+	case LO_CH_ENV: return set_str(&cli->challenge_env, arg);
+	case LO_CH_PROMPT: cli->challenge_prompt = 1; return 0;
+	case LO_TEMPLATE: return set_str(&cli->cert_template, arg);
+	case LO_KU: return set_str(&cli->key_usage, arg);
+	case LO_EKU: return set_str(&cli->ext_key_usage, arg);
+	case LO_CA_BUNDLE: return set_str(&cli->ca_bundle, arg);
+	case LO_INSECURE: cli->insecure = 1; return 0;
+	case LO_TIMEOUT: return set_long(&cli->timeout, arg, "--timeout");
+	case LO_GET: cli->force_get = 1; return 0;
+	case LO_RENEW_MODE: return set_str(&cli->renew_mode, arg);
+	case LO_STORE_CA: cli->store_ca = 1; return 0;
+	case LO_CERT_LABEL: return set_str(&cli->cert_label, arg);
+	case LO_OVERWRITE: cli->overwrite = 1; return 0;
+	}
+	return sa_fail_noossl(SA_EUSAGE, "unknown option; see scep-agent "
+			      "--help");
+}
+
+static int is_digest_name(const char *s)
+{
+	int d = scep_digest_from_name(s);
+
+	return d > 0;
+}
+
+static const EVP_MD *digest_md(int d)
+{
+	switch (d) {
+	case SCEP_DIGEST_MD5: return EVP_md5();
+	case SCEP_DIGEST_SHA1: return EVP_sha1();
+	case SCEP_DIGEST_SHA224: return EVP_sha224();
+	case SCEP_DIGEST_SHA384: return EVP_sha384();
+	case SCEP_DIGEST_SHA512: return EVP_sha512();
+	}
+	return EVP_sha256();
+}
+
+/* Values derived from the effective settings, checked once. */
+static int derive(struct agent_opts *o)
+{
+	struct conf_settings *s = &o->s;
+
+	o->cipher = SCEP_CIPHER_AUTO;
+	o->digest = SCEP_DIGEST_AUTO;
+	if (s->enc_alg != NULL &&
+	    (o->cipher = scep_cipher_from_name(s->enc_alg)) < 0)
+		return sa_fail_noossl(SA_EUSAGE, "unknown encryption algorithm "
+				      "\"%s\" (-E / EncAlgorithm): use des, "
+				      "3des, blowfish, aes, aes128, aes192 or "
+				      "aes256", s->enc_alg);
+	if (s->sig_alg != NULL &&
+	    (o->digest = scep_digest_from_name(s->sig_alg)) < 0)
+		return sa_fail_noossl(SA_EUSAGE, "unknown signature algorithm "
+				      "\"%s\" (-S / SigAlgorithm): use md5, "
+				      "sha1, sha224, sha256, sha384 or sha512",
+				      s->sig_alg);
+	o->fp_md = EVP_sha256();
+	o->fp_pin = NULL;
+	if (s->fingerprint != NULL && *s->fingerprint != '\0') {
+		if (is_digest_name(s->fingerprint))
+			o->fp_md = digest_md(scep_digest_from_name(s->fingerprint));
+		else
+			o->fp_pin = s->fingerprint;
+	}
+	o->renew_mode = RENEW_AUTO;
+	if (s->renew_mode != NULL) {
+		if (strcasecmp(s->renew_mode, "auto") == 0)
+			o->renew_mode = RENEW_AUTO;
+		else if (strcasecmp(s->renew_mode, "renewalreq") == 0)
+			o->renew_mode = RENEW_RENEWALREQ;
+		else if (strcasecmp(s->renew_mode, "pkcsreq") == 0)
+			o->renew_mode = RENEW_PKCSREQ;
+		else
+			return sa_fail_noossl(SA_EUSAGE, "--renew-mode (RenewMode)"
+					      " is auto, renewalreq or pkcsreq, "
+					      "not \"%s\"", s->renew_mode);
+	}
+	if (s->engine_id != NULL && strcasecmp(s->engine_id, "pkcs11") != 0 &&
+	    strcasecmp(s->engine_id, "dynamic") != 0)
+		return sa_fail_noossl(SA_EUSAGE, "engine \"%s\" is not "
+				      "supported: keys in tokens are named by "
+				      "pkcs11: URIs (-g pkcs11 or no -g)",
+				      s->engine_id);
+	o->p11.module = s->pkcs11_module;
+	o->p11.pin.pin_env = s->pin_env;
+	o->p11.pin.pin_file = s->pin_file;
+	o->p11.pin.no_prompt = 0;
+	o->p11.need_login = 1;
+	if (s->engine_pin != NULL && s->pin_env == NULL && s->pin_file == NULL) {
+		/* the custody API takes PINs from sources, not values */
+		if (setenv("SCEP_AGENT_ENGINE_PIN", s->engine_pin, 1) != 0)
+			return sa_fail_noossl(SA_ENOMEM, "out of memory");
+		o->p11.pin.pin_env = "SCEP_AGENT_ENGINE_PIN";
+		sa_warn("using the PIN from the configuration file's engine "
+			"section; prefer PinFile or PinEnv");
+	}
+	return 0;
+}
+
+int agent_opts_parse(int argc, char **argv, struct agent_opts *o, int *help)
+{
+	struct conf_settings cli;
+	const char *conf_op = NULL;
+	size_t i;
+	int c, rc;
+
+	memset(o, 0, sizeof(*o));
+	conf_settings_init(&o->s);
+	conf_settings_init(&cli);
+	*help = 0;
+	if (argc < 2) {
+		agent_usage(stderr);
+		rc = sa_fail_noossl(SA_EUSAGE, "no operation given");
+		goto out;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		agent_usage(stdout);
+		*help = 1;
+		rc = 0;
+		goto out;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("scep-agent %s\n", SA_VERSION);
+		*help = 1;
+		rc = 0;
+		goto out;
+	}
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(argv[1], ops[i].name) == 0) {
+			o->op = ops[i].op;
+			o->op_name = ops[i].name;
+			conf_op = ops[i].conf_op;
+		}
+	if (o->op == OP_NONE) {
+		rc = sa_fail_noossl(SA_EUSAGE, "unknown operation \"%s\"; "
+				    "see scep-agent --help", argv[1]);
+		goto out;
+	}
+	opterr = 0;
+	optind = 2;
+	while ((c = getopt_long(argc, argv,
+				":u:p:g:f:c:E:S:W:vdi:F:k:r:K:O:l:e:L:t:T:n:Rs:w:h",
+				longopts, NULL)) != -1) {
+		if (c == LO_HELP || c == 'h') {
+			agent_usage(stdout);
+			*help = 1;
+			rc = 0;
+			goto out;
+		}
+		if (c == LO_VERSION) {
+			printf("scep-agent %s\n", SA_VERSION);
+			*help = 1;
+			rc = 0;
+			goto out;
+		}
+		if (c == '?' || c == ':') {
+			const char *bad = argv[optind - 1];
+
+			rc = sa_fail_noossl(SA_EUSAGE, "%s: %s %s; see scep-agent "
+					    "--help", o->op_name,
+					    c == ':' ? "missing argument for" :
+					    "unknown option", bad);
+			goto out;
+		}
+		rc = take_opt(o, &cli, c, optarg);
+		if (rc < 0)
+			goto out;
+	}
+	if (optind < argc) {
+		if (o->op != OP_LIST_OBJECTS || optind + 1 < argc) {
+			rc = sa_fail_noossl(SA_EUSAGE, "%s: unexpected argument "
+					    "\"%s\"", o->op_name, argv[optind]);
+			goto out;
+		}
+		o->arg = argv[optind];
+	}
+	/* -v/-d take effect before the configuration file is read */
+	if (cli.debug == 1)
+		sa_log_set_level(SA_LOG_DEBUG);
+	else if (cli.verbose == 1)
+		sa_log_set_level(SA_LOG_VERBOSE);
+	if (o->conf_path != NULL) {
+		rc = conf_load(o->conf_path, conf_op, &o->s);
+		if (rc < 0)
+			goto out;
+		sa_verbose("configuration read from %s", o->conf_path);
+	}
+	/* the one place where the command line overrides the file */
+	rc = conf_merge(&o->s, &cli);
+	if (rc < 0)
+		goto out;
+	if (o->s.debug == 1)
+		sa_log_set_level(SA_LOG_DEBUG);
+	else if (o->s.verbose == 1)
+		sa_log_set_level(SA_LOG_VERBOSE);
+	rc = derive(o);
+out:
+	conf_settings_free(&cli);
+	return rc;
+}
+
+void agent_opts_free(struct agent_opts *o)
+{
+	if (o->p11.pin.pin_env != NULL &&
+	    strcmp(o->p11.pin.pin_env, "SCEP_AGENT_ENGINE_PIN") == 0)
+		unsetenv("SCEP_AGENT_ENGINE_PIN");
+	conf_settings_free(&o->s);
+	memset(o, 0, sizeof(*o));
+}

@@ -1,0 +1,123 @@
+/*
+ * secret.c - secrets from a file, the environment or the terminal.
+ */
+#include "secret.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "sa_err.h"
+
+#define SECRET_MAX 1024
+
+void secret_free(char *s)
+{
+	if (s != NULL) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+/* Read one line (without CR/LF) from fd into a new string. */
+static int read_line(int fd, const char *from, char **out)
+{
+	char buf[SECRET_MAX + 1];
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	while (n < SECRET_MAX) {
+		ssize_t r = read(fd, buf + n, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = sa_fail_noossl(SA_EIO, "cannot read %s: %s", from,
+					    strerror(errno));
+			goto out;
+		}
+		if (r == 0 || buf[n] == '\n')
+			break;
+		n++;
+	}
+	while (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	if (n == 0) {
+		rc = sa_fail_noossl(SA_EUSAGE, "%s is empty", from);
+		goto out;
+	}
+	*out = strdup(buf);
+	rc = *out ? 0 : sa_fail_noossl(SA_ENOMEM, "out of memory");
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}
+
+static int prompt_tty(const char *what, char **out)
+{
+	struct termios old, quiet;
+	char from[128];
+	int fd, rc, restore = 0;
+
+	fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return sa_fail_noossl(SA_EUSAGE, "no terminal to ask for the %s; "
+				      "give it in a file or an environment "
+				      "variable instead", what);
+	if (tcgetattr(fd, &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+		quiet.c_lflag |= ICANON;
+		if (tcsetattr(fd, TCSAFLUSH, &quiet) == 0)
+			restore = 1;
+	}
+	dprintf(fd, "%s: ", what);
+	snprintf(from, sizeof(from), "the %s from the terminal", what);
+	rc = read_line(fd, from, out);
+	dprintf(fd, "\n");
+	if (restore)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	close(fd);
+	return rc;
+}
+
+int secret_read(const char *file, const char *env, int prompt,
+		const char *what, char **out)
+{
+	char from[4200];
+	int fd, rc;
+
+	*out = NULL;
+	if (file != NULL) {
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return sa_fail_noossl(SA_EIO, "cannot read the %s file "
+					      "%s: %s", what, file,
+					      strerror(errno));
+		snprintf(from, sizeof(from), "the %s file %s", what, file);
+		rc = read_line(fd, from, out);
+		close(fd);
+		return rc;
+	}
+	if (env != NULL) {
+		const char *v = getenv(env);
+
+		if (v == NULL || *v == '\0')
+			return sa_fail_noossl(SA_EUSAGE, "the environment "
+					      "variable %s (for the %s) is "
+					      "not set", env, what);
+		*out = strdup(v);
+		return *out ? 0 : sa_fail_noossl(SA_ENOMEM, "out of memory");
+	}
+	if (prompt)
+		return prompt_tty(what, out);
+	return 0;
+}
