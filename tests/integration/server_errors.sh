@@ -73,7 +73,7 @@ t_no_file down.crt "server down: no certificate written"
 start=$(date +%s)
 t_expect_exit 5 sa enroll -u "http://127.0.0.1:$port/scep" -c ca.crt -k local.key -r local.csr -l down.crt -W 2
 took=$(( $(date +%s) - start ))
-t_like "$took" '^[1-9]$' "-W 2 waits about 2 s for connectivity (took $took s)"
+t_between "$took" 1 30 "-W 2 waits about 2 s for connectivity (took $took s)"
 
 # a key that does not match the request
 mkkey other.key

@@ -43,7 +43,7 @@ t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
 start=$(date +%s)
 t_expect_exit 3 sa enroll -u "$CA_URL" -c ca.crt -k local.key -r local.csr -l slow.crt -t 1 -T 3
 took=$(( $(date +%s) - start ))
-t_like "$took" '^[2-9]$' "-T 3 stops polling after about 3 s (took $took s)"
+t_between "$took" 2 30 "-T 3 stops polling after about 3 s (took $took s)"
 t_no_file slow.crt "max poll time reached: no certificate"
 
 # --- the CA forgot the transaction (restart): resume fails cleanly

@@ -6,6 +6,7 @@
 # starts is stopped by pid on exit.
 #
 # TAP:   t_plan N, t_pass D, t_fail D, t_ok D CMD..., t_is GOT WANT D,
+#        t_between N LO HI D,
 #        t_like TEXT ERE D, t_grep ERE FILE D, t_no_file PATH D,
 #        t_file PATH D, t_expect_exit CODE CMD..., diag MSG, done_testing
 # CA:    ca_start [scepca flags], ca_restart [flags], ca_stop, ca_log_field
@@ -275,9 +276,20 @@ softhsm_new() {
 
 # --- certificates ------------------------------------------------------------
 
-# sa ARGS...: run the scep-agent under test
+# sa ARGS...: run the scep-agent under test, under $SCEP_AGENT_WRAP if set
+# (tests/run.sh valgrind sets it to a valgrind command line)
 sa() {
-	"$SCEP_AGENT" "$@"
+	${SCEP_AGENT_WRAP:-} "$SCEP_AGENT" "$@"
+}
+
+# t_between N LO HI DESC: LO <= N <= HI
+t_between() {
+	if [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; then
+		t_pass "$4"
+	else
+		t_fail "$4"
+		diag "$1 not in [$2, $3]"
+	fi
 }
 
 # pub_of FILE: the public key (PEM) of a certificate, key or CSR
