@@ -66,16 +66,16 @@ t_fail() {
 	echo "not ok $T_N - $*"
 }
 
-# t_ok DESC CMD...: ok if CMD exits 0; its output is kept in T_OUT/T_ERR.
+# t_ok DESC CMD...: ok if CMD exits 0 (T_OUT/T_ERR are left alone).
 t_ok() {
 	_d=$1
 	shift
-	if "$@" >"$T_WORK/.out" 2>"$T_WORK/.err"; then
+	if "$@" >"$T_WORK/.ok.out" 2>"$T_WORK/.ok.err"; then
 		t_pass "$_d"
 	else
 		t_fail "$_d (exit $?)"
 		diag "command: $*"
-		t_show_output
+		t_show_output "$T_WORK/.ok.out" "$T_WORK/.ok.err"
 	fi
 }
 
@@ -115,9 +115,11 @@ t_no_file() {
 	if [ -e "$1" ]; then t_fail "$2 ($1 exists)"; else t_pass "$2"; fi
 }
 
+# t_show_output [OUT ERR]: show a command's output as TAP comments
 t_show_output() {
-	[ -s "$T_WORK/.out" ] && { diag "stdout:"; head -20 "$T_WORK/.out" | sed 's/^/#   /'; }
-	[ -s "$T_WORK/.err" ] && { diag "stderr:"; head -20 "$T_WORK/.err" | sed 's/^/#   /'; }
+	_o=${1:-$T_OUT} _e=${2:-$T_ERR}
+	[ -s "$_o" ] && { diag "stdout:"; head -20 "$_o" | sed 's/^/#   /'; }
+	[ -s "$_e" ] && { diag "stderr:"; head -20 "$_e" | sed 's/^/#   /'; }
 	return 0
 }
 
