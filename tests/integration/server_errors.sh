@@ -79,14 +79,14 @@ t_between "$took" 1 30 "-W 2 waits about 2 s for connectivity (took $took s)"
 mkkey other.key
 ca_start
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca2.crt
-t_expect_exit 4 sa enroll -u "$CA_URL" -c ca2.crt -k other.key -r local.csr -l mismatch.crt
+t_expect_exit 7 sa enroll -u "$CA_URL" -c ca2.crt -k other.key -r local.csr -l mismatch.crt
 t_grep 'not made for the key' "$T_ERR" "key not matching the CSR: says so"
 t_no_file mismatch.crt "key not matching the CSR: no certificate written"
 
 # usage errors
 t_expect_exit 4 sa enroll -u "$CA_URL" -c ca2.crt -k local.key -l x.crt
 t_expect_exit 4 sa frobnicate
-t_expect_exit 7 sa enroll -u "$CA_URL" -c ca2.crt -k /nonexistent/key -r local.csr -l x.crt
+t_expect_exit 9 sa enroll -u "$CA_URL" -c ca2.crt -k /nonexistent/key -r local.csr -l x.crt
 t_grep '/nonexistent/key' "$T_ERR" "missing key file: named"
 
 done_testing
