@@ -282,6 +282,15 @@ int files_read_csr(const char *path, X509_REQ **out)
 	return 0;
 }
 
+static double mtime(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return 0;
+	return (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+}
+
 int files_load_ca(const char *path, STACK_OF(X509) **out)
 {
 	STACK_OF(X509) *all = NULL, *one = NULL;
@@ -289,8 +298,15 @@ int files_load_ca(const char *path, STACK_OF(X509) **out)
 	int i, rc;
 
 	*out = NULL;
-	if (files_exist(path))
+	if (asprintf(&name, "%s-0", path) < 0)
+		return sa_fail(SA_ENOMEM, "out of memory");
+	/* both forms present (getca run twice, once for a chain): the newer */
+	if (files_exist(path) && (!files_exist(name) || mtime(path) >= mtime(name))) {
+		free(name);
 		return files_read_certs(path, out);
+	}
+	free(name);
+	name = NULL;
 	all = sk_X509_new_null();
 	if (all == NULL)
 		return sa_fail(SA_ENOMEM, "out of memory");

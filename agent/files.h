@@ -39,7 +39,8 @@ int files_read_csr(const char *path, X509_REQ **out);
 
 /*
  * sscep's CA file selection: path itself if it exists, else path-0,
- * path-1, ... as getca wrote them. All certificates found, in order.
+ * path-1, ... as getca wrote them (when both exist, the newer wins). All
+ * certificates found, in order.
  */
 int files_load_ca(const char *path, STACK_OF(X509) **out);
 

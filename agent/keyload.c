@@ -192,7 +192,7 @@ int keyload_file_get1(const char *path, EVP_PKEY **out)
 	*out = NULL;
 	b = BIO_new_file(path, "rb");
 	if (b == NULL)
-		return sa_fail_noossl(SA_EKEY, "cannot read the private key "
+		return sa_fail_noossl(SA_EIO, "cannot read the private key "
 				      "file %s: %s", path,
 				      strerror(errno ? errno : ENOENT));
 	k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, &asked);

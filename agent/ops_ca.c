@@ -21,7 +21,7 @@ int op_getcaps(const struct agent_opts *o, int *result)
 	rc = agent_client_new(o, &c);
 	if (rc < 0)
 		goto out;
-	sa_info("requesting capabilities");
+	sa_verbose("requesting capabilities");
 	rc = scep_get_caps(c, &caps);
 	if (rc < 0)
 		goto out;

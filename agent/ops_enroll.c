@@ -45,7 +45,7 @@ static int get_csr(const struct agent_opts *o, const struct agent_key *k,
 		if (rc < 0)
 			return rc;
 		if (EVP_PKEY_eq(X509_REQ_get0_pubkey(req), k->key) != 1) {
-			rc = sa_fail_noossl(SA_EUSAGE, "the request %s was not "
+			rc = sa_fail_noossl(SA_EKEY, "the request %s was not "
 					    "made for the key %s; make it again "
 					    "(mkrequest) or give the right -k",
 					    s->cert_req_file, s->private_key);

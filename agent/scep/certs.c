@@ -211,7 +211,7 @@ static int add_user_cert(struct scep_ca *ca, X509 *x, X509 **slot)
 /* Pick the CA, signing and encryption certificates; see scep.h. */
 int scep_ca_select(struct scep_ca *ca, X509 *user_sign, X509 *user_enc)
 {
-	X509 *top = NULL, *sign = NULL, *enc = NULL, *both = NULL;
+	X509 *top = NULL, *sign = NULL, *enc = NULL, *both = NULL, *leaf = NULL;
 	int i, n, rc;
 
 	ca->ca = ca->ra_sign = ca->ra_enc = NULL;
@@ -229,6 +229,8 @@ int scep_ca_select(struct scep_ca *ca, X509 *user_sign, X509 *user_enc)
 
 		if (n > 1 && issues_other(ca->certs, c))
 			continue; /* an issuer, not an RA leaf */
+		if (leaf == NULL)
+			leaf = c;
 		ku = key_usage(c);
 		e = (ku & KU_KEY_ENCIPHERMENT) != 0;
 		s = (ku & KU_DIGITAL_SIGNATURE) != 0;
@@ -245,10 +247,11 @@ int scep_ca_select(struct scep_ca *ca, X509 *user_sign, X509 *user_enc)
 		enc = both;
 	if (sign == NULL)
 		sign = both;
+	/* no usage says so: the first leaf (a lone sub CA), else the top */
 	if (enc == NULL)
-		enc = top;
+		enc = leaf ? leaf : top;
 	if (sign == NULL)
-		sign = top;
+		sign = leaf ? leaf : top;
 	/* the issuing CA: the RA's issuer, or the leaf itself when it is a CA */
 	ca->ca = top;
 	if (sign != NULL && sign != top) {

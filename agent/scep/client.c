@@ -14,16 +14,17 @@
 #include "sa_log.h"
 
 static int crypto_ready;
+static OSSL_PROVIDER *prov_default, *prov_legacy; /* held for the process */
 
 /* Load the default and legacy providers into the default context. */
 int scep_crypto_init(void)
 {
 	if (crypto_ready)
 		return SA_OK;
-	if (OSSL_PROVIDER_load(NULL, "default") == NULL)
+	if ((prov_default = OSSL_PROVIDER_load(NULL, "default")) == NULL)
 		return sa_fail(SA_ECRYPTO, "cannot load OpenSSL's default provider");
 	/* DES-CBC replies need legacy; without it only they fail, so go on */
-	if (OSSL_PROVIDER_load(NULL, "legacy") == NULL) {
+	if ((prov_legacy = OSSL_PROVIDER_load(NULL, "legacy")) == NULL) {
 		ERR_clear_error();
 		sa_warn("cannot load OpenSSL's legacy provider: replies encrypted with "
 			"single DES will not be readable");

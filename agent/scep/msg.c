@@ -119,6 +119,7 @@ static int msg_content(const struct scep_request *req, unsigned char **out, int 
 	return rc;
 }
 
+/* Add a signed attribute; len is required (-1 means "data is an ASN1_STRING"). */
 static int add_attr(CMS_SignerInfo *si, const char *oid, int type,
 		    const void *data, int len)
 {
@@ -142,6 +143,9 @@ static int envelope(const unsigned char *content, int clen, X509 *to,
 	int rc = SA_ECRYPTO;
 
 	*der = NULL;
+	/* SCEP envelopes use RSA key transport; CMS would happily do ECDH */
+	if (EVP_PKEY_get_base_id(X509_get0_pubkey(to)) != EVP_PKEY_RSA)
+		goto out;
 	recips = sk_X509_new_null();
 	in = BIO_new_mem_buf(content, clen);
 	if (recips == NULL || in == NULL || !sk_X509_push(recips, to))
@@ -222,8 +226,10 @@ int scep_msg_build(scep_client *c, const struct scep_ca *ca,
 	if (si == NULL)
 		goto fail;
 	snprintf(mtype, sizeof(mtype), "%d", req->type);
-	if (!add_attr(si, SCEP_OID_MESSAGE_TYPE, V_ASN1_PRINTABLESTRING, mtype, -1) ||
-	    !add_attr(si, SCEP_OID_TRANSACTION_ID, V_ASN1_PRINTABLESTRING, tid, -1) ||
+	if (!add_attr(si, SCEP_OID_MESSAGE_TYPE, V_ASN1_PRINTABLESTRING, mtype,
+		      (int)strlen(mtype)) ||
+	    !add_attr(si, SCEP_OID_TRANSACTION_ID, V_ASN1_PRINTABLESTRING, tid,
+		      (int)strlen(tid)) ||
 	    !add_attr(si, SCEP_OID_SENDER_NONCE, V_ASN1_OCTET_STRING, nonce,
 		      (int)sizeof(nonce)))
 		goto fail;
