@@ -46,6 +46,10 @@ enroll_ok sha1 -S sha1
 t_is "$(ca_log_field -1 digest)" sha1 "-S sha1"
 enroll_ok sha512 -S sha512
 t_is "$(ca_log_field -1 digest)" sha512 "-S sha512"
+
+# --get: never POST
+enroll_ok forcedget --get
+t_is "$(ca_log_field -1 method)" GET "--get: GET although POST is offered"
 ca_new
 
 # --- an old CA: DES3 and SHA-1 only, no POST -> GET, DES3, SHA-1
@@ -97,6 +101,20 @@ mkcsr local.key good.csr "/CN=dev1.example/O=Example" 's3cret pass'
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k local.key -r good.csr -l good.crt
 t_ok "right challenge: certificate of our key" cert_has_key good.crt local.key
 t_is "$(ca_log_field -1 challenge_ok)" true "right challenge: accepted"
+ca_new
+
+# --- key and request made by scep-agent mkrequest, challenge from the env
+ca_start -allowrenew 0 -challenge 'from env'
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
+t_expect_exit 0 env CH='from env' "$SCEP_AGENT" mkrequest -k mk.key -r mk.csr \
+	--subject "/CN=mk.example/O=Example Org" --san DNS:mk.example --san IP:192.0.2.7 --challenge-env CH
+t_file mk.key "mkrequest wrote the key"
+t_file mk.csr "mkrequest wrote the request"
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k mk.key -r mk.csr -l mk.crt
+t_ok "mkrequest + enroll: certificate of the new key" cert_has_key mk.crt mk.key
+t_is "$(ca_log_field -1 challenge_ok)" true "mkrequest put the challenge in the request"
+t_like "$(openssl x509 -in mk.crt -noout -ext subjectAltName 2>/dev/null | tr -d ' \n')" \
+	'DNS:mk.example,IPAddress:192.0.2.7' "mkrequest: subjectAltNames reach the certificate"
 ca_new
 
 # --- the stock DN rule: a second certificate for the same DN is refused

@@ -72,6 +72,16 @@ t_ok "getnextca wrote the rollover CA" cmp <(openssl x509 -in "$nextfile" -outfo
 t_grep '"op":"GetNextCACert"' "$CA_LOG" "GetNextCACert was sent"
 ca_new
 
+# getnextca from a CA without RA: signed by the CA itself
+ca_start -next-ca
+t_expect_exit 0 sa getca -u "$CA_URL" -c own.crt
+t_expect_exit 0 sa getnextca -u "$CA_URL" -c own.crt -w own-next.crt
+nextfile=own-next.crt
+[ -s own-next.crt ] || nextfile=own-next.crt-0
+t_ok "getnextca (no RA) wrote the rollover CA" cmp <(openssl x509 -in "$nextfile" -outform DER) \
+	<(openssl x509 -in "$CA_DIR/next-ca.pem" -outform DER)
+ca_new
+
 # getnextca reply signed by a CA we do not trust: refused
 ca_start -next-ca
 t_expect_exit 6 sa getnextca -u "$CA_URL" -c ca.crt -w bad-next.crt

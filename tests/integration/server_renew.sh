@@ -51,6 +51,36 @@ t_is "$(ca_log_field -1 signer)" issued "no Renewal cap: signed by the old certi
 t_grep '^R' "$CA_DIR/index.txt" "the CA revoked the replaced certificate"
 ca_new
 
+# Renewal offered, but the user asks for a PKCSReq signed by the old
+# certificate (OpenXPKI, NDES), without the challenge
+ca_start -valid 600 -challenge pw -renew-no-challenge
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k old.key -r old.csr -l old.crt
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k new.key -r new.csr -K old.key -O old.crt -l forced.crt \
+	--renew-mode pkcsreq
+t_ok "--renew-mode pkcsreq: certificate of the new key" cert_has_key forced.crt new.key
+t_is "$(ca_log_field -1 msgType)" 19 "--renew-mode pkcsreq: PKCSReq although Renewal is offered"
+t_is "$(ca_log_field -1 signer)" issued "--renew-mode pkcsreq: signed by the old certificate"
+t_is "$(ca_log_field -1 challenge_present)" false "--renew-mode pkcsreq: without the challenge"
+# and with the challenge, against a CA that wants it on every request
+ca_new
+ca_start -valid 600 -challenge pw
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k old.key -r old.csr -l old.crt
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k new.key -r newpw.csr -K old.key -O old.crt -l forcedpw.crt \
+	--renew-mode pkcsreq
+t_is "$(ca_log_field -1 msgType)" 19 "--renew-mode pkcsreq with the challenge: PKCSReq"
+t_is "$(ca_log_field -1 challenge_ok)" true "--renew-mode pkcsreq with the challenge: accepted"
+# RenewalReq forced although the caps do not offer Renewal
+ca_new
+ca_start -valid 600 -caps 'POSTPKIOperation\nSHA-256\nAES'
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k old.key -r old.csr -l old.crt
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k new.key -r new.csr -K old.key -O old.crt -l forcedrr.crt \
+	--renew-mode renewalreq
+t_is "$(ca_log_field -1 msgType)" 17 "--renew-mode renewalreq: RenewalReq"
+ca_new
+
 # same key renewed (re-key not required)
 ca_start -valid 600
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
