@@ -196,26 +196,37 @@ int op_enroll(const struct agent_opts *o, int *result)
 	rc = agent_client_new(o, &c);
 	if (rc < 0)
 		goto out;
-	rc = keyload_new(&o->p11, &kl);
-	if (rc < 0)
+	/* check what we can before a key is generated in a token */
+	if ((s->new_key != NULL || s->cert_req_file == NULL ||
+	     !files_exist(s->cert_req_file)) && s->subject == NULL) {
+		rc = sa_fail_noossl(SA_EUSAGE, "enroll needs a request: -r FILE "
+				    "(made by mkrequest), or --subject /CN=... "
+				    "to make one");
 		goto out;
-	rc = agent_key_obtain(o, kl, 0, &k);
-	if (rc < 0)
-		goto out;
-	if (s->local_cert_file == NULL && k.tok == NULL) {
+	}
+	if (s->local_cert_file == NULL && s->new_key == NULL &&
+	    (s->private_key == NULL || !p11_is_uri(s->private_key))) {
 		rc = sa_fail_noossl(SA_EUSAGE, "enroll needs -l FILE (or "
 				    "LocalCertFile) to write the certificate");
 		goto out;
 	}
+	rc = keyload_new(&o->p11, &kl);
+	if (rc < 0)
+		goto out;
+	if (renew) {
+		rc = get_renewal_signer(o, kl, &old_key, &old_cert);
+		if (rc < 0)
+			goto out;
+	}
+	rc = agent_key_obtain(o, kl, 0, &k);
+	if (rc < 0)
+		goto out;
 	rc = get_csr(o, &k, &csr);
 	if (rc < 0)
 		goto out;
 	caps = scep_client_caps(c);
 	req.csr = csr;
 	if (renew) {
-		rc = get_renewal_signer(o, kl, &old_key, &old_cert);
-		if (rc < 0)
-			goto out;
 		req.signer_key = old_key;
 		req.signer_cert = old_cert;
 		if (o->renew_mode == RENEW_RENEWALREQ ||
