@@ -63,7 +63,7 @@ func main() {
 		wrongType  = flag.Bool("wrong-type", false, "send messageType 19 instead of 3 (CertRep)")
 		html       = flag.Bool("html", false, "answer PKIOperation with an HTML error page")
 		htmlStatus = flag.Int("html-status", 500, "HTTP status of the -html page")
-		replyEnc   = flag.String("reply-cipher", "des", "cipher of the SUCCESS envelope: des (stock)|aes128|aes256|aes128gcm")
+		replyEnc   = flag.String("reply-cipher", "des", "cipher of the SUCCESS envelope: des (stock)|aes128|aes256")
 		replyDig   = flag.String("reply-digest", "sha1", "digest of the CertRep signature: sha1 (stock)|sha256")
 	)
 	flag.Parse()
@@ -91,10 +91,8 @@ func main() {
 		pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES128CBC
 	case "aes256":
 		pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES256CBC
-	case "aes128gcm":
-		pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES128GCM
 	default:
-		die("-reply-cipher %q: expected des, aes128, aes256 or aes128gcm", *replyEnc)
+		die("-reply-cipher %q: expected des, aes128 or aes256", *replyEnc)
 	}
 	if *replyDig != "sha1" && *replyDig != "sha256" {
 		die("-reply-digest %q: expected sha1 or sha256", *replyDig)
