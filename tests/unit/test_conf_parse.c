@@ -215,11 +215,39 @@ static void test_values(void)
 	is_str(s.ca_bundle, NULL, "free resets");
 }
 
-int main(void)
+/* The shipped example configurations parse without a warning. */
+static void test_examples(const char *dir)
+{
+	static const char *const files[] = { "sscep.conf", "token.conf" };
+	static const char *const opl[] = { "getca", "enroll", "getcert",
+					   "getcrl", "getnextca", "mkrequest" };
+	char path[4096];
+	size_t i, j;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		for (j = 0; j < sizeof(opl) / sizeof(opl[0]); j++) {
+			struct conf_settings s;
+			int rc;
+
+			conf_settings_init(&s);
+			rc = conf_load(path, opl[j], &s);
+			ok(rc == 0 && s.warnings == 0, "%s for %s: no error, no "
+			   "warning", files[i], opl[j]);
+			if (rc < 0)
+				diag("%s", sa_errmsg());
+			conf_settings_free(&s);
+		}
+	}
+}
+
+int main(int argc, char **argv)
 {
 	sa_log_init("test_conf", SA_LOG_WARN, 0);
 	test_syntax();
 	test_scopes();
 	test_values();
+	if (argc > 1)
+		test_examples(argv[1]);
 	return tap_done();
 }
