@@ -4,6 +4,7 @@
  */
 #include "agent.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,34 @@
 #include "sa_log.h"
 
 const char *agent_progname = "scep-agent";
+
+/*
+ * SIGINT, SIGTERM, SIGHUP: interrupt the blocking call (a poll wait, a
+ * request) so that the operation returns and tokens are logged out and
+ * finalized on the way out (tpm2-pkcs11 leaks TPM handles otherwise). A
+ * second signal kills as usual.
+ */
+static volatile sig_atomic_t caught;
+
+static void on_signal(int sig)
+{
+	caught = sig;
+	signal(sig, SIG_DFL);
+}
+
+static void catch_signals(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: blocking calls return EINTR */
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
 
 static int run(const struct agent_opts *o, int *result)
 {
@@ -37,6 +66,7 @@ int main(int argc, char **argv)
 	int rc, help = 0, result = SA_EXIT_OK;
 
 	sa_log_init(agent_progname, SA_LOG_INFO, 0);
+	catch_signals();
 	rc = agent_opts_parse(argc, argv, &o, &help);
 	if (rc == 0 && !help) {
 		rc = scep_crypto_init();
