@@ -4,15 +4,19 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
 	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -256,5 +260,87 @@ func TestFailAndMisbehave(t *testing.T) {
 	r := c.enroll("b", "", mtPKCSReq)
 	if r.p7.Verify() == nil {
 		t.Fatal("bad-sig reply verifies")
+	}
+}
+
+func TestECRequests(t *testing.T) {
+	ts, s := newTestServer(t, &config{}, false, false)
+	c := newClient(t, ts.URL)
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader,
+		&x509.CertificateRequest{Subject: pkix.Name{CommonName: "ec"}}, ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// EC key in the CSR, RSA signer: refused (stock), issued with -allow-ec
+	if r := c.post(c.request(mtPKCSReq, "ec1", csr, c.self, c.key)); r.status != stFailure || r.info != "2" {
+		t.Fatalf("EC CSR without -allow-ec: %+v", r)
+	}
+	s.ca.allowEC = true
+	r := c.post(c.request(mtPKCSReq, "ec2", csr, c.self, c.key))
+	if r.status != stSuccess {
+		t.Fatalf("EC CSR with -allow-ec: %+v", r)
+	}
+	certs, _ := scep.CACerts(r.content)
+	if _, ok := certs[0].PublicKey.(*ecdsa.PublicKey); !ok || certs[0].SignatureAlgorithm != x509.SHA256WithRSA {
+		t.Fatalf("EC certificate: %T %v", certs[0].PublicKey, certs[0].SignatureAlgorithm)
+	}
+	// EC signer: the reply cannot be encrypted to it
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "ec self"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &ecKey.PublicKey, ecKey)
+	ecSelf, _ := x509.ParseCertificate(der)
+	recips := c.caCert[:1]
+	e7, _ := pkcs7.Encrypt(csr, recips)
+	sd, _ := pkcs7.NewSignedData(e7)
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	if err := sd.AddSigner(ecSelf, ecKey, pkcs7.SignerInfoConfig{ExtraSignedAttributes: []pkcs7.Attribute{
+		{Type: oidTransactionID, Value: "ec3"}, {Type: oidMessageType, Value: mtPKCSReq},
+		{Type: oidSenderNonce, Value: nonce}}}); err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := sd.Finish()
+	resp, err := http.Post(ts.URL+"/scep?operation=PKIOperation", "application/octet-stream", bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	p7, err := pkcs7.Parse(body)
+	if err != nil {
+		t.Fatalf("EC signer: HTTP %d %s", resp.StatusCode, body)
+	}
+	var status, info string
+	p7.UnmarshalSignedAttribute(oidPkiStatus, &status)
+	p7.UnmarshalSignedAttribute(oidFailInfo, &info)
+	if status != stFailure || info != "0" {
+		t.Fatalf("EC signer: want FAILURE badAlg, got %q %q", status, info)
+	}
+}
+
+func TestGetRequestAndCaps(t *testing.T) {
+	ts, _ := newTestServer(t, &config{caps: "A\nB"}, false, false)
+	c := newClient(t, ts.URL)
+	msg := c.request(mtPKCSReq, "get", c.csr("g", ""), c.self, c.key)
+	resp, err := http.Get(ts.URL + "/scep?operation=PKIOperation&message=" +
+		url.QueryEscape(base64.StdEncoding.EncodeToString(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != ctPKIMsg {
+		t.Fatalf("GET PKIOperation: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = http.Get(ts.URL + "/scep?operation=GetCACaps")
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "A\nB" {
+		t.Fatalf("caps %q", body)
 	}
 }

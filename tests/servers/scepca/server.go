@@ -246,6 +246,10 @@ func (s *server) pkiOperation(data []byte, e *logEntry) ([]byte, error) {
 	if req.decErr != nil {
 		return failure("badMessageCheck", req.decErr.Error())
 	}
+	if req.recipErr != nil {
+		// refuse before issuing: the certificate could not be delivered
+		return failure("badAlg", req.recipErr.Error())
+	}
 	if s.cfg.failCode != "" {
 		o.status, o.failInfo, o.failText = stFailure, s.cfg.failCode, s.cfg.failText
 		return respond()
