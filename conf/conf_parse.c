@@ -112,6 +112,7 @@ int conf_file_parse_buf(const char *name, const char *buf, size_t len,
 {
 	struct conf_file *cf = NULL;
 	char *copy = NULL, *section = NULL, *val = NULL;
+	size_t vlen = 0;
 	char *p, *next;
 	int line = 0, sline = 0, rc;
 
@@ -184,8 +185,11 @@ int conf_file_parse_buf(const char *name, const char *buf, size_t len,
 			goto out;
 		}
 		s++;
+		if (val != NULL)
+			OPENSSL_cleanse(val, vlen);
 		free(val);
-		val = malloc(strlen(s) + 1);
+		vlen = strlen(s) + 1;
+		val = malloc(vlen);
 		if (val == NULL) {
 			rc = sa_fail(SA_ENOMEM, "out of memory");
 			goto out;
@@ -201,7 +205,8 @@ int conf_file_parse_buf(const char *name, const char *buf, size_t len,
 	cf = NULL;
 	rc = 0;
 out:
-	wipe(val);
+	if (val != NULL)
+		OPENSSL_cleanse(val, vlen);
 	free(val);
 	free(section);
 	if (copy != NULL)
