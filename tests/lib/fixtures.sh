@@ -185,7 +185,7 @@ ca_start() {
 	_pidf=$T_WORK/ca$T_CA_N.pid
 	rm -f "$_pf" "$_pidf"
 	"$SCEPCA" -dir "$CA_DIR" -port-file "$_pf" -pid-file "$_pidf" \
-		-log "$CA_LOG" "$@" >"$T_WORK/ca$T_CA_N.out" 2>"$T_WORK/ca$T_CA_N.err" &
+		-log "$CA_LOG" -lifetime 1800 "$@" >"$T_WORK/ca$T_CA_N.out" 2>"$T_WORK/ca$T_CA_N.err" &
 	CA_PID=$!
 	T_PIDS="$T_PIDS $CA_PID"
 	_i=0

@@ -65,6 +65,7 @@ func main() {
 		htmlStatus = flag.Int("html-status", 500, "HTTP status of the -html page")
 		replyEnc   = flag.String("reply-cipher", "des", "cipher of the SUCCESS envelope: des (stock)|aes128|aes256")
 		replyDig   = flag.String("reply-digest", "sha1", "digest of the CertRep signature: sha1 (stock)|sha256")
+		lifetime   = flag.Int("lifetime", 0, "exit after SECS seconds (a safety net for killed tests; 0: never)")
 	)
 	flag.Parse()
 	if *dir == "" || flag.NArg() != 0 {
@@ -149,6 +150,12 @@ func main() {
 		<-sig
 		hs.Close()
 	}()
+	if *lifetime > 0 {
+		time.AfterFunc(time.Duration(*lifetime)*time.Second, func() {
+			fmt.Fprintf(os.Stderr, "scepca: -lifetime %d s reached, exiting\n", *lifetime)
+			hs.Close()
+		})
+	}
 	if err := hs.Serve(ln); err != nil && err != http.ErrServerClosed {
 		die("serve: %v", err)
 	}
