@@ -27,6 +27,7 @@ t_is "$(ca_log_field -1 enc)" AES-128-CBC "stock: AES-128 chosen from the caps"
 t_is "$(ca_log_field -1 digest)" sha256 "stock: SHA-256 chosen from the caps"
 t_is "$(ca_log_field -1 signer)" selfsigned "stock: signed with a self-signed certificate"
 t_is "$(ca_log_field -1 status)" SUCCESS "stock: CA answered SUCCESS"
+t_is "$(ca_log_field -1 stock)" true "stock: the reply came from the micromdm library (DES-CBC, SHA-1)"
 t_grep 'Serial|serial' "$T_OUT" "stock: prints the serial"
 
 # -L writes the self-signed certificate

@@ -69,6 +69,7 @@ type logEntry struct {
 	Poll             int    `json:"poll,omitempty"`
 	Serial           string `json:"serial,omitempty"`
 	Subject          string `json:"subject,omitempty"`
+	Stock            bool   `json:"stock,omitempty"` // reply built by the scep package itself
 	HTTP             int    `json:"http"`
 	Error            string `json:"error,omitempty"`
 }
@@ -364,7 +365,7 @@ func (s *server) enroll(req *pkiRequest, data []byte, e *logEntry, o *repOptions
 	e.Serial = fmt.Sprintf("%X", crt.SerialNumber)
 	if s.stockPath() && req.recipErr == nil {
 		if out, err := stockSuccess(data, s.ca.decrypter(), s.ca.signer(), crt); err == nil {
-			e.Status = "SUCCESS"
+			e.Status, e.Stock = "SUCCESS", true
 			return out, nil
 		}
 	}
