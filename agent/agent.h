@@ -30,6 +30,9 @@ enum agent_renew_mode {
 	RENEW_PKCSREQ,    /* PKCSReq signed by the old key and certificate */
 };
 
+/* The program name used in messages and result lines. */
+extern const char *agent_progname;
+
 /* Effective options: the configuration file with the command line over it. */
 struct agent_opts {
 	enum agent_op op;

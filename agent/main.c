@@ -13,8 +13,6 @@
 #include "sa_err.h"
 #include "sa_log.h"
 
-const char *agent_progname = "scep-agent";
-
 /*
  * SIGINT, SIGTERM, SIGHUP: interrupt the blocking call (a poll wait, a
  * request) so that the operation returns and tokens are logged out and

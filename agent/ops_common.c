@@ -16,8 +16,6 @@
 #include "sa_err.h"
 #include "sa_log.h"
 
-extern const char *agent_progname;
-
 void agent_out(const char *fmt, ...)
 {
 	va_list ap;

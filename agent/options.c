@@ -14,6 +14,8 @@
 #include "sa_err.h"
 #include "sa_log.h"
 
+const char *agent_progname = "scep-agent";
+
 static const struct {
 	const char *name;
 	enum agent_op op;
