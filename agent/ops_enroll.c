@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/pem.h>
+
 #include "csr.h"
 #include "files.h"
 #include "keyload.h"
@@ -94,15 +96,24 @@ out:
 	return rc;
 }
 
-static void report_pending(const struct scep_reply *r, X509_REQ *csr)
+static void report_pending(const struct scep_reply *r, X509_REQ *csr,
+			   const struct agent_key *k)
 {
 	char *tid = r->transaction_id ? NULL :
 		    scep_transaction_id(X509_REQ_get0_pubkey(csr));
 
 	sa_info("pkistatus: PENDING");
-	sa_err("the CA has not decided yet (PENDING, transactionID %s); run "
-	       "the same command again with -R to resume polling",
-	       r->transaction_id ? r->transaction_id : tid ? tid : "?");
+	if (k->generated && k->uri != NULL)
+		sa_err("the CA has not decided yet (PENDING, transactionID %s); "
+		       "to resume polling, run the command again with -R and "
+		       "-k '%s' (the key now in the token) instead of "
+		       "--new-key",
+		       r->transaction_id ? r->transaction_id : tid ? tid : "?",
+		       k->uri);
+	else
+		sa_err("the CA has not decided yet (PENDING, transactionID %s); "
+		       "run the same command again with -R to resume polling",
+		       r->transaction_id ? r->transaction_id : tid ? tid : "?");
 	free(tid);
 }
 
@@ -127,10 +138,23 @@ static int store_result(const struct agent_opts *o, const struct agent_key *k,
 	char *cert_uri = NULL, *subj = NULL, *serial = NULL;
 	int i, rc;
 
-	if (k->tok != NULL) {
-		rc = p11_cert_store(k->tok, cert, label, &cert_uri);
+	/* disk first: if the token refuses, the certificate is not lost */
+	if (s->local_cert_file != NULL) {
+		rc = files_write_cert(s->local_cert_file, cert);
 		if (rc < 0)
 			goto out;
+		agent_out("certificate written as %s", s->local_cert_file);
+	}
+	if (k->tok != NULL) {
+		rc = p11_cert_store(k->tok, cert, label, &cert_uri);
+		if (rc < 0) {
+			if (s->local_cert_file == NULL) {
+				/* not stored anywhere: show it rather than lose it */
+				PEM_write_X509(stdout, cert);
+				fflush(stdout);
+			}
+			goto out;
+		}
 		if (s->store_ca == 1)
 			for (i = 0; i < sk_X509_num(ca->certs); i++) {
 				X509 *x = sk_X509_value(ca->certs, i);
@@ -148,12 +172,6 @@ static int store_result(const struct agent_opts *o, const struct agent_key *k,
 				sa_verbose("CA certificate \"%s\" stored in "
 					   "the token", cal);
 			}
-	}
-	if (s->local_cert_file != NULL) {
-		rc = files_write_cert(s->local_cert_file, cert);
-		if (rc < 0)
-			goto out;
-		agent_out("certificate written as %s", s->local_cert_file);
 	}
 	subj = csr_name_oneline(X509_get_subject_name(cert));
 	serial = agent_serial_str(cert);
@@ -267,7 +285,7 @@ int op_enroll(const struct agent_opts *o, int *result)
 		goto out;
 	sa_info("valid response from server");
 	if (reply.status == SCEP_STATUS_PENDING) {
-		report_pending(&reply, csr);
+		report_pending(&reply, csr, &k);
 		*result = SA_EXIT_PENDING;
 		goto out;
 	}
