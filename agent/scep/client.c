@@ -16,11 +16,23 @@
 static int crypto_ready;
 static OSSL_PROVIDER *prov_default, *prov_legacy; /* held for the process */
 
+/* Unload at exit, before OpenSSL's own cleanup (atexit runs LIFO). */
+static void crypto_unload(void)
+{
+	if (prov_legacy)
+		OSSL_PROVIDER_unload(prov_legacy);
+	if (prov_default)
+		OSSL_PROVIDER_unload(prov_default);
+	prov_legacy = prov_default = NULL;
+}
+
 /* Load the default and legacy providers into the default context. */
 int scep_crypto_init(void)
 {
 	if (crypto_ready)
 		return SA_OK;
+	/* make sure OpenSSL registered its atexit cleanup before ours */
+	OPENSSL_init_crypto(0, NULL);
 	if ((prov_default = OSSL_PROVIDER_load(NULL, "default")) == NULL)
 		return sa_fail(SA_ECRYPTO, "cannot load OpenSSL's default provider");
 	/* DES-CBC replies need legacy; without it only they fail, so go on */
@@ -29,6 +41,7 @@ int scep_crypto_init(void)
 		sa_warn("cannot load OpenSSL's legacy provider: replies encrypted with "
 			"single DES will not be readable");
 	}
+	atexit(crypto_unload);
 	crypto_ready = 1;
 	return SA_OK;
 }
