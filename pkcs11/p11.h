@@ -49,7 +49,10 @@ int p11_is_uri(const char *s);
 int p11_token_open(const char *uri, const struct p11_open_opts *opts,
 		   p11_token **out);
 
-/* Log out, close the session, unload and finalize the module. NULL ok. */
+/*
+ * Log out, close the session, unload and finalize the module. NULL ok.
+ * Free every EVP_PKEY obtained from t before closing it.
+ */
 void p11_token_close(p11_token *t);
 
 /*
@@ -92,8 +95,15 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 int p11_cert_store(p11_token *t, X509 *cert, const char *label,
 		   char **uri_out);
 
-/* Store a CA certificate (CKA_TRUSTED not set) under label. */
+/*
+ * Store a CA certificate (CKA_TRUSTED not set) under label, CKA_ID the
+ * SHA-1 of its public key. Replaces a different certificate with the same
+ * label and id; storing the same certificate again is a no-op.
+ */
 int p11_cacert_store(p11_token *t, X509 *cert, const char *label);
+
+/* 1 if cert's public key is key's public half (token or file key), else 0. */
+int p11_key_matches_cert(EVP_PKEY *key, X509 *cert);
 
 /* The pkcs11: URI of the token (token, manufacturer, serial, model). */
 char *p11_token_uri(p11_token *t);
@@ -103,7 +113,9 @@ char *p11_token_uri(p11_token *t);
  * each token (all slots of the module) / each object with its URI, type,
  * label, id, key type and size, and for keys CKA_SENSITIVE/EXTRACTABLE.
  */
-int p11_list_tokens(const char *module, FILE *fp);
+int p11_list_tokens(const char *module, FILE *fp); /* module: path, p11-kit
+						   * module name, pkcs11: URI
+						   * or NULL (p11-kit proxy) */
 int p11_list_objects(p11_token *t, FILE *fp);
 
 #endif

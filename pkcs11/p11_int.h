@@ -1,0 +1,105 @@
+/*
+ * p11_int.h - internals shared by the custody files (pkcs11/ only; unit
+ * tests include it too). Not part of the API of p11.h.
+ *
+ * Division of labour: libp11 loads the module (dlopen, C_Initialize),
+ * enumerates the slots and turns private key objects into EVP_PKEY
+ * handles. Everything else - login, key generation, attribute reads,
+ * certificate objects, listing - goes through the very same module's
+ * CK_FUNCTION_LIST (obtained with dlopen(RTLD_NOLOAD) + C_GetFunctionList)
+ * on a session of our own. PKCS#11 login state belongs to the application
+ * and the token, so our one C_Login also covers libp11's sessions.
+ */
+#ifndef P11_INT_H
+#define P11_INT_H
+
+#include <libp11.h>
+#include <p11-kit/pkcs11.h>
+#include <p11-kit/uri.h>
+
+#include "p11.h"
+
+/*
+ * Per slot: our session and our login, both kept until the module is
+ * unloaded. Tokens such as SoftHSM2 renumber object handles when a slot's
+ * last session closes or the user logs out, which would leave libp11's
+ * cached key handles stale for a later p11_token on the same module.
+ */
+struct p11_slotstate {
+	CK_SESSION_HANDLE sess;
+	int open;
+	int rw;
+	int logged_in;   /* we did C_Login; C_Logout at unload */
+};
+
+/*
+ * A loaded module: libp11's context plus the module's function list.
+ * Shared (reference-counted) by every token open on the same module file
+ * in this process: a module is initialized and finalized once.
+ */
+struct p11_module {
+	PKCS11_CTX *ctx;
+	CK_FUNCTION_LIST *fl;    /* borrowed from the loaded module */
+	char *path;              /* as given */
+	char *real;              /* realpath(), the sharing key */
+	PKCS11_SLOT *slots;      /* libp11's slot list, enumerated once */
+	unsigned int nslots;
+	struct p11_slotstate *ss; /* nslots entries */
+	int refs;
+	struct p11_module *next;
+};
+
+struct p11_token {
+	struct p11_module *mod;
+	PKCS11_SLOT *slot;       /* borrowed from mod->slots */
+	CK_SLOT_ID slot_id;
+	struct p11_slotstate *ss; /* borrowed from mod->ss */
+	CK_SESSION_HANDLE sess;  /* = ss->sess (read-write if possible) */
+	int rw;
+	int logged_in;           /* the user is logged in (by us) */
+	CK_TOKEN_INFO info;
+};
+
+/* Where a PIN comes from. */
+enum p11_pin_kind {
+	P11_PIN_NONE = 0,
+	P11_PIN_FILE,
+	P11_PIN_ENV,
+};
+
+#define P11_PIN_MAX 256
+
+/* p11_uri.c */
+int p11_uri_parse(const char *s, P11KitUri **out);
+int p11_module_resolve(const char *opt_module, P11KitUri *uri, char **out);
+int p11_pin_source_parse(const char *src, int *kind, char **arg);
+char *p11_uri_format(P11KitUri *u, int type);
+char *p11_hex(const unsigned char *p, size_t n);
+
+/* p11_pin.c: fill pin (NUL-terminated, at most P11_PIN_MAX-1 chars). */
+int p11_pin_get(const struct p11_pin_opts *po, P11KitUri *uri,
+		const char *token_label, char *pin, size_t pinsz);
+
+/* p11_token.c */
+int p11_module_get(const char *path, struct p11_module **out);
+void p11_module_put(struct p11_module *m);
+int p11_rv_fail(int code, CK_RV rv, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+const char *p11_rv_str(CK_RV rv);
+char *p11_str_trim(const unsigned char *s, size_t n);
+int p11_find(p11_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+	     CK_OBJECT_HANDLE **out, CK_ULONG *count);
+int p11_attr_get1(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+		  unsigned char **val, CK_ULONG *len);
+int p11_attr_bool(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type);
+int p11_attr_ulong(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+		   CK_ULONG *v);
+char *p11_object_uri(p11_token *t, CK_OBJECT_CLASS cls, const char *label,
+		     const unsigned char *id, size_t idlen);
+int p11_need_rw(p11_token *t, const char *what);
+
+/* p11_cert.c */
+int p11_key_id_for_pubkey(p11_token *t, EVP_PKEY *pub, unsigned char **id,
+			  size_t *idlen, char **label);
+
+#endif

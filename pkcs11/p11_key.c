@@ -1,0 +1,417 @@
+/*
+ * p11_key.c - private keys in the token: look-up by URI (EVP_PKEY handles
+ * from libp11) and key-pair generation with C_GenerateKeyPair. The private
+ * half is born CKA_SENSITIVE, not CKA_EXTRACTABLE, and never leaves.
+ */
+#include "p11_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/objects.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include "sa_err.h"
+#include "sa_log.h"
+
+static int attr_eq(const CK_ATTRIBUTE *a, const void *v, size_t n)
+{
+	return a->ulValueLen == n && (n == 0 || memcmp(a->pValue, v, n) == 0);
+}
+
+/*
+ * The libp11 private key with this label and/or id (NULL: any).
+ * *count is the number of matches; *out the first.
+ */
+static int libp11_find(p11_token *t, const CK_ATTRIBUTE *label,
+		       const CK_ATTRIBUTE *id, PKCS11_KEY **out,
+		       unsigned int *count)
+{
+	PKCS11_KEY *keys = NULL;
+	unsigned int n = 0, i;
+
+	*out = NULL;
+	*count = 0;
+	if (PKCS11_enumerate_keys(t->slot->token, &keys, &n) != 0)
+		return sa_fail(SA_EKEY, "cannot list the keys of token '%s'",
+			       t->slot->token->label);
+	for (i = 0; i < n; i++) {
+		PKCS11_KEY *k = &keys[i];
+
+		if (!k->isPrivate)
+			continue;
+		if (label != NULL && (k->label == NULL ||
+		    !attr_eq(label, k->label, strlen(k->label))))
+			continue;
+		if (id != NULL && !attr_eq(id, k->id, k->id_len))
+			continue;
+		if ((*count)++ == 0)
+			*out = k;
+	}
+	return 0;
+}
+
+static char *attr_str(const CK_ATTRIBUTE *a)
+{
+	char *s;
+
+	if (a == NULL)
+		return strdup("(any)");
+	s = malloc(a->ulValueLen + 1);
+	if (s != NULL) {
+		memcpy(s, a->pValue, a->ulValueLen);
+		s[a->ulValueLen] = '\0';
+	}
+	return s;
+}
+
+/*
+ * Count the private key objects matching label/id in the token itself
+ * (libp11's key cache may hold an object twice); on exactly one, fill
+ * its real CKA_ID and CKA_LABEL.
+ */
+static int raw_match(p11_token *t, const CK_ATTRIBUTE *label,
+		     const CK_ATTRIBUTE *id, CK_ULONG *n,
+		     CK_ATTRIBUTE *rid, CK_ATTRIBUTE *rlabel)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[3] = { { CKA_CLASS, &cls, sizeof(cls) } };
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG nt = 1, len;
+	unsigned char *v;
+	int rc;
+
+	if (label != NULL)
+		tmpl[nt++] = *label;
+	if (id != NULL)
+		tmpl[nt++] = *id;
+	rc = p11_find(t, tmpl, nt, &h, n);
+	if (rc < 0 || *n != 1)
+		goto out;
+	if (p11_attr_get1(t, h[0], CKA_ID, &v, &len) < 0) {
+		v = NULL;
+		len = 0;
+	}
+	*rid = (CK_ATTRIBUTE){ CKA_ID, v, len };
+	if (p11_attr_get1(t, h[0], CKA_LABEL, &v, &len) < 0) {
+		v = NULL;
+		len = 0;
+	}
+	*rlabel = (CK_ATTRIBUTE){ CKA_LABEL, v, len };
+out:
+	free(h);
+	return rc;
+}
+
+/* See p11.h. */
+int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out)
+{
+	CK_ATTRIBUTE *label, *id, *cls;
+	CK_ATTRIBUTE rid = { CKA_ID, NULL, 0 }, rlabel = { CKA_LABEL, NULL, 0 };
+	P11KitUri *u = NULL;
+	PKCS11_KEY *k = NULL;
+	EVP_PKEY *pk = NULL;
+	char *ls = NULL, *is = NULL;
+	unsigned int nk = 0;
+	CK_ULONG n = 0;
+	int rc;
+
+	*out = NULL;
+	rc = p11_uri_parse(uri, &u);
+	if (rc < 0)
+		goto out;
+	label = p11_kit_uri_get_attribute(u, CKA_LABEL);
+	id = p11_kit_uri_get_attribute(u, CKA_ID);
+	cls = p11_kit_uri_get_attribute(u, CKA_CLASS);
+	if (cls != NULL && (cls->ulValueLen != sizeof(CK_OBJECT_CLASS) ||
+	    *(CK_OBJECT_CLASS *)cls->pValue != CKO_PRIVATE_KEY)) {
+		rc = sa_fail_noossl(SA_EUSAGE, "the key URI names an object type "
+				    "other than type=private");
+		goto out;
+	}
+	rc = raw_match(t, label, id, &n, &rid, &rlabel);
+	if (rc < 0)
+		goto out;
+	ls = attr_str(label);
+	is = id ? p11_hex(id->pValue, id->ulValueLen) : strdup("(any)");
+	if (n == 0) {
+		rc = sa_fail_noossl(SA_ENOTFOUND, "no private key with label %s "
+				    "and id %s on token '%s'%s; list-objects "
+				    "shows what is there", ls ? ls : "?",
+				    is ? is : "?", t->slot->token->label,
+				    t->logged_in ? "" : " (private keys show "
+				    "only after login)");
+		goto out;
+	}
+	if (n > 1) {
+		rc = sa_fail_noossl(SA_EKEY, "%lu private keys on token '%s' match "
+				    "label %s and id %s; add id= (or object=) to "
+				    "the URI to pick one", (unsigned long)n,
+				    t->slot->token->label, ls ? ls : "?",
+				    is ? is : "?");
+		goto out;
+	}
+	rc = libp11_find(t, rlabel.ulValueLen ? &rlabel : NULL,
+			 rid.ulValueLen ? &rid : NULL, &k, &nk);
+	if (rc < 0)
+		goto out;
+	pk = k ? PKCS11_get_private_key(k) : NULL;
+	if (pk == NULL) {
+		rc = sa_fail(SA_EKEY, "libp11 could not make a key handle for "
+			     "key %s on token '%s'", ls ? ls : "?",
+			     t->slot->token->label);
+		goto out;
+	}
+	*out = pk;
+	rc = 0;
+out:
+	free(rid.pValue);
+	free(rlabel.pValue);
+	free(ls);
+	free(is);
+	if (u != NULL)
+		p11_kit_uri_free(u);
+	return rc;
+}
+
+/* Is the mechanism there, and (RSA) the size in range? */
+static int check_mech(p11_token *t, const struct p11_keyspec *ks)
+{
+	CK_MECHANISM_TYPE m = ks->type == EVP_PKEY_RSA ?
+		CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN;
+	CK_MECHANISM_INFO mi;
+	CK_RV rv;
+
+	rv = t->mod->fl->C_GetMechanismInfo(t->slot_id, m, &mi);
+	if (rv != CKR_OK)
+		return p11_rv_fail(SA_EKEY, rv, "token '%s' cannot generate %s "
+				   "keys", t->slot->token->label,
+				   ks->type == EVP_PKEY_RSA ? "RSA" : "EC");
+	if (!(mi.flags & CKF_GENERATE_KEY_PAIR))
+		return sa_fail_noossl(SA_EKEY, "token '%s' does not generate %s "
+				      "key pairs", t->slot->token->label,
+				      ks->type == EVP_PKEY_RSA ? "RSA" : "EC");
+	if (ks->type == EVP_PKEY_RSA && mi.ulMaxKeySize != 0 &&
+	    ((CK_ULONG)ks->bits > mi.ulMaxKeySize ||
+	     (CK_ULONG)ks->bits < mi.ulMinKeySize))
+		return sa_fail_noossl(SA_EKEY, "token '%s' generates RSA keys of "
+				      "%lu to %lu bits, not %d",
+				      t->slot->token->label, mi.ulMinKeySize,
+				      mi.ulMaxKeySize, ks->bits);
+	return 0;
+}
+
+/* CKA_ID from the public key: SHA-1 of the RSA modulus or the EC point. */
+static int derive_id(p11_token *t, CK_OBJECT_HANDLE pub, int type,
+		     unsigned char id[SHA_DIGEST_LENGTH])
+{
+	unsigned char *v = NULL;
+	const unsigned char *p;
+	ASN1_OCTET_STRING *os = NULL;
+	CK_ULONG len = 0;
+	int rc;
+
+	rc = p11_attr_get1(t, pub, type == EVP_PKEY_RSA ? CKA_MODULUS :
+			   CKA_EC_POINT, &v, &len);
+	if (rc < 0)
+		return sa_fail_noossl(SA_EKEY, "cannot read the new public key "
+				      "from token '%s'", t->slot->token->label);
+	p = v;
+	if (type == EVP_PKEY_EC &&
+	    (os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)len)) != NULL &&
+	    p == v + len)
+		SHA1(ASN1_STRING_get0_data(os), (size_t)ASN1_STRING_length(os), id);
+	else
+		SHA1(v, len, id);
+	ASN1_OCTET_STRING_free(os);
+	free(v);
+	return 0;
+}
+
+/* See p11.h. */
+int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
+	       int overwrite, EVP_PKEY **out, char **uri_out)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG bits = (CK_ULONG)ks->bits;
+	unsigned char e[] = { 0x01, 0x00, 0x01 };
+	unsigned char tmpid[SHA_DIGEST_LENGTH], id[SHA_DIGEST_LENGTH];
+	unsigned char *ecp = NULL;
+	int ecplen = 0, isrsa = ks->type == EVP_PKEY_RSA;
+	CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE *old = NULL;
+	CK_ULONG nold = 0, i, npub, npriv;
+	CK_MECHANISM mech = { isrsa ? CKM_RSA_PKCS_KEY_PAIR_GEN :
+			      CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, label ? strlen(label) : 0 };
+	CK_ATTRIBUTE idattr[2] = { { CKA_ID, id, sizeof(id) },
+				   { CKA_ID, id, sizeof(id) } };
+	CK_ATTRIBUTE pubt[8], privt[10];
+	CK_ATTRIBUTE ida = { CKA_ID, id, sizeof(id) };
+	PKCS11_KEY *k = NULL;
+	unsigned int nk = 0;
+	EVP_PKEY *pk = NULL;
+	char *uri = NULL;
+	CK_RV rv;
+	int rc, keep = 0;
+
+	if (out != NULL)
+		*out = NULL;
+	if (uri_out != NULL)
+		*uri_out = NULL;
+	if (label == NULL || label[0] == '\0')
+		return sa_fail_noossl(SA_EUSAGE, "a new key needs a label: give "
+				      "object=LABEL in the key URI");
+	if (ks->type != EVP_PKEY_RSA && ks->type != EVP_PKEY_EC)
+		return sa_fail_noossl(SA_EUSAGE, "unsupported key type");
+	rc = p11_need_rw(t, "generate a key");
+	if (rc < 0)
+		return rc;
+	if ((t->info.flags & CKF_LOGIN_REQUIRED) && !t->logged_in) {
+		CK_SESSION_INFO si;
+
+		if (t->mod->fl->C_GetSessionInfo(t->sess, &si) != CKR_OK ||
+		    si.state != CKS_RW_USER_FUNCTIONS)
+			return sa_fail_noossl(SA_EPIN, "generating a key on token "
+					      "'%s' needs a login",
+					      t->slot->token->label);
+	}
+	rc = check_mech(t, ks);
+	if (rc < 0)
+		return rc;
+	rc = p11_find(t, &lt, 1, &old, &nold);
+	if (rc < 0)
+		return rc;
+	if (nold > 0 && !overwrite) {
+		rc = sa_fail_noossl(SA_EEXIST, "token '%s' already holds %lu "
+				    "object(s) labelled '%s'; pick another label "
+				    "or ask to overwrite it", t->slot->token->label,
+				    (unsigned long)nold, label);
+		goto out;
+	}
+
+	/* a unique provisional id ties the pair together until we know ours */
+	if (RAND_bytes(tmpid, sizeof(tmpid)) != 1) {
+		rc = sa_fail(SA_ECRYPTO, "no random bytes for a key id");
+		goto out;
+	}
+	npub = 0;
+	pubt[npub++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
+	pubt[npub++] = (CK_ATTRIBUTE){ CKA_PRIVATE, &no, sizeof(no) };
+	pubt[npub++] = (CK_ATTRIBUTE){ CKA_VERIFY, &yes, sizeof(yes) };
+	pubt[npub++] = lt;
+	pubt[npub++] = (CK_ATTRIBUTE){ CKA_ID, tmpid, sizeof(tmpid) };
+	npriv = 0;
+	privt[npriv++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
+	privt[npriv++] = (CK_ATTRIBUTE){ CKA_PRIVATE, &yes, sizeof(yes) };
+	privt[npriv++] = (CK_ATTRIBUTE){ CKA_SENSITIVE, &yes, sizeof(yes) };
+	privt[npriv++] = (CK_ATTRIBUTE){ CKA_EXTRACTABLE, &no, sizeof(no) };
+	privt[npriv++] = (CK_ATTRIBUTE){ CKA_SIGN, &yes, sizeof(yes) };
+	privt[npriv++] = lt;
+	privt[npriv++] = (CK_ATTRIBUTE){ CKA_ID, tmpid, sizeof(tmpid) };
+	if (isrsa) {
+		pubt[npub++] = (CK_ATTRIBUTE){ CKA_ENCRYPT, &yes, sizeof(yes) };
+		pubt[npub++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &bits,
+					       sizeof(bits) };
+		pubt[npub++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, e, sizeof(e) };
+		privt[npriv++] = (CK_ATTRIBUTE){ CKA_DECRYPT, &yes, sizeof(yes) };
+	} else {
+		ecplen = i2d_ASN1_OBJECT(OBJ_nid2obj(ks->nid), &ecp);
+		if (ecplen <= 0) {
+			rc = sa_fail(SA_EINTERNAL, "cannot encode the curve OID");
+			goto out;
+		}
+		pubt[npub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, ecp,
+					       (CK_ULONG)ecplen };
+	}
+	sa_verbose("generating %s key '%s' in token '%s'", isrsa ? "an RSA" :
+		   "an EC", label, t->slot->token->label);
+	rv = t->mod->fl->C_GenerateKeyPair(t->sess, &mech, pubt, npub, privt,
+					  npriv, &pub, &priv);
+	if (rv != CKR_OK) {
+		rc = p11_rv_fail(SA_EKEY, rv, "C_GenerateKeyPair (%s %d) on token "
+				 "'%s' failed", isrsa ? "RSA" : "EC", ks->bits,
+				 t->slot->token->label);
+		goto out;
+	}
+
+	rc = derive_id(t, pub, ks->type, id);
+	if (rc < 0)
+		goto out;
+	rv = t->mod->fl->C_SetAttributeValue(t->sess, pub, &idattr[0], 1);
+	if (rv == CKR_OK)
+		rv = t->mod->fl->C_SetAttributeValue(t->sess, priv, &idattr[1], 1);
+	if (rv != CKR_OK) {
+		sa_warn("token '%s' would not set CKA_ID on the new key (%s); "
+			"keeping a random id", t->slot->token->label,
+			p11_rv_str(rv));
+		memcpy(id, tmpid, sizeof(id));
+		t->mod->fl->C_SetAttributeValue(t->sess, pub, &idattr[0], 1);
+	}
+	keep = 1;
+
+	/* the new pair is safely in the token: now retire the old objects */
+	for (i = 0; i < nold; i++) {
+		rv = t->mod->fl->C_DestroyObject(t->sess, old[i]);
+		if (rv != CKR_OK)
+			sa_warn("could not remove an old object labelled '%s': %s",
+				label, p11_rv_str(rv));
+	}
+	if (nold > 0)
+		sa_info("replaced %lu old object(s) labelled '%s' on token '%s'",
+			(unsigned long)nold, label, t->slot->token->label);
+
+	uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, id, sizeof(id));
+	if (uri == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (out != NULL) {
+		rc = libp11_find(t, &lt, &ida, &k, &nk);
+		if (rc < 0)
+			goto out;
+		if (nk < 1 || (pk = PKCS11_get_private_key(k)) == NULL) {
+			rc = sa_fail(SA_EKEY, "the new key '%s' is in token '%s' "
+				     "but libp11 cannot use it", label,
+				     t->slot->token->label);
+			goto out;
+		}
+		*out = pk;
+	}
+	if (uri_out != NULL) {
+		*uri_out = uri;
+		uri = NULL;
+	}
+	rc = 0;
+out:
+	if (rc < 0 && !keep) {
+		if (priv != CK_INVALID_HANDLE)
+			t->mod->fl->C_DestroyObject(t->sess, priv);
+		if (pub != CK_INVALID_HANDLE)
+			t->mod->fl->C_DestroyObject(t->sess, pub);
+	}
+	free(uri);
+	free(old);
+	OPENSSL_free(ecp);
+	return rc;
+}
+
+/* See p11.h. */
+int p11_key_matches_cert(EVP_PKEY *key, X509 *cert)
+{
+	unsigned char *a = NULL, *b = NULL;
+	int la, lb, r = 0;
+	EVP_PKEY *cp = cert ? X509_get0_pubkey(cert) : NULL;
+
+	if (key == NULL || cp == NULL)
+		return 0;
+	la = i2d_PUBKEY(key, &a);
+	lb = i2d_PUBKEY(cp, &b);
+	if (la > 0 && la == lb && memcmp(a, b, (size_t)la) == 0)
+		r = 1;
+	OPENSSL_free(a);
+	OPENSSL_free(b);
+	return r;
+}

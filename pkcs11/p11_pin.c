@@ -1,0 +1,181 @@
+/*
+ * p11_pin.c - where the user PIN comes from. In order: --pin-file,
+ * the environment variable named by the user, the URI's pin-source
+ * (file:/path, a plain path, or env:VAR), the URI's pin-value (with a
+ * warning: it shows in ps), a prompt on /dev/tty without echo. The PIN
+ * is never logged; callers wipe it with OPENSSL_cleanse.
+ */
+#include "p11_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "sa_err.h"
+#include "sa_log.h"
+
+/* Strip one trailing "\n" or "\r\n". */
+static void chomp(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+static int pin_from_file(const char *path, char *pin, size_t pinsz)
+{
+	char buf[P11_PIN_MAX + 2];
+	struct stat st;
+	ssize_t n;
+	size_t len = 0;
+	char *nl;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return sa_fail_noossl(SA_EPIN, "cannot read the PIN file %s: %s",
+				      path, strerror(errno));
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		sa_warn("PIN file %s is readable by group or others (mode %03o); "
+			"chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+	while (len < sizeof(buf) - 1) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	if ((nl = strchr(buf, '\n')) != NULL)
+		nl[1] = '\0';
+	chomp(buf);
+	if (buf[0] == '\0') {
+		rc = sa_fail_noossl(SA_EPIN, "the PIN file %s is empty", path);
+	} else if (strlen(buf) >= pinsz) {
+		rc = sa_fail_noossl(SA_EPIN, "the PIN in %s is longer than %zu "
+				    "characters", path, pinsz - 1);
+	} else {
+		memcpy(pin, buf, strlen(buf) + 1);
+		rc = 0;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}
+
+static int pin_from_env(const char *var, char *pin, size_t pinsz)
+{
+	const char *v = getenv(var);
+
+	if (v == NULL || v[0] == '\0')
+		return sa_fail_noossl(SA_EPIN, "the PIN variable %s is not set "
+				      "or empty; export it or use another PIN "
+				      "source", var);
+	if (strlen(v) >= pinsz)
+		return sa_fail_noossl(SA_EPIN, "the PIN in %s is longer than %zu "
+				      "characters", var, pinsz - 1);
+	memcpy(pin, v, strlen(v) + 1);
+	return 0;
+}
+
+/* Prompt on the controlling terminal without echo. 1: no terminal. */
+static int pin_from_tty(const char *label, char *pin, size_t pinsz)
+{
+	struct termios old, noecho;
+	char buf[P11_PIN_MAX + 2];
+	size_t len = 0;
+	int fd, rc = 0, restore = 0;
+	ssize_t n;
+	char c;
+
+	if (!isatty(STDIN_FILENO))
+		return 1;
+	fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return 1;
+	if (tcgetattr(fd, &old) == 0) {
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+		noecho.c_lflag |= ICANON;
+		if (tcsetattr(fd, TCSAFLUSH, &noecho) == 0)
+			restore = 1;
+	}
+	dprintf(fd, "User PIN for token '%s': ", label ? label : "?");
+	while (len < sizeof(buf) - 1) {
+		n = read(fd, &c, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || c == '\n' || c == '\r')
+			break;
+		buf[len++] = c;
+	}
+	buf[len] = '\0';
+	c = 0;
+	if (restore)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	dprintf(fd, "\n");
+	close(fd);
+	if (len == 0)
+		rc = sa_fail_noossl(SA_EPIN, "no PIN entered for token '%s'",
+				    label ? label : "?");
+	else if (len >= pinsz)
+		rc = sa_fail_noossl(SA_EPIN, "the PIN entered is too long");
+	else
+		memcpy(pin, buf, len + 1);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}
+
+/*
+ * Fill pin from the first configured source (see above). pin is cleared
+ * on entry. SA_EPIN when no source gives a PIN.
+ */
+int p11_pin_get(const struct p11_pin_opts *po, P11KitUri *uri,
+		const char *token_label, char *pin, size_t pinsz)
+{
+	const char *src = uri ? p11_kit_uri_get_pin_source(uri) : NULL;
+	const char *val = uri ? p11_kit_uri_get_pin_value(uri) : NULL;
+	char *arg = NULL;
+	int kind, rc;
+
+	memset(pin, 0, pinsz);
+	if (po != NULL && po->pin_file != NULL)
+		return pin_from_file(po->pin_file, pin, pinsz);
+	if (po != NULL && po->pin_env != NULL)
+		return pin_from_env(po->pin_env, pin, pinsz);
+	if (src != NULL) {
+		rc = p11_pin_source_parse(src, &kind, &arg);
+		if (rc == 0)
+			rc = kind == P11_PIN_ENV ? pin_from_env(arg, pin, pinsz)
+						 : pin_from_file(arg, pin, pinsz);
+		free(arg);
+		return rc;
+	}
+	if (val != NULL) {
+		sa_warn("the PIN is given as pin-value in the pkcs11: URI: it "
+			"shows in ps and in shell history; prefer "
+			"pin-source=file:/path or a PIN environment variable");
+		if (strlen(val) >= pinsz)
+			return sa_fail_noossl(SA_EPIN, "pin-value is too long");
+		memcpy(pin, val, strlen(val) + 1);
+		return 0;
+	}
+	if (po == NULL || !po->no_prompt) {
+		rc = pin_from_tty(token_label, pin, pinsz);
+		if (rc <= 0)
+			return rc;
+	}
+	return sa_fail_noossl(SA_EPIN, "token '%s' needs its user PIN and none "
+			      "was given; use pin-source=file:/path in the URI, "
+			      "a PIN file, a PIN environment variable, or run on "
+			      "a terminal", token_label ? token_label : "?");
+}

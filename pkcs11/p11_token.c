@@ -1,0 +1,553 @@
+/*
+ * p11_token.c - load a module, find the token a URI names, one session of
+ * our own on it, the one C_Login of the run, and small raw PKCS#11
+ * helpers (object search, attribute reads, URIs) used by the other files.
+ */
+#include "p11_int.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <p11-kit/p11-kit.h>
+
+#include "sa_err.h"
+#include "sa_log.h"
+
+/* Human words for a CK_RV. Static string. */
+const char *p11_rv_str(CK_RV rv)
+{
+	const char *s = p11_kit_strerror(rv);
+
+	return s ? s : "unknown PKCS#11 error";
+}
+
+/* sa_fail() with the PKCS#11 return value appended in words and hex. */
+int p11_rv_fail(int code, CK_RV rv, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return sa_fail(code, "%s: %s (CK_RV 0x%lx)", buf, p11_rv_str(rv),
+		       (unsigned long)rv);
+}
+
+/* Blank-padded PKCS#11 string to a new C string. */
+char *p11_str_trim(const unsigned char *s, size_t n)
+{
+	char *r = p11_kit_space_strdup(s, n);
+
+	return r ? r : strdup("");
+}
+
+static struct p11_module *modules; /* loaded modules of this process */
+
+/*
+ * Load the module at path with libp11 (which calls C_Initialize) and take
+ * the function list of the same loaded library; or share the one already
+ * loaded from the same file.
+ */
+int p11_module_get(const char *path, struct p11_module **out)
+{
+	struct p11_module *m = NULL;
+	CK_C_GetFunctionList gfl;
+	char *real = NULL;
+	void *h = NULL;
+	CK_RV rv;
+	int rc;
+
+	*out = NULL;
+	real = realpath(path, NULL);
+	if (real == NULL)
+		return sa_fail_noossl(SA_EKEY, "cannot load PKCS#11 module %s: %s; "
+				      "check --module / module-path", path,
+				      strerror(errno));
+	for (m = modules; m != NULL; m = m->next) {
+		if (strcmp(m->real, real) == 0) {
+			m->refs++;
+			free(real);
+			*out = m;
+			return 0;
+		}
+	}
+	m = calloc(1, sizeof(*m));
+	if (m == NULL || (m->path = strdup(path)) == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto fail;
+	}
+	m->real = real;
+	real = NULL;
+	/* our own reference, for dlerror() words and C_GetFunctionList */
+	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		rc = sa_fail_noossl(SA_EKEY, "cannot load PKCS#11 module %s: %s; "
+				    "check --module / module-path", path,
+				    dlerror());
+		goto fail;
+	}
+	gfl = (CK_C_GetFunctionList)dlsym(h, "C_GetFunctionList");
+	if (gfl == NULL) {
+		rc = sa_fail_noossl(SA_EKEY, "%s is not a PKCS#11 module (no "
+				    "C_GetFunctionList)", path);
+		goto fail;
+	}
+	rv = gfl(&m->fl);
+	if (rv != CKR_OK || m->fl == NULL) {
+		rc = p11_rv_fail(SA_EKEY, rv, "C_GetFunctionList of %s failed", path);
+		goto fail;
+	}
+	m->ctx = PKCS11_CTX_new();
+	if (m->ctx == NULL) {
+		rc = sa_fail(SA_ENOMEM, "out of memory creating a libp11 context");
+		goto fail;
+	}
+	if (PKCS11_CTX_load(m->ctx, path) != 0) {
+		PKCS11_CTX_free(m->ctx);
+		m->ctx = NULL;
+		rc = sa_fail(SA_EKEY, "PKCS#11 module %s failed to initialize; "
+			     "is its configuration (e.g. SOFTHSM2_CONF) right?",
+			     path);
+		goto fail;
+	}
+	dlclose(h); /* libp11 holds the module now */
+	h = NULL;
+	/*
+	 * One slot list per module: libp11 closes every session of a slot
+	 * when a slot list holding it is released.
+	 */
+	if (PKCS11_enumerate_slots(m->ctx, &m->slots, &m->nslots) != 0) {
+		rc = sa_fail(SA_EKEY, "cannot list the slots of PKCS#11 module %s",
+			     path);
+		PKCS11_CTX_unload(m->ctx);
+		PKCS11_CTX_free(m->ctx);
+		goto fail;
+	}
+	m->ss = calloc(m->nslots ? m->nslots : 1, sizeof(*m->ss));
+	if (m->ss == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
+		PKCS11_CTX_unload(m->ctx);
+		PKCS11_CTX_free(m->ctx);
+		goto fail;
+	}
+	m->refs = 1;
+	m->next = modules;
+	modules = m;
+	*out = m;
+	return 0;
+fail:
+	if (h != NULL)
+		dlclose(h);
+	if (m != NULL) {
+		free(m->path);
+		free(m->real);
+		free(m);
+	}
+	free(real);
+	return rc;
+}
+
+/* Drop a reference; the last one finalizes and unloads (libp11). */
+void p11_module_put(struct p11_module *m)
+{
+	struct p11_module **pp;
+	unsigned int i;
+
+	if (m == NULL || --m->refs > 0)
+		return;
+	for (pp = &modules; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	}
+	for (i = 0; i < m->nslots; i++) {
+		if (m->ss[i].logged_in)
+			m->fl->C_Logout(m->ss[i].sess);
+		if (m->ss[i].open)
+			m->fl->C_CloseSession(m->ss[i].sess);
+	}
+	free(m->ss);
+	if (m->slots != NULL)
+		PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
+	PKCS11_CTX_unload(m->ctx);
+	PKCS11_CTX_free(m->ctx);
+	free(m->path);
+	free(m->real);
+	free(m);
+}
+
+static int slot_matches(struct p11_module *m, PKCS11_SLOT *s, P11KitUri *u,
+			CK_TOKEN_INFO *ti)
+{
+	CK_SLOT_ID sid = PKCS11_get_slotid_from_slot(s);
+	CK_SLOT_ID want = p11_kit_uri_get_slot_id(u);
+	CK_SLOT_INFO si;
+	CK_INFO mi;
+
+	if (s->token == NULL)
+		return 0;
+	if (m->fl->C_GetTokenInfo(sid, ti) != CKR_OK)
+		return 0;
+	if (!(ti->flags & CKF_TOKEN_INITIALIZED))
+		return 0;
+	if (!p11_kit_uri_match_token_info(u, ti))
+		return 0;
+	if (m->fl->C_GetSlotInfo(sid, &si) == CKR_OK &&
+	    !p11_kit_uri_match_slot_info(u, &si))
+		return 0;
+	if (want != (CK_SLOT_ID)-1 && want != sid)
+		return 0;
+	if (m->fl->C_GetInfo(&mi) == CKR_OK &&
+	    !p11_kit_uri_match_module_info(u, &mi))
+		return 0;
+	return 1;
+}
+
+/* Pick the one initialized token the URI's attributes match. */
+static int select_token(p11_token *t, P11KitUri *u)
+{
+	char seen[512] = "";
+	CK_TOKEN_INFO ti;
+	unsigned int i, n = 0;
+	size_t len;
+
+	for (i = 0; i < t->mod->nslots; i++) {
+		PKCS11_SLOT *s = &t->mod->slots[i];
+
+		if (s->token != NULL && s->token->initialized &&
+		    (len = strlen(seen)) + 80 < sizeof(seen))
+			snprintf(seen + len, sizeof(seen) - len, "%s'%s' (serial %s)",
+				 len ? ", " : "", s->token->label,
+				 s->token->serialnr);
+		if (!slot_matches(t->mod, s, u, &ti))
+			continue;
+		if (n++ == 0) {
+			t->slot = s;
+			t->info = ti;
+		}
+	}
+	if (n == 0)
+		return sa_fail_noossl(SA_ENOTFOUND, "no token in %s matches the "
+				      "pkcs11: URI (tokens there: %s); check "
+				      "token=/serial= (list-tokens shows them)",
+				      t->mod->path, seen[0] ? seen : "none");
+	if (n > 1) {
+		t->slot = NULL;
+		return sa_fail_noossl(SA_EKEY, "%u tokens in %s match the pkcs11: "
+				      "URI (%s); add token= or serial= to pick "
+				      "one", n, t->mod->path, seen);
+	}
+	t->slot_id = PKCS11_get_slotid_from_slot(t->slot);
+	return 0;
+}
+
+/* Words for the token's user-PIN flags; "" when none is set. */
+static const char *pin_flags_words(CK_FLAGS f)
+{
+	if (f & CKF_USER_PIN_LOCKED)
+		return "; the user PIN is now LOCKED: unlock it with the SO PIN "
+		       "(e.g. pkcs11-tool --init-pin --login --login-type so)";
+	if (f & CKF_USER_PIN_FINAL_TRY)
+		return "; the token says ONE try is left before the PIN locks: "
+		       "check the PIN before trying again";
+	if (f & CKF_USER_PIN_COUNT_LOW)
+		return "; the token reports failed PIN attempts (count low): "
+		       "it locks after a few more";
+	return "";
+}
+
+static int login(p11_token *t, const struct p11_open_opts *opts, P11KitUri *u)
+{
+	char pin[P11_PIN_MAX];
+	CK_SESSION_INFO si;
+	CK_TOKEN_INFO ti;
+	char *label = p11_str_trim(t->info.label, sizeof(t->info.label));
+	CK_RV rv;
+	int rc;
+
+	if (t->mod->fl->C_GetSessionInfo(t->sess, &si) == CKR_OK &&
+	    (si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS)) {
+		/* already logged in by this process: no new C_Login */
+		t->logged_in = 1;
+		rc = 0;
+		goto out;
+	}
+	if (t->info.flags & CKF_USER_PIN_LOCKED) {
+		rc = sa_fail_noossl(SA_EPIN, "the user PIN of token '%s' is "
+				    "locked; not trying%s", label,
+				    pin_flags_words(CKF_USER_PIN_LOCKED));
+		goto out;
+	}
+	if (t->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH) {
+		sa_info("token '%s': enter the PIN on the reader's pad", label);
+		rv = t->mod->fl->C_Login(t->sess, CKU_USER, NULL, 0);
+	} else {
+		rc = p11_pin_get(opts ? &opts->pin : NULL, u, label, pin,
+				 sizeof(pin));
+		if (rc < 0)
+			goto out;
+		rv = t->mod->fl->C_Login(t->sess, CKU_USER, (CK_UTF8CHAR *)pin,
+					(CK_ULONG)strlen(pin));
+		OPENSSL_cleanse(pin, sizeof(pin));
+	}
+	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+		t->ss->logged_in = rv == CKR_OK;
+		t->logged_in = 1;
+		rc = 0;
+		goto out;
+	}
+	memset(&ti, 0, sizeof(ti));
+	t->mod->fl->C_GetTokenInfo(t->slot_id, &ti);
+	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID ||
+	    rv == CKR_PIN_LEN_RANGE)
+		rc = sa_fail_noossl(SA_EPIN, "wrong user PIN for token '%s' "
+				    "(tried once, not retrying)%s", label,
+				    pin_flags_words(ti.flags));
+	else if (rv == CKR_PIN_LOCKED)
+		rc = sa_fail_noossl(SA_EPIN, "the user PIN of token '%s' is "
+				    "locked%s", label,
+				    pin_flags_words(CKF_USER_PIN_LOCKED));
+	else
+		rc = p11_rv_fail(SA_EPIN, rv, "login to token '%s' failed", label);
+out:
+	OPENSSL_cleanse(pin, sizeof(pin));
+	free(label);
+	return rc;
+}
+
+/* See p11.h. */
+int p11_token_open(const char *uri, const struct p11_open_opts *opts,
+		   p11_token **out)
+{
+	P11KitUri *u = NULL;
+	p11_token *t = NULL;
+	char *path = NULL;
+	CK_RV rv;
+	int rc;
+
+	*out = NULL;
+	rc = p11_uri_parse(uri, &u);
+	if (rc < 0)
+		goto out;
+	rc = p11_module_resolve(opts ? opts->module : NULL, u, &path);
+	if (rc < 0)
+		goto out;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = p11_module_get(path, &t->mod);
+	if (rc < 0)
+		goto out;
+	rc = select_token(t, u);
+	if (rc < 0)
+		goto out;
+	t->ss = &t->mod->ss[t->slot - t->mod->slots];
+	if (!t->ss->open) {
+		rv = t->mod->fl->C_OpenSession(t->slot_id, CKF_SERIAL_SESSION |
+					       CKF_RW_SESSION, NULL, NULL,
+					       &t->ss->sess);
+		t->ss->rw = rv == CKR_OK;
+		if (rv == CKR_TOKEN_WRITE_PROTECTED)
+			rv = t->mod->fl->C_OpenSession(t->slot_id,
+						       CKF_SERIAL_SESSION, NULL,
+						       NULL, &t->ss->sess);
+		if (rv != CKR_OK) {
+			rc = p11_rv_fail(SA_EKEY, rv, "cannot open a session on "
+					 "token '%s'", t->slot->token->label);
+			goto out;
+		}
+		t->ss->open = 1;
+	}
+	t->sess = t->ss->sess;
+	t->rw = t->ss->rw;
+	if (opts != NULL && opts->need_login &&
+	    (t->info.flags & CKF_LOGIN_REQUIRED)) {
+		rc = login(t, opts, u);
+		if (rc < 0)
+			goto out;
+	}
+	*out = t;
+	t = NULL;
+	rc = 0;
+out:
+	p11_token_close(t);
+	free(path);
+	if (u != NULL)
+		p11_kit_uri_free(u);
+	return rc;
+}
+
+/* See p11.h. Keys obtained from t must be freed before. */
+void p11_token_close(p11_token *t)
+{
+	if (t == NULL)
+		return;
+	/* session and login stay until the module goes (see p11_slotstate) */
+	p11_module_put(t->mod);
+	OPENSSL_cleanse(t, sizeof(*t));
+	free(t);
+}
+
+/* Is the session read-write? Else fail with a sentence about what. */
+int p11_need_rw(p11_token *t, const char *what)
+{
+	if (t->rw)
+		return 0;
+	return sa_fail_noossl(SA_EKEY, "token '%s' is read-only: cannot %s",
+			      t->slot->token->label, what);
+}
+
+/* All objects matching tmpl; *out is a new array (NULL when none). */
+int p11_find(p11_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+	     CK_OBJECT_HANDLE **out, CK_ULONG *count)
+{
+	CK_FUNCTION_LIST *f = t->mod->fl;
+	CK_OBJECT_HANDLE *v = NULL, *nv, buf[64];
+	CK_ULONG got, total = 0, i;
+	CK_RV rv;
+	int rc = 0;
+
+	*out = NULL;
+	*count = 0;
+	rv = f->C_FindObjectsInit(t->sess, tmpl, n);
+	if (rv != CKR_OK)
+		return p11_rv_fail(SA_EKEY, rv, "C_FindObjectsInit on token '%s'",
+				   t->slot->token->label);
+	for (;;) {
+		rv = f->C_FindObjects(t->sess, buf, 64, &got);
+		if (rv != CKR_OK) {
+			rc = p11_rv_fail(SA_EKEY, rv, "C_FindObjects on token '%s'",
+					 t->slot->token->label);
+			break;
+		}
+		if (got == 0)
+			break;
+		nv = realloc(v, (total + got) * sizeof(*v));
+		if (nv == NULL) {
+			rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+			break;
+		}
+		v = nv;
+		for (i = 0; i < got; i++)
+			v[total++] = buf[i];
+	}
+	f->C_FindObjectsFinal(t->sess);
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*count = total;
+	return 0;
+}
+
+/*
+ * Read one attribute into a new buffer (*val, NUL-terminated for
+ * convenience). SA_ENOTFOUND if the object does not have it (or it is
+ * sensitive).
+ */
+int p11_attr_get1(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+		  unsigned char **val, CK_ULONG *len)
+{
+	CK_ATTRIBUTE a = { type, NULL, 0 };
+	CK_RV rv;
+
+	*val = NULL;
+	*len = 0;
+	rv = t->mod->fl->C_GetAttributeValue(t->sess, o, &a, 1);
+	if (rv != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+		return SA_ENOTFOUND;
+	a.pValue = malloc(a.ulValueLen + 1);
+	if (a.pValue == NULL)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	rv = t->mod->fl->C_GetAttributeValue(t->sess, o, &a, 1);
+	if (rv != CKR_OK) {
+		free(a.pValue);
+		return SA_ENOTFOUND;
+	}
+	((unsigned char *)a.pValue)[a.ulValueLen] = 0;
+	*val = a.pValue;
+	*len = a.ulValueLen;
+	return 0;
+}
+
+/* A CK_BBOOL attribute: 1, 0, or -1 when unavailable. */
+int p11_attr_bool(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type)
+{
+	CK_BBOOL b = CK_FALSE;
+	CK_ATTRIBUTE a = { type, &b, sizeof(b) };
+
+	if (t->mod->fl->C_GetAttributeValue(t->sess, o, &a, 1) != CKR_OK)
+		return -1;
+	return b == CK_TRUE;
+}
+
+/* A CK_ULONG attribute. SA_ENOTFOUND when unavailable. */
+int p11_attr_ulong(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+		   CK_ULONG *v)
+{
+	CK_ATTRIBUTE a = { type, v, sizeof(*v) };
+
+	*v = 0;
+	if (t->mod->fl->C_GetAttributeValue(t->sess, o, &a, 1) != CKR_OK)
+		return SA_ENOTFOUND;
+	return 0;
+}
+
+/* A URI for the token (and optionally an object), with module-path. */
+static char *make_uri(p11_token *t, int with_obj, CK_OBJECT_CLASS cls,
+		      const char *label, const unsigned char *id, size_t idlen)
+{
+	P11KitUri *u = p11_kit_uri_new();
+	CK_ATTRIBUTE a;
+	char *s = NULL;
+
+	if (u == NULL)
+		return NULL;
+	memcpy(p11_kit_uri_get_token_info(u), &t->info, sizeof(t->info));
+	p11_kit_uri_set_module_path(u, t->mod->path);
+	if (with_obj) {
+		a.type = CKA_CLASS;
+		a.pValue = &cls;
+		a.ulValueLen = sizeof(cls);
+		p11_kit_uri_set_attribute(u, &a);
+		if (label != NULL) {
+			a.type = CKA_LABEL;
+			a.pValue = (void *)label;
+			a.ulValueLen = strlen(label);
+			p11_kit_uri_set_attribute(u, &a);
+		}
+		if (id != NULL && idlen > 0) {
+			a.type = CKA_ID;
+			a.pValue = (void *)id;
+			a.ulValueLen = idlen;
+			p11_kit_uri_set_attribute(u, &a);
+		}
+	}
+	s = p11_uri_format(u, with_obj ? P11_KIT_URI_FOR_OBJECT_ON_TOKEN
+				       : P11_KIT_URI_FOR_TOKEN);
+	p11_kit_uri_free(u);
+	return s;
+}
+
+/* The pkcs11: URI of an object on t. Caller frees. */
+char *p11_object_uri(p11_token *t, CK_OBJECT_CLASS cls, const char *label,
+		     const unsigned char *id, size_t idlen)
+{
+	return make_uri(t, 1, cls, label, id, idlen);
+}
+
+/* See p11.h. */
+char *p11_token_uri(p11_token *t)
+{
+	return make_uri(t, 0, 0, NULL, NULL, 0);
+}
