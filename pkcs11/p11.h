@@ -16,7 +16,12 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-/* Where the PIN comes from, besides the URI's pin-source / pin-value. */
+/*
+ * Where the PIN comes from. Order: pin_file, pin_env, the URI's
+ * pin-source (file:/path, a plain path, or env:VAR), the URI's pin-value
+ * (warned about: it shows in ps), a prompt on /dev/tty without echo when
+ * stdin is a terminal and no_prompt is 0. None of them: SA_EPIN.
+ */
 struct p11_pin_opts {
 	const char *pin_env;   /* name of an environment variable holding the PIN */
 	const char *pin_file;  /* file whose first line is the PIN */
@@ -24,7 +29,8 @@ struct p11_pin_opts {
 };
 
 struct p11_open_opts {
-	const char *module;    /* --module / config; overrides URI module-path */
+	const char *module;    /* --module / config: a path, or a p11-kit module
+				* name; overrides URI module-path/-name */
 	struct p11_pin_opts pin;
 	int need_login;        /* 1: log in (private objects, keygen, signing) */
 };
@@ -35,6 +41,11 @@ struct p11_open_opts {
  * model, slot-id...) - never "the first token"; at most one C_Login per
  * run. A wrong PIN is tried once only; CKF_USER_PIN_COUNT_LOW/FINAL_TRY/
  * LOCKED are reported in the message (SA_EPIN).
+ *
+ * Several p11_token objects may be open at once (other tokens, or the same
+ * token again): they share the loaded module, its one session per slot and
+ * its login; the last p11_token_close() of a module logs out, closes the
+ * sessions and finalizes the module. Not thread-safe.
  */
 typedef struct p11_token p11_token;
 
@@ -45,13 +56,17 @@ int p11_is_uri(const char *s);
  * Open the token named by uri (a pkcs11: URI; object attributes ignored
  * here). Module: opts->module, else URI module-path, else module-name via
  * p11-kit config, else p11-kit's proxy of registered modules.
+ * Exactly one initialized token must match (SA_ENOTFOUND: none, the
+ * message lists the tokens present; SA_EKEY: several, or module trouble).
+ * Logs in when opts->need_login and the token requires it.
  */
 int p11_token_open(const char *uri, const struct p11_open_opts *opts,
 		   p11_token **out);
 
 /*
- * Log out, close the session, unload and finalize the module. NULL ok.
- * Free every EVP_PKEY obtained from t before closing it.
+ * Release t; the last token of its module logs out, closes the sessions
+ * and finalizes and unloads the module. NULL ok. Free every EVP_PKEY
+ * obtained from t before closing it.
  */
 void p11_token_close(p11_token *t);
 
@@ -77,20 +92,28 @@ int p11_keyspec_parse(const char *s, struct p11_keyspec *out);
 /*
  * Generate a key pair inside the token with C_GenerateKeyPair:
  * CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true, CKA_EXTRACTABLE false,
- * CKA_SIGN (CKA_DECRYPT for RSA), CKA_ID = SHA-1 of the public key
- * (as pkcs11-tool/NSS derive it), CKA_LABEL = label. An object with the
- * same label or id is refused (SA_EEXIST) unless overwrite. On success
- * *out is the private key handle (get1) and, if uri_out is not NULL, the
- * key's pkcs11: URI (caller frees).
+ * CKA_SIGN (CKA_DECRYPT for RSA), CKA_ID = SHA-1 of the RSA modulus or
+ * of the EC point (as OpenSC derives it), CKA_LABEL = label (required).
+ * An object with the same label is refused (SA_EEXIST) unless overwrite;
+ * with overwrite, the old objects of that label (keys, certificates) are
+ * destroyed only after the new pair exists.
+ * The token must be open with need_login. On success *out (may be NULL)
+ * is the private key handle (get1) and, if uri_out is not NULL, the key's
+ * pkcs11: URI with module-path (caller frees with free()).
  */
 int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	       int overwrite, EVP_PKEY **out, char **uri_out);
+
+/* p11_keygen() with the label taken from uri's object= (--new-key URI). */
+int p11_keygen_uri(p11_token *t, const char *uri, const struct p11_keyspec *ks,
+		   int overwrite, EVP_PKEY **out, char **uri_out);
 
 /*
  * Store cert in the token as CKO_CERTIFICATE with the CKA_ID of the
  * private key matching its public key (found in the token) and label.
  * An existing certificate object with the same id and label is replaced.
- * uri_out (may be NULL) receives the certificate's pkcs11: URI.
+ * uri_out (may be NULL) receives the certificate's pkcs11: URI. label
+ * NULL: the key's label. SA_ENOTFOUND when no key in the token matches.
  */
 int p11_cert_store(p11_token *t, X509 *cert, const char *label,
 		   char **uri_out);

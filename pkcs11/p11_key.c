@@ -399,6 +399,40 @@ out:
 }
 
 /* See p11.h. */
+int p11_keygen_uri(p11_token *t, const char *uri, const struct p11_keyspec *ks,
+		   int overwrite, EVP_PKEY **out, char **uri_out)
+{
+	CK_ATTRIBUTE *a;
+	P11KitUri *u = NULL;
+	char *label = NULL;
+	int rc;
+
+	if (out != NULL)
+		*out = NULL;
+	if (uri_out != NULL)
+		*uri_out = NULL;
+	rc = p11_uri_parse(uri, &u);
+	if (rc < 0)
+		return rc;
+	a = p11_kit_uri_get_attribute(u, CKA_LABEL);
+	if (a == NULL || a->ulValueLen == 0) {
+		rc = sa_fail_noossl(SA_EUSAGE, "the new key's URI has no object= "
+				    "label; write pkcs11:token=...;object=LABEL");
+		goto out;
+	}
+	label = attr_str(a);
+	if (label == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = p11_keygen(t, label, ks, overwrite, out, uri_out);
+out:
+	free(label);
+	p11_kit_uri_free(u);
+	return rc;
+}
+
+/* See p11.h. */
 int p11_key_matches_cert(EVP_PKEY *key, X509 *cert)
 {
 	unsigned char *a = NULL, *b = NULL;

@@ -1,0 +1,245 @@
+/*
+ * test_p11_uri.c - custody pieces that need no token: pkcs11: URIs,
+ * module resolution, PIN sources, key specifications, key/cert match.
+ */
+#include "p11_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/x509.h>
+
+#include "sa_err.h"
+#include "sa_log.h"
+#include "tap.h"
+
+static void test_is_uri(void)
+{
+	ok(p11_is_uri("pkcs11:token=a"), "pkcs11: is a URI");
+	ok(p11_is_uri("PKCS11:token=a"), "scheme is case-insensitive");
+	ok(!p11_is_uri("/etc/key.pem"), "a path is not");
+	ok(!p11_is_uri("pkcs11"), "no colon, not a URI");
+	ok(!p11_is_uri(NULL), "NULL is not");
+}
+
+static void test_parse(void)
+{
+	P11KitUri *u = NULL;
+	CK_ATTRIBUTE *a;
+	CK_TOKEN_INFO *ti;
+	int rc;
+
+	rc = p11_uri_parse("pkcs11:token=My%20Token;object=k1;id=%01%02;"
+			   "type=private;serial=ABC?module-path=/x/y.so&"
+			   "pin-source=file:/p", &u);
+	is_int(rc, 0, "RFC 7512 URI parses");
+	a = u ? p11_kit_uri_get_attribute(u, CKA_LABEL) : NULL;
+	ok(a && a->ulValueLen == 2 && !memcmp(a->pValue, "k1", 2), "object= label");
+	a = u ? p11_kit_uri_get_attribute(u, CKA_ID) : NULL;
+	ok(a && a->ulValueLen == 2 && ((unsigned char *)a->pValue)[1] == 2,
+	   "id= percent-decoded");
+	a = u ? p11_kit_uri_get_attribute(u, CKA_CLASS) : NULL;
+	ok(a && *(CK_OBJECT_CLASS *)a->pValue == CKO_PRIVATE_KEY, "type=private");
+	ti = u ? p11_kit_uri_get_token_info(u) : NULL;
+	ok(ti && !memcmp(ti->label, "My Token ", 9), "token= label, padded");
+	is_str(u ? p11_kit_uri_get_module_path(u) : NULL, "/x/y.so", "module-path");
+	is_str(u ? p11_kit_uri_get_pin_source(u) : NULL, "file:/p", "pin-source");
+	if (u)
+		p11_kit_uri_free(u);
+	u = NULL;
+
+	rc = p11_uri_parse("PKCS11:token=t1", &u);
+	is_int(rc, 0, "upper-case scheme parses");
+	if (u)
+		p11_kit_uri_free(u);
+	u = NULL;
+	rc = p11_uri_parse("pkcs11:token=t1?pin-value=secret%zz", &u);
+	is_int(rc, SA_EUSAGE, "bad %%-encoding: SA_EUSAGE");
+	ok(strstr(sa_errmsg(), "secret") == NULL, "the URI (and PIN) is not echoed");
+	ok(u == NULL, "no URI on failure");
+	rc = p11_uri_parse("/etc/key.pem", &u);
+	is_int(rc, SA_EUSAGE, "a path is not a URI: SA_EUSAGE");
+}
+
+static void test_module(void)
+{
+	P11KitUri *u = NULL;
+	char *path = NULL;
+	int rc;
+
+	rc = p11_module_resolve("/nonexistent/mod.so", NULL, &path);
+	is_int(rc, SA_EKEY, "--module to a missing file: SA_EKEY");
+	ok(strstr(sa_errmsg(), "/nonexistent/mod.so") != NULL, "message names it");
+	ok(path == NULL, "no path on failure");
+	rc = p11_module_resolve("/bin/sh", NULL, &path);
+	is_str(path, "/bin/sh", "--module path is taken as given");
+	free(path);
+	path = NULL;
+	p11_uri_parse("pkcs11:token=x?module-path=/bin/sh", &u);
+	rc = p11_module_resolve(NULL, u, &path);
+	is_str(path, "/bin/sh", "URI module-path");
+	free(path);
+	path = NULL;
+	rc = p11_module_resolve("/bin/true", u, &path);
+	is_str(path, "/bin/true", "--module overrides module-path");
+	free(path);
+	path = NULL;
+	p11_kit_uri_free(u);
+	u = NULL;
+	p11_uri_parse("pkcs11:token=x?module-name=no-such-module-here", &u);
+	rc = p11_module_resolve(NULL, u, &path);
+	is_int(rc, SA_EKEY, "unknown module-name: SA_EKEY");
+	ok(strstr(sa_errmsg(), "no-such-module-here") != NULL, "message names it");
+	p11_kit_uri_free(u);
+}
+
+static void test_pin_source(void)
+{
+	static const struct {
+		const char *src;
+		int rc, kind;
+		const char *arg;
+	} tab[] = {
+		{ "file:/etc/pin", 0, P11_PIN_FILE, "/etc/pin" },
+		{ "file:///etc/pin", 0, P11_PIN_FILE, "/etc/pin" },
+		{ "file://localhost/etc/pin", 0, P11_PIN_FILE, "/etc/pin" },
+		{ "/etc/pin", 0, P11_PIN_FILE, "/etc/pin" },
+		{ "pin.txt", 0, P11_PIN_FILE, "pin.txt" },
+		{ "env:TOKEN_PIN", 0, P11_PIN_ENV, "TOKEN_PIN" },
+		{ "env:", SA_EUSAGE, 0, NULL },
+		{ "file://host/etc/pin", SA_EUSAGE, 0, NULL },
+		{ "https://x/pin", SA_EUSAGE, 0, NULL },
+		{ "", SA_EUSAGE, 0, NULL },
+	};
+	size_t i;
+	char *arg;
+	int kind, rc;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		rc = p11_pin_source_parse(tab[i].src, &kind, &arg);
+		ok(rc == tab[i].rc && (rc != 0 || (kind == tab[i].kind &&
+		   arg && !strcmp(arg, tab[i].arg))),
+		   "pin-source '%s'", tab[i].src);
+		free(arg);
+	}
+}
+
+static void test_pin_get(void)
+{
+	struct p11_pin_opts po = { .no_prompt = 1 };
+	char pin[P11_PIN_MAX], file[] = "/tmp/p11pinXXXXXX";
+	P11KitUri *u = NULL;
+	char uri[128];
+	int fd, rc;
+
+	fd = mkstemp(file);
+	if (write(fd, "4321\r\nsecond line\n", 18) != 18)
+		diag("short write");
+	close(fd);
+	po.pin_file = file;
+	rc = p11_pin_get(&po, NULL, "t", pin, sizeof(pin));
+	ok(rc == 0 && !strcmp(pin, "4321"), "PIN file: first line, CRLF stripped");
+	po.pin_file = NULL;
+	setenv("P11_TEST_PIN", "5555", 1);
+	po.pin_env = "P11_TEST_PIN";
+	rc = p11_pin_get(&po, NULL, "t", pin, sizeof(pin));
+	ok(rc == 0 && !strcmp(pin, "5555"), "PIN from the named variable");
+	po.pin_env = "P11_TEST_PIN_UNSET";
+	rc = p11_pin_get(&po, NULL, "t", pin, sizeof(pin));
+	is_int(rc, SA_EPIN, "unset variable: SA_EPIN");
+	ok(pin[0] == '\0', "pin cleared on failure");
+	po.pin_env = NULL;
+	snprintf(uri, sizeof(uri), "pkcs11:token=t?pin-source=file:%s", file);
+	p11_uri_parse(uri, &u);
+	rc = p11_pin_get(&po, u, "t", pin, sizeof(pin));
+	ok(rc == 0 && !strcmp(pin, "4321"), "pin-source=file:");
+	p11_kit_uri_free(u);
+	p11_uri_parse("pkcs11:token=t?pin-source=env:P11_TEST_PIN", &u);
+	rc = p11_pin_get(&po, u, "t", pin, sizeof(pin));
+	ok(rc == 0 && !strcmp(pin, "5555"), "pin-source=env:");
+	p11_kit_uri_free(u);
+	p11_uri_parse("pkcs11:token=t?pin-value=1234", &u);
+	rc = p11_pin_get(&po, u, "t", pin, sizeof(pin));
+	ok(rc == 0 && !strcmp(pin, "1234"), "pin-value");
+	po.pin_file = file;
+	rc = p11_pin_get(&po, u, "t", pin, sizeof(pin));
+	ok(rc == 0 && !strcmp(pin, "4321"), "--pin-file wins over the URI");
+	po.pin_file = NULL;
+	p11_kit_uri_free(u);
+	p11_uri_parse("pkcs11:token=t", &u);
+	rc = p11_pin_get(&po, u, "t", pin, sizeof(pin));
+	is_int(rc, SA_EPIN, "no source and no prompt: SA_EPIN");
+	p11_kit_uri_free(u);
+	po.pin_file = "/nonexistent/pin";
+	rc = p11_pin_get(&po, NULL, "t", pin, sizeof(pin));
+	is_int(rc, SA_EPIN, "missing PIN file: SA_EPIN");
+	unlink(file);
+	unsetenv("P11_TEST_PIN");
+}
+
+static void test_keyspec(void)
+{
+	static const struct {
+		const char *s;
+		int rc, type, bits, nid;
+	} tab[] = {
+		{ "rsa:2048", 0, EVP_PKEY_RSA, 2048, 0 },
+		{ "rsa:3072", 0, EVP_PKEY_RSA, 3072, 0 },
+		{ "RSA:4096", 0, EVP_PKEY_RSA, 4096, 0 },
+		{ "ec:P-256", 0, EVP_PKEY_EC, 256, NID_X9_62_prime256v1 },
+		{ "ec:prime256v1", 0, EVP_PKEY_EC, 256, NID_X9_62_prime256v1 },
+		{ "ec:P-384", 0, EVP_PKEY_EC, 384, NID_secp384r1 },
+		{ "ec:secp384r1", 0, EVP_PKEY_EC, 384, NID_secp384r1 },
+		{ "rsa:1024", SA_EUSAGE, 0, 0, 0 },
+		{ "ec:P-521", SA_EUSAGE, 0, 0, 0 },
+		{ "dsa:2048", SA_EUSAGE, 0, 0, 0 },
+		{ "", SA_EUSAGE, 0, 0, 0 },
+	};
+	struct p11_keyspec ks;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		rc = p11_keyspec_parse(tab[i].s, &ks);
+		ok(rc == tab[i].rc && (rc != 0 || (ks.type == tab[i].type &&
+		   ks.bits == tab[i].bits && ks.nid == tab[i].nid)),
+		   "keyspec '%s'", tab[i].s);
+	}
+	rc = p11_keyspec_parse(NULL, &ks);
+	is_int(rc, SA_EUSAGE, "keyspec NULL");
+	ok(strstr(sa_errmsg(), "rsa:2048") != NULL, "message lists the choices");
+}
+
+static void test_match(void)
+{
+	EVP_PKEY *a = EVP_EC_gen("P-256"), *b = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	char *h;
+
+	X509_set_pubkey(x, a);
+	is_int(p11_key_matches_cert(a, x), 1, "key matches its certificate");
+	is_int(p11_key_matches_cert(b, x), 0, "another key does not");
+	is_int(p11_key_matches_cert(NULL, x), 0, "NULL key does not");
+	h = p11_hex((const unsigned char *)"\x01\xab", 2);
+	is_str(h, "01ab", "hex");
+	free(h);
+	X509_free(x);
+	EVP_PKEY_free(a);
+	EVP_PKEY_free(b);
+}
+
+int main(void)
+{
+	sa_log_init("test_p11_uri", SA_LOG_ERR, 0);
+	test_is_uri();
+	test_parse();
+	test_module();
+	test_pin_source();
+	test_pin_get();
+	test_keyspec();
+	test_match();
+	return tap_done();
+}
