@@ -21,6 +21,8 @@ t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
 enroll_ok stock
 t_ok "stock: issued by the CA" ca_verify ca.crt stock.crt
 t_like "$(openssl x509 -in stock.crt -noout -subject)" 'CN *= *dev1.example' "stock: subject CN kept"
+t_like "$(openssl x509 -in stock.crt -noout -subject)" '^subject=O *= *Example, *CN *= *dev1.example$' \
+	"stock: RDNs reordered by the CA (requested /CN/O), and still accepted as ours"
 t_is "$(ca_log_field -1 msgType)" 19 "stock: PKCSReq sent"
 t_is "$(ca_log_field -1 method)" POST "stock: POST (POSTPKIOperation offered)"
 t_is "$(ca_log_field -1 enc)" AES-128-CBC "stock: AES-128 chosen from the caps"
