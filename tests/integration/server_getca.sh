@@ -88,6 +88,21 @@ t_expect_exit 6 sa getnextca -u "$CA_URL" -c ca.crt -w bad-next.crt
 t_no_file bad-next.crt "getnextca signed by another CA: nothing written"
 ca_new
 
+# an issuing CA under a root: GetCACert sends both, the issuing CA is used
+ca_start -intermediate -valid 600
+t_expect_exit 0 sa getca -u "$CA_URL" -c inter.crt
+t_file inter.crt-1 "intermediate: issuing CA and root written"
+t_no_file inter.crt-2 "intermediate: two certificates"
+mkkey i.key
+mkcsr i.key i.csr "/CN=inter.example"
+t_expect_exit 0 sa enroll -u "$CA_URL" -c inter.crt -k i.key -r i.csr -l i.crt
+t_ok "intermediate: certificate of our key" cert_has_key i.crt i.key
+t_ok "intermediate: chains to the root through the issuing CA" \
+	openssl verify -CAfile "$CA_DIR/root.pem" -untrusted "$CA_DIR/ca.pem" i.crt
+t_expect_exit 0 sa getca -u "$CA_URL" -c rootpin.crt -F "$(fingerprint "$CA_DIR/root.pem")"
+t_file rootpin.crt-1 "intermediate: the chain can be pinned by the root's fingerprint"
+ca_new
+
 # IPv6 loopback
 ca_start -6
 t_expect_exit 0 sa getca -u "$CA_URL" -c v6.crt

@@ -45,6 +45,8 @@ RA, AES-128 reply|-ra -reply-cipher aes128
 GET only, DES3, SHA-1|-caps 'DES3\nSHA-1\nRenewal\nGetNextCACert'
 no caps at all|-caps '\n'
 RA, GET, AES|-ra -caps 'AES\nSHA-256\nGetNextCACert'
+intermediate CA|-intermediate
+intermediate CA, RA, pending|-intermediate -ra -pending 1
 MODES
 
 done_testing

@@ -316,7 +316,8 @@ serial_of() {
 	printf '%d\n' "0x$(openssl x509 -in "$1" -noout -serial | sed 's/.*=//')"
 }
 
-# ca_verify CACERT CERT: the certificate chains to the CA
+# ca_verify CACERT CERT: the certificate chains to the CA (which may be an
+# intermediate: -partial_chain)
 ca_verify() {
-	openssl verify -CAfile "$1" "$2" >/dev/null 2>&1
+	openssl verify -partial_chain -CAfile "$1" "$2" >/dev/null 2>&1
 }

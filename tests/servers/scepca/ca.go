@@ -34,7 +34,8 @@ type keyPair struct {
 
 type certAuthority struct {
 	dir        string
-	ca         keyPair
+	ca         keyPair  // issues certificates
+	root       *keyPair // -intermediate: the root that signed ca
 	raSign     *keyPair // -ra: signs CertReps
 	raEnc      *keyPair // -ra: decrypts requests
 	next       *keyPair // -next-ca: the rollover CA
@@ -121,9 +122,11 @@ func selfSignedCA(dir, name, cn string) (*keyPair, error) {
 	return p, savePair(dir, name, p)
 }
 
-// raCert loads NAME or issues an RA certificate with the given key usage.
-func (c *certAuthority) raCert(name, cn string, usage x509.KeyUsage, serial int64) (*keyPair, error) {
-	if p, ok, err := loadPair(c.dir, name); ok || err != nil {
+// subCert loads NAME or has issuer issue a certificate for a new RSA key:
+// an RA certificate, or with isCA the intermediate of -intermediate.
+func subCert(dir, name string, subj pkix.Name, usage x509.KeyUsage, serial int64,
+	isCA bool, issuer *keyPair) (*keyPair, error) {
+	if p, ok, err := loadPair(dir, name); ok || err != nil {
 		return p, err
 	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -136,14 +139,17 @@ func (c *certAuthority) raCert(name, cn string, usage x509.KeyUsage, serial int6
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial),
-		Subject: pkix.Name{Country: []string{"US"}, Organization: []string{"scep-ca"},
-			OrganizationalUnit: []string{"SCEP RA"}, CommonName: cn},
+		Subject:      subj,
 		NotBefore:    time.Now().Add(-time.Hour).UTC(),
 		NotAfter:     time.Now().AddDate(5, 0, 0).UTC(),
 		SubjectKeyId: ski,
 		KeyUsage:     usage,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.ca.cert, &key.PublicKey, c.ca.key)
+	if isCA {
+		tmpl.BasicConstraintsValid, tmpl.IsCA = true, true
+		tmpl.MaxPathLen, tmpl.MaxPathLenZero = 0, true
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.cert, &key.PublicKey, issuer.key)
 	if err != nil {
 		return nil, err
 	}
@@ -152,24 +158,43 @@ func (c *certAuthority) raCert(name, cn string, usage x509.KeyUsage, serial int6
 		return nil, err
 	}
 	p := &keyPair{cert, key}
-	return p, savePair(c.dir, name, p)
+	return p, savePair(dir, name, p)
 }
 
-func newCertAuthority(dir string, ra, next bool) (*certAuthority, error) {
+func raName(cn string) pkix.Name {
+	return pkix.Name{Country: []string{"US"}, Organization: []string{"scep-ca"},
+		OrganizationalUnit: []string{"SCEP RA"}, CommonName: cn}
+}
+
+// newCertAuthority loads or creates the CA in dir: with intermediate, a
+// self-signed root ("root") and the issuing CA ("ca") it signed; with ra,
+// the two RA certificates; with next, the rollover CA.
+func newCertAuthority(dir string, ra, next, intermediate bool) (*certAuthority, error) {
 	c := &certAuthority{dir: dir, allowRenew: 14}
-	ca, err := selfSignedCA(dir, "ca", "scep-agent test CA")
+	var ca *keyPair
+	var err error
+	if intermediate {
+		if c.root, err = selfSignedCA(dir, "root", "scep-agent test root CA"); err != nil {
+			return nil, fmt.Errorf("root CA: %v", err)
+		}
+		ca, err = subCert(dir, "ca", pkix.Name{Country: []string{"US"}, Organization: []string{"scep-ca"},
+			OrganizationalUnit: []string{"SCEP CA"}, CommonName: "scep-agent test issuing CA"},
+			x509.KeyUsageCertSign|x509.KeyUsageCRLSign, 0x7e00, true, c.root)
+	} else {
+		ca, err = selfSignedCA(dir, "ca", "scep-agent test CA")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("CA: %v", err)
 	}
 	c.ca = *ca
 	if ra {
 		// serials far away from the depot's (which start at 2)
-		if c.raSign, err = c.raCert("ra-sign", "scep-agent test RA (sign)",
-			x509.KeyUsageDigitalSignature, 0x7e01); err != nil {
+		if c.raSign, err = subCert(dir, "ra-sign", raName("scep-agent test RA (sign)"),
+			x509.KeyUsageDigitalSignature, 0x7e01, false, &c.ca); err != nil {
 			return nil, fmt.Errorf("RA signing certificate: %v", err)
 		}
-		if c.raEnc, err = c.raCert("ra-enc", "scep-agent test RA (encrypt)",
-			x509.KeyUsageKeyEncipherment, 0x7e02); err != nil {
+		if c.raEnc, err = subCert(dir, "ra-enc", raName("scep-agent test RA (encrypt)"),
+			x509.KeyUsageKeyEncipherment, 0x7e02, false, &c.ca); err != nil {
 			return nil, fmt.Errorf("RA encryption certificate: %v", err)
 		}
 	}
@@ -199,11 +224,14 @@ func (c *certAuthority) decrypter() *keyPair {
 	return &c.ca
 }
 
-// caCerts is the GetCACert answer: the CA, then the RA certificates.
+// caCerts is the GetCACert answer: the CA, the RA certificates, the root.
 func (c *certAuthority) caCerts() []*x509.Certificate {
 	certs := []*x509.Certificate{c.ca.cert}
 	if c.raSign != nil {
 		certs = append(certs, c.raSign.cert, c.raEnc.cert)
+	}
+	if c.root != nil {
+		certs = append(certs, c.root.cert)
 	}
 	return certs
 }

@@ -52,6 +52,7 @@ func main() {
 		failName   = flag.String("fail", "", "reply FAILURE to every PKIOperation: badAlg|badMessageCheck|badRequest|badTime|badCertId")
 		failText   = flag.String("fail-text", "", "failInfoText sent with -fail")
 		ra         = flag.Bool("ra", false, "separate RA certificates for signing and encryption (NDES style)")
+		inter      = flag.Bool("intermediate", false, "issue from an intermediate CA under a root; GetCACert sends both")
 		caps       = flag.String("caps", "", "GetCACaps reply; literal \\n separates lines (default: the stock string)")
 		nextCA     = flag.Bool("next-ca", false, "create a rollover CA and answer GetNextCACert")
 		valid      = flag.Int("valid", 0, "validity of issued certificates in seconds (default: stock 365 days)")
@@ -108,7 +109,7 @@ func main() {
 	if err := os.MkdirAll(*dir, 0700); err != nil {
 		die("%v", err)
 	}
-	ca, err := newCertAuthority(*dir, *ra, *nextCA)
+	ca, err := newCertAuthority(*dir, *ra, *nextCA, *inter)
 	if err != nil {
 		die("%s: %v", *dir, err)
 	}
