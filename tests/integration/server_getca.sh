@@ -103,6 +103,26 @@ t_expect_exit 0 sa getca -u "$CA_URL" -c rootpin.crt -F "$(fingerprint "$CA_DIR/
 t_file rootpin.crt-1 "intermediate: the chain can be pinned by the root's fingerprint"
 ca_new
 
+# GetCACert variants seen in the field: PKCS#7 for one certificate, PEM,
+# a Content-Type that lies; each still gives the CA and a working enrollment
+mkkey v.key
+mkcsr v.key v.csr "/CN=variant.example"
+n=0
+for variant in "-getca-p7" "-getca-pem" "-getca-pem -ra" "-getca-type text/plain" \
+	"-getca-type application/x-x509-ca-cert -ra"; do
+	n=$((n + 1))
+	# shellcheck disable=SC2086
+	ca_start -allowrenew 0 $variant
+	t_expect_exit 0 sa getca -u "$CA_URL" -c "v$n.crt"
+	f=v$n.crt
+	[ -s "$f" ] || f=v$n.crt-0
+	t_ok "getca $variant: the CA certificate written" cmp <(openssl x509 -in "$f" -outform DER 2>/dev/null) \
+		<(openssl x509 -in "$CA_DIR/ca.pem" -outform DER)
+	t_expect_exit 0 sa enroll -u "$CA_URL" -c "v$n.crt" -k v.key -r v.csr -l "v$n-local.crt"
+	t_ok "getca $variant: enrollment works" cert_has_key "v$n-local.crt" v.key
+	ca_new
+done
+
 # IPv6 loopback
 ca_start -6
 t_expect_exit 0 sa getca -u "$CA_URL" -c v6.crt

@@ -66,6 +66,9 @@ func main() {
 		htmlStatus = flag.Int("html-status", 500, "HTTP status of the -html page")
 		replyEnc   = flag.String("reply-cipher", "des", "cipher of the SUCCESS envelope: des (stock)|aes128|aes256")
 		replyDig   = flag.String("reply-digest", "sha1", "digest of the CertRep signature: sha1 (stock)|sha256")
+		getcaP7    = flag.Bool("getca-p7", false, "GetCACert: a degenerate PKCS#7 even for a single certificate")
+		getcaPEM   = flag.Bool("getca-pem", false, "GetCACert: PEM certificate(s) instead of DER")
+		getcaType  = flag.String("getca-type", "", "GetCACert: send this Content-Type instead of the right one")
 		lifetime   = flag.Int("lifetime", 0, "exit after SECS seconds (a safety net for killed tests; 0: never)")
 	)
 	flag.Parse()
@@ -78,6 +81,7 @@ func main() {
 		failText: *failText, replyDigest: *replyDig, badSig: *badSig,
 		wrongNonce: *wrongNonce, wrongTid: *wrongTid, wrongType: *wrongType,
 		html: *html, htmlStatus: *htmlStatus,
+		getcaP7: *getcaP7, getcaPEM: *getcaPEM, getcaType: *getcaType,
 	}
 	if *failName != "" {
 		code, ok := failInfoCodes[*failName]

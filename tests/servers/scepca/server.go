@@ -7,6 +7,7 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,6 +37,9 @@ type config struct {
 	wrongType        bool
 	html             bool
 	htmlStatus       int
+	getcaP7          bool
+	getcaPEM         bool
+	getcaType        string
 }
 
 type pendingReq struct {
@@ -133,17 +137,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GetCACaps":
 		reply("text/plain", []byte(s.cfg.caps))
 	case "GetCACert":
-		certs := s.ca.caCerts()
-		if len(certs) == 1 {
-			reply(ctCACert, certs[0].Raw)
-			return
-		}
-		data, err := degenerate(certs, nil)
+		data, ct, err := s.caCertReply()
 		if err != nil {
 			fail(http.StatusInternalServerError, err)
 			return
 		}
-		reply(ctCARACert, data)
+		reply(ct, data)
 	case "GetNextCACert":
 		if s.ca.next == nil {
 			fail(http.StatusNotFound, fmt.Errorf("GetNextCACert: no rollover CA (start with -next-ca)"))
@@ -178,6 +177,36 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		fail(http.StatusBadRequest, fmt.Errorf("unknown operation %q", op))
 	}
+}
+
+// caCertReply: one DER certificate, or a degenerate PKCS#7 for a chain
+// (or always, -getca-p7), or PEM (-getca-pem); -getca-type overrides the
+// Content-Type, as misconfigured servers do.
+func (s *server) caCertReply() ([]byte, string, error) {
+	certs := s.ca.caCerts()
+	var data []byte
+	ct := ctCACert
+	switch {
+	case s.cfg.getcaPEM:
+		for _, c := range certs {
+			data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		if len(certs) > 1 {
+			ct = ctCARACert
+		}
+	case len(certs) == 1 && !s.cfg.getcaP7:
+		data = certs[0].Raw
+	default:
+		var err error
+		if data, err = degenerate(certs, nil); err != nil {
+			return nil, "", err
+		}
+		ct = ctCARACert
+	}
+	if s.cfg.getcaType != "" {
+		ct = s.cfg.getcaType
+	}
+	return data, ct, nil
 }
 
 // nextCA: SignedData by the current CA (or RA) over a degenerate
