@@ -248,7 +248,7 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, label ? strlen(label) : 0 };
 	CK_ATTRIBUTE idattr[2] = { { CKA_ID, id, sizeof(id) },
 				   { CKA_ID, id, sizeof(id) } };
-	CK_ATTRIBUTE pubt[8], privt[10];
+	CK_ATTRIBUTE pubt[10], privt[12];
 	CK_ATTRIBUTE ida = { CKA_ID, id, sizeof(id) };
 	PKCS11_KEY *k = NULL;
 	unsigned int nk = 0;
@@ -303,12 +303,15 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	pubt[npub++] = (CK_ATTRIBUTE){ CKA_VERIFY, &yes, sizeof(yes) };
 	pubt[npub++] = lt;
 	pubt[npub++] = (CK_ATTRIBUTE){ CKA_ID, tmpid, sizeof(tmpid) };
+	pubt[npub++] = (CK_ATTRIBUTE){ CKA_WRAP, &no, sizeof(no) };
 	npriv = 0;
 	privt[npriv++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
 	privt[npriv++] = (CK_ATTRIBUTE){ CKA_PRIVATE, &yes, sizeof(yes) };
 	privt[npriv++] = (CK_ATTRIBUTE){ CKA_SENSITIVE, &yes, sizeof(yes) };
 	privt[npriv++] = (CK_ATTRIBUTE){ CKA_EXTRACTABLE, &no, sizeof(no) };
 	privt[npriv++] = (CK_ATTRIBUTE){ CKA_SIGN, &yes, sizeof(yes) };
+	/* least privilege: no key wrapping with it (tokens default to yes) */
+	privt[npriv++] = (CK_ATTRIBUTE){ CKA_UNWRAP, &no, sizeof(no) };
 	privt[npriv++] = lt;
 	privt[npriv++] = (CK_ATTRIBUTE){ CKA_ID, tmpid, sizeof(tmpid) };
 	if (isrsa) {

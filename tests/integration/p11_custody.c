@@ -170,6 +170,11 @@ static void check_custody(p11_token *t, const char *label, int type)
 	is_int(p11_attr_bool(t, pv, CKA_TOKEN), 1, "%s: CKA_TOKEN", label);
 	is_int(p11_attr_bool(t, pv, CKA_PRIVATE), 1, "%s: CKA_PRIVATE", label);
 	is_int(p11_attr_bool(t, pv, CKA_SIGN), 1, "%s: CKA_SIGN", label);
+	is_int(p11_attr_bool(t, pv, CKA_UNWRAP), 0, "%s: CKA_UNWRAP false", label);
+	is_int(p11_attr_bool(t, pv, CKA_ALWAYS_SENSITIVE), 1,
+	       "%s: CKA_ALWAYS_SENSITIVE", label);
+	is_int(p11_attr_bool(t, pv, CKA_LOCAL), 1, "%s: CKA_LOCAL (born in the "
+	       "token)", label);
 	if (type == EVP_PKEY_RSA)
 		is_int(p11_attr_bool(t, pv, CKA_DECRYPT), 1, "%s: CKA_DECRYPT", label);
 	ok(p11_attr_get1(t, pv, CKA_VALUE, &v, &len) < 0 &&
