@@ -64,8 +64,8 @@ do_asan() {
 }
 do_valgrind() {
 	setup build
-	SCEP_AGENT_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$top/tests/lib/valgrind.supp" \
-		run build valgrind --setup=valgrind "$@"
+	run build valgrind --wrapper "$top/tests/lib/vgwrap.sh" \
+		--timeout-multiplier 3 "$@"
 }
 
 case $mode in
