@@ -36,6 +36,7 @@ int scep_enroll(scep_client *c, const struct scep_ca *ca,
 	long max_count = opts ? opts->max_count : 0;
 	time_t start = time(NULL);
 	char *tid = NULL;
+	long waited = 0; /* seconds slept; counts even when time is mocked */
 	int rc, polls = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -70,6 +71,9 @@ int scep_enroll(scep_client *c, const struct scep_ca *ca,
 	while (rc == SA_OK && r.status == SCEP_STATUS_PENDING) {
 		long elapsed = (long)(time(NULL) - start);
 
+		if (elapsed < waited)
+			elapsed = waited;
+
 		if (opts && opts->on_pending)
 			opts->on_pending(opts->arg, polls, tid);
 		if (max_count > 0 && polls >= max_count) {
@@ -84,6 +88,7 @@ int scep_enroll(scep_client *c, const struct scep_ca *ca,
 		}
 		sa_info("request pending, polling again in %ld s (transactionID %s)",
 			interval, tid);
+		waited += interval;
 		if (scep_enroll_sleep((unsigned)interval) != 0) {
 			sa_info("polling interrupted; the request is still pending, resume with -R");
 			break;
