@@ -83,8 +83,13 @@ int p11_module_get(const char *path, struct p11_module **out)
 	}
 	m->real = real;
 	real = NULL;
-	/* our own reference, for dlerror() words and C_GetFunctionList */
-	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	/*
+	 * Our own reference, for dlerror() words and C_GetFunctionList.
+	 * RTLD_NODELETE: after C_Finalize the module's code stays mapped;
+	 * modules that leave threads or handlers behind (and leak-checkers
+	 * reading their static pointers) survive our unloading them.
+	 */
+	h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
 	if (h == NULL) {
 		rc = sa_fail_noossl(SA_EKEY, "cannot load PKCS#11 module %s: %s; "
 				    "check --module / module-path", path,

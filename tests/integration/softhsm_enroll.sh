@@ -37,6 +37,23 @@ cert_is_token_key() {
 		[ "$(pub_of "$1")" = "$(cat "$T_WORK/.tpub.pem")" ]
 }
 
+# spy_on LOG / spy_off: route the next commands through pkcs11-spy. The
+# spy leaks a little (its own OpenSSL objects); under ASan only the slow
+# unwinder sees the spy's frames that lsan.supp names.
+T_ASAN_OPTIONS=${ASAN_OPTIONS-}
+spy_on() {
+	export PKCS11SPY=$MOD PKCS11SPY_OUTPUT=$1
+	export ASAN_OPTIONS=${T_ASAN_OPTIONS:+$T_ASAN_OPTIONS:}fast_unwind_on_malloc=0
+}
+spy_off() {
+	unset PKCS11SPY PKCS11SPY_OUTPUT
+	if [ -n "$T_ASAN_OPTIONS" ]; then
+		export ASAN_OPTIONS=$T_ASAN_OPTIONS
+	else
+		unset ASAN_OPTIONS
+	fi
+}
+
 # spy_count LOG FUNC: how many times FUNC was called in a pkcs11-spy log
 spy_count() {
 	grep -cE "^[0-9]+: $2\$" "$1"
@@ -46,11 +63,11 @@ ca_start -allowrenew 0
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
 
 # --- enrollment, RSA-2048 key born in the token, traced by pkcs11-spy
-export PKCS11SPY=$MOD PKCS11SPY_OUTPUT=$T_WORK/spy.log
+spy_on "$T_WORK/spy.log"
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt --module "$SPY" --pin-file pin \
 	--new-key "pkcs11:token=t1;object=dev1" --key-type rsa:2048 \
 	--subject /CN=dev1.example -r dev1.csr -l dev1.crt -v -d
-unset PKCS11SPY PKCS11SPY_OUTPUT
+spy_off
 t_ok "rsa:2048: issued by the CA" ca_verify ca.crt dev1.crt
 t_ok "rsa:2048: the certificate holds the token key" cert_is_token_key dev1.crt t1 dev1
 t_is "$(ca_log_field -1 status)" SUCCESS "rsa:2048: CA answered SUCCESS"
@@ -91,12 +108,12 @@ t_ok "rsa:3072: the certificate holds the token key" cert_is_token_key dev3k.crt
 t_like "$(openssl x509 -in dev3k.crt -noout -text | grep 'Public-Key')" '3072' "rsa:3072: 3072-bit key"
 
 # --- renewal: RenewalReq signed by the old token key, new key in the token
-export PKCS11SPY=$MOD PKCS11SPY_OUTPUT=$T_WORK/spy-renew.log
+spy_on "$T_WORK/spy-renew.log"
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt --module "$SPY" --pin-file pin \
 	-K "pkcs11:token=t1;object=dev1" -O dev1.crt \
 	--new-key "pkcs11:token=t1;object=dev1-next" --key-type rsa:2048 \
 	--subject /CN=dev1.example -r renew.csr -l renew.crt
-unset PKCS11SPY PKCS11SPY_OUTPUT
+spy_off
 t_is "$(ca_log_field -1 msgType)" 17 "renewal: RenewalReq sent"
 t_is "$(ca_log_field -1 signer)" issued "renewal: signed with the old certificate"
 t_ok "renewal: new certificate holds the new token key" cert_is_token_key renew.crt t1 dev1-next
@@ -152,10 +169,10 @@ t_grep "already holds" "$T_ERR" "an existing label is not overwritten"
 t_ok "the old key is still there" cert_is_token_key dev1.crt t1 dev1
 
 # --- wrong PIN: one attempt, its own exit code
-export PKCS11SPY=$MOD PKCS11SPY_OUTPUT=$T_WORK/spy-pin.log
+spy_on "$T_WORK/spy-pin.log"
 t_expect_exit 8 sa enroll -u "$CA_URL" -c ca.crt --module "$SPY" --pin-file badpin \
 	-k "pkcs11:token=t2;object=same" --subject /CN=x -r pin.csr -l pin.crt
-unset PKCS11SPY PKCS11SPY_OUTPUT
+spy_off
 t_grep 'wrong user PIN' "$T_ERR" "wrong PIN: says so"
 t_grep 'count low' "$T_ERR" "wrong PIN: reports the token's count-low flag"
 t_is "$(spy_count spy-pin.log C_Login)" 1 "wrong PIN: tried exactly once"
