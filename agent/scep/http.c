@@ -367,7 +367,7 @@ int scep_http_get(scep_http *h, const char *operation, const char *message,
 		goto out;
 	curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
-	sa_debug("GET %s", url);
+	sa_debug("GET %.200s%s", url, strlen(url) > 200 ? "..." : "");
 	rc = perform(h, url, operation, reply);
 	if (rc != SA_OK)
 		scep_buf_clear(reply);

@@ -254,7 +254,8 @@ fail:
 		     EVP_MD_get0_name(md), EVP_MD_get0_name(md));
 out:
 	OPENSSL_free(out);
-	OPENSSL_free(content);
+	/* the CSR may hold the challenge password */
+	OPENSSL_clear_free(content, clen > 0 ? (size_t)clen : 0);
 	OPENSSL_free(env);
 	BIO_free(data);
 	CMS_ContentInfo_free(cms);

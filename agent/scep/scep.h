@@ -79,11 +79,11 @@ const char *scep_digest_name(int digest);
 
 /*
  * The choices the caps drive. A non-AUTO request wins (options override
- * caps, as in sscep). AUTO: AES-128 if AES offered, else 3DES if DES3
- * offered, else DES... ; SHA-256 if offered (or SHA-512 > SHA-256 only when
- * asked), else SHA-1 if offered, else MD5 (RFC 8894 legacy default).
- * Single DES and MD5 are used only when the user asked or nothing else is
- * offered; the choice is logged at verbose level.
+ * caps, as in sscep). AUTO: AES-128 if AES offered, else 3DES (also when
+ * nothing is offered); SHA-256 if offered, else SHA-1 if offered, else
+ * SHA-512 if that is all, else SHA-1. Single DES, blowfish, AES-192/256,
+ * MD5 and SHA-224/384/512 only when asked for. NULL for an unknown enum.
+ * The choice is logged at debug level.
  */
 const EVP_CIPHER *scep_choose_cipher(unsigned caps, int requested);
 const EVP_MD *scep_choose_digest(unsigned caps, int requested);
@@ -315,7 +315,7 @@ int scep_transact(scep_client *c, const struct scep_ca *ca,
 /* Enrollment transaction with polling (enroll.c)                      */
 
 struct scep_poll_opts {
-	long interval;   /* -t seconds between polls (default 300 like sscep? see man) */
+	long interval;   /* -t seconds between polls (<= 0: 60, sscep's default) */
 	long max_time;   /* -T total seconds (0: unlimited) */
 	long max_count;  /* -n number of CertPoll (0: unlimited) */
 	int resume;      /* -R: start with CertPoll instead of PKCSReq */
@@ -328,7 +328,9 @@ struct scep_poll_opts {
  * Enroll: send PKCSReq or RenewalReq (req->type), then while PENDING poll
  * with CertPoll until SUCCESS/FAILURE or the poll limits are reached; the
  * result is then PENDING in out->status (not an error). With opts->resume
- * the first message is a CertPoll for the same transactionID.
+ * the first message is a CertPoll for the same transactionID. The wait
+ * between polls is a plain sleep; a signal ends it and the result is
+ * PENDING. max_time counts from the start of the call.
  */
 int scep_enroll(scep_client *c, const struct scep_ca *ca,
 		const struct scep_request *req,

@@ -90,7 +90,8 @@ static unsigned char *get_message(const char *line, size_t *len)
 	char *un, *o;
 	unsigned char *out;
 	size_t n = 0;
-	int bits = 0, acc = 0;
+	int bits = 0;
+	unsigned acc = 0;
 
 	if (m == NULL)
 		return NULL;
@@ -113,7 +114,7 @@ static unsigned char *get_message(const char *line, size_t *len)
 
 		if (v < 0)
 			break;
-		acc = (acc << 6) | v;
+		acc = ((acc << 6) | (unsigned)v) & 0xffffff;
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
