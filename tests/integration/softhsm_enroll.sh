@@ -189,6 +189,21 @@ t_expect_exit 0 sa mkrequest \
 	-k "pkcs11:token=t2;object=same?module-path=$MOD&pin-source=file:$T_WORK/pin" \
 	--subject /CN=src -r src.csr
 
+# --- PIN typed at a terminal (a pty from script(1)): prompt, no echo. The
+#     prompt flushes typed-ahead input, so type only once it shows.
+(
+	for _ in $(seq 300); do
+		grep -q 'User PIN' tty.log 2>/dev/null && break
+		sleep 0.1
+	done
+	printf '1234\n'
+	sleep 1
+) | script -qfec "${SCEP_AGENT_WRAP:-} $SCEP_AGENT mkrequest --module $MOD \
+	-k 'pkcs11:token=t2;object=same' --subject /CN=tty -r tty.csr" tty.log >/dev/null 2>&1
+t_grep "User PIN for token 't2'" tty.log "PIN prompt on the terminal"
+t_is "$(grep -c 1234 tty.log)" 0 "the typed PIN is not echoed"
+t_ok "the PIN from the terminal logged in" openssl req -in tty.csr -noout -verify
+
 # --- token absent, object missing, wrong module
 t_expect_exit 7 sa enroll -u "$CA_URL" -c ca.crt --module "$MOD" --pin-file pin \
 	-k "pkcs11:token=absent;object=dev1" --subject /CN=x -r x.csr -l x.crt
