@@ -4,9 +4,12 @@
  */
 #include "agent.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <openssl/crypto.h>
 
@@ -41,6 +44,20 @@ static void catch_signals(void)
 		sigaction(sigs[i], &sa, NULL);
 }
 
+/*
+ * No core dumps: a file key, a decrypted envelope or a PIN in memory must
+ * not reach the disk. Not dumpable also keeps other processes of the same
+ * user from attaching a debugger or reading our memory through /proc.
+ */
+static void no_core_dumps(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &rl) != 0 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		sa_warn("cannot disable core dumps: %s", strerror(errno));
+}
+
 static int run(const struct agent_opts *o, int *result)
 {
 	switch (o->op) {
@@ -63,6 +80,7 @@ int main(int argc, char **argv)
 	struct agent_opts o;
 	int rc, help = 0, result = SA_EXIT_OK;
 
+	no_core_dumps();
 	sa_log_init(agent_progname, SA_LOG_INFO, 0);
 	catch_signals();
 	rc = agent_opts_parse(argc, argv, &o, &help);
