@@ -86,6 +86,7 @@ void p11_module_put(struct p11_module *m);
 int p11_rv_fail(int code, CK_RV rv, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 const char *p11_rv_str(CK_RV rv);
+const char *p11_pin_flags_words(CK_FLAGS f);
 char *p11_str_trim(const unsigned char *s, size_t n);
 int p11_find(p11_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG n,
 	     CK_OBJECT_HANDLE **out, CK_ULONG *count);

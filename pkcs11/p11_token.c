@@ -253,8 +253,8 @@ static int select_token(p11_token *t, P11KitUri *u)
 	return 0;
 }
 
-/* Words for the token's user-PIN flags; "" when none is set. */
-static const char *pin_flags_words(CK_FLAGS f)
+/* Words for the token's user-PIN flags ("; ..."); "" when none is set. */
+const char *p11_pin_flags_words(CK_FLAGS f)
 {
 	if (f & CKF_USER_PIN_LOCKED)
 		return "; the user PIN is now LOCKED: unlock it with the SO PIN "
@@ -287,7 +287,7 @@ static int login(p11_token *t, const struct p11_open_opts *opts, P11KitUri *u)
 	if (t->info.flags & CKF_USER_PIN_LOCKED) {
 		rc = sa_fail_noossl(SA_EPIN, "the user PIN of token '%s' is "
 				    "locked; not trying%s", label,
-				    pin_flags_words(CKF_USER_PIN_LOCKED));
+				    p11_pin_flags_words(CKF_USER_PIN_LOCKED));
 		goto out;
 	}
 	if (t->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH) {
@@ -314,11 +314,11 @@ static int login(p11_token *t, const struct p11_open_opts *opts, P11KitUri *u)
 	    rv == CKR_PIN_LEN_RANGE)
 		rc = sa_fail_noossl(SA_EPIN, "wrong user PIN for token '%s' "
 				    "(tried once, not retrying)%s", label,
-				    pin_flags_words(ti.flags));
+				    p11_pin_flags_words(ti.flags));
 	else if (rv == CKR_PIN_LOCKED)
 		rc = sa_fail_noossl(SA_EPIN, "the user PIN of token '%s' is "
 				    "locked%s", label,
-				    pin_flags_words(CKF_USER_PIN_LOCKED));
+				    p11_pin_flags_words(CKF_USER_PIN_LOCKED));
 	else
 		rc = p11_rv_fail(SA_EPIN, rv, "login to token '%s' failed", label);
 out:

@@ -213,6 +213,19 @@ static void test_keyspec(void)
 	ok(strstr(sa_errmsg(), "rsa:2048") != NULL, "message lists the choices");
 }
 
+static void test_pin_flags(void)
+{
+	ok(strstr(p11_pin_flags_words(CKF_USER_PIN_LOCKED |
+				      CKF_USER_PIN_COUNT_LOW), "LOCKED") != NULL,
+	   "locked wins over count low");
+	ok(strstr(p11_pin_flags_words(CKF_USER_PIN_FINAL_TRY |
+				      CKF_USER_PIN_COUNT_LOW), "ONE try") != NULL,
+	   "final try");
+	ok(strstr(p11_pin_flags_words(CKF_USER_PIN_COUNT_LOW), "count low") != NULL,
+	   "count low");
+	is_str(p11_pin_flags_words(CKF_LOGIN_REQUIRED), "", "no PIN flag: nothing");
+}
+
 static void test_match(void)
 {
 	EVP_PKEY *a = EVP_EC_gen("P-256"), *b = EVP_EC_gen("P-256");
@@ -240,6 +253,7 @@ int main(void)
 	test_pin_source();
 	test_pin_get();
 	test_keyspec();
+	test_pin_flags();
 	test_match();
 	return tap_done();
 }
