@@ -259,7 +259,8 @@ static int perform(scep_http *h, const char *url, const char *opname,
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
-	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
+	/* CURLOPT_NOSIGNAL stays 0: curl then ignores SIGPIPE around its own
+	 * calls, so a server closing mid-write cannot kill the process */
 	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, h->connect_timeout);
 	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT, h->timeout);
 	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 1L);
