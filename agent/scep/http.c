@@ -282,6 +282,14 @@ static int perform(scep_http *h, const char *url, const char *opname,
 		s.too_big = 0;
 		attempt++;
 		cc = curl_easy_perform(h->curl);
+		if (cc == CURLE_OPERATION_TIMEDOUT) {
+			curl_off_t ct = 0;
+
+			/* a timeout before the connection was made: no connectivity */
+			if (curl_easy_getinfo(h->curl, CURLINFO_CONNECT_TIME_T, &ct) == CURLE_OK &&
+			    ct == 0 && h->wait_connect > 0)
+				cc = CURLE_COULDNT_CONNECT;
+		}
 		if (cc == CURLE_OK || !connect_error(cc) || h->wait_connect <= 0 ||
 		    now_s() - start >= (double)h->wait_connect)
 			break;
