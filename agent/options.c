@@ -302,10 +302,8 @@ static int derive(struct agent_opts *o)
 	o->p11.pin.no_prompt = 0;
 	o->p11.need_login = 1;
 	if (s->engine_pin != NULL && s->pin_env == NULL && s->pin_file == NULL) {
-		/* the custody API takes PINs from sources, not values */
-		if (setenv("SCEP_AGENT_ENGINE_PIN", s->engine_pin, 1) != 0)
-			return sa_fail_noossl(SA_ENOMEM, "out of memory");
-		o->p11.pin.pin_env = "SCEP_AGENT_ENGINE_PIN";
+		/* borrowed: the settings wipe it when freed */
+		o->p11.pin.pin_value = s->engine_pin;
 		sa_warn("using the PIN from the configuration file's engine "
 			"section; prefer PinFile or PinEnv");
 	}
@@ -417,9 +415,6 @@ out:
 
 void agent_opts_free(struct agent_opts *o)
 {
-	if (o->p11.pin.pin_env != NULL &&
-	    strcmp(o->p11.pin.pin_env, "SCEP_AGENT_ENGINE_PIN") == 0)
-		unsetenv("SCEP_AGENT_ENGINE_PIN");
 	conf_settings_free(&o->s);
 	memset(o, 0, sizeof(*o));
 }

@@ -17,7 +17,7 @@
 #include <openssl/x509.h>
 
 /*
- * Where the PIN comes from. Order: pin_file, pin_env, the URI's
+ * Where the PIN comes from. Order: pin_file, pin_env, pin_value, the URI's
  * pin-source (file:/path, a plain path, or env:VAR), the URI's pin-value
  * (warned about: it shows in ps), a prompt on /dev/tty without echo when
  * stdin is a terminal and no_prompt is 0. None of them: SA_EPIN.
@@ -25,6 +25,9 @@
 struct p11_pin_opts {
 	const char *pin_env;   /* name of an environment variable holding the PIN */
 	const char *pin_file;  /* file whose first line is the PIN */
+	const char *pin_value; /* a PIN the user wrote into a configuration file
+				* (sscep's engine PIN); borrowed, the caller
+				* wipes it */
 	int no_prompt;         /* 1: never prompt, even on a terminal */
 };
 

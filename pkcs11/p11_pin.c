@@ -152,6 +152,12 @@ int p11_pin_get(const struct p11_pin_opts *po, P11KitUri *uri,
 		return pin_from_file(po->pin_file, pin, pinsz);
 	if (po != NULL && po->pin_env != NULL)
 		return pin_from_env(po->pin_env, pin, pinsz);
+	if (po != NULL && po->pin_value != NULL) {
+		if (strlen(po->pin_value) >= pinsz)
+			return sa_fail_noossl(SA_EPIN, "the configured PIN is too long");
+		memcpy(pin, po->pin_value, strlen(po->pin_value) + 1);
+		return 0;
+	}
 	if (src != NULL) {
 		rc = p11_pin_source_parse(src, &kind, &arg);
 		if (rc == 0)
