@@ -124,8 +124,13 @@ int op_getcert(const struct agent_opts *o, int *result)
 		if (ASN1_INTEGER_cmp(X509_get0_serialNumber(sk_X509_value(r.certs, i)),
 				     serial) == 0)
 			got = sk_X509_value(r.certs, i);
-	if (got == NULL && sk_X509_num(r.certs) > 0)
-		got = sk_X509_value(r.certs, 0);
+	if (got == NULL && sk_X509_num(r.certs) > 0) {
+		rc = sa_fail_noossl(SA_EREPLY, "the CA answered SUCCESS with %d "
+				    "certificate(s), none with serial %s; "
+				    "nothing written", sk_X509_num(r.certs),
+				    o->s.get_cert_serial);
+		goto out;
+	}
 	if (got == NULL) {
 		rc = sa_fail_noossl(SA_EREPLY, "the CA answered SUCCESS without "
 				    "a certificate");

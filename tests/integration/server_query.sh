@@ -57,5 +57,9 @@ t_no_file crl.der "refused getcrl: nothing written"
 ca_restart -bad-sig
 t_expect_exit 6 sa getcert -u "$CA_URL" -c ca.crt -k local.key -l local.crt -s "$serial" -w got.crt
 t_no_file got.crt "getcert with a bad reply signature: nothing written"
+ca_restart -getcert-other
+t_expect_exit 6 sa getcert -u "$CA_URL" -c ca.crt -k local.key -l local.crt -s "$serial" -w got.crt
+t_grep "serial $serial" "$T_ERR" "getcert answered with another certificate: says which serial was asked"
+t_no_file got.crt "getcert answered with another certificate: nothing written"
 
 done_testing

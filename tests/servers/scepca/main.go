@@ -69,6 +69,7 @@ func main() {
 		getcaP7    = flag.Bool("getca-p7", false, "GetCACert: a degenerate PKCS#7 even for a single certificate")
 		getcaPEM   = flag.Bool("getca-pem", false, "GetCACert: PEM certificate(s) instead of DER")
 		getcaType  = flag.String("getca-type", "", "GetCACert: send this Content-Type instead of the right one")
+		getcertOth = flag.Bool("getcert-other", false, "GetCert: answer with the CA certificate instead of the one asked for")
 		lifetime   = flag.Int("lifetime", 0, "exit after SECS seconds (a safety net for killed tests; 0: never)")
 	)
 	flag.Parse()
@@ -82,6 +83,7 @@ func main() {
 		wrongNonce: *wrongNonce, wrongTid: *wrongTid, wrongType: *wrongType,
 		html: *html, htmlStatus: *htmlStatus,
 		getcaP7: *getcaP7, getcaPEM: *getcaPEM, getcaType: *getcaType,
+		getcertOther: *getcertOth,
 	}
 	if *failName != "" {
 		code, ok := failInfoCodes[*failName]

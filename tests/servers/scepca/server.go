@@ -40,6 +40,7 @@ type config struct {
 	getcaP7          bool
 	getcaPEM         bool
 	getcaType        string
+	getcertOther     bool
 }
 
 type pendingReq struct {
@@ -317,6 +318,9 @@ func (s *server) pkiOperation(data []byte, e *logEntry) ([]byte, error) {
 		crt := s.ca.findBySerial(ias.Serial)
 		if crt == nil {
 			return failure("badCertId", fmt.Sprintf("no certificate with serial %X was issued by this CA", ias.Serial))
+		}
+		if s.cfg.getcertOther {
+			crt = s.ca.ca.cert // misbehaviour: not the certificate asked for
 		}
 		e.Serial = fmt.Sprintf("%X", crt.SerialNumber)
 		e.Subject = crt.Subject.String()
