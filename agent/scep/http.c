@@ -310,6 +310,13 @@ static int perform(scep_http *h, const char *url, const char *opname,
 			return sa_fail_noossl(SA_EREPLY,
 				"%s reply from %s is larger than %zu bytes; is the URL a SCEP server?",
 				opname, h->url, h->max_response);
+		if (h->proxy != NULL && (connect_error(cc) || cc == CURLE_OPERATION_TIMEDOUT ||
+					 cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR))
+			return sa_fail_noossl(SA_ENET, "%s request to %s through the proxy %s "
+					      "failed: %s; is the proxy (-p) running and "
+					      "reachable, and the server behind it?", opname,
+					      h->url, h->proxy,
+					      h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
 		return sa_fail_noossl(SA_ENET, "%s request to %s failed: %s%s", opname,
 				      h->url, h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc),
 				      connect_error(cc) || cc == CURLE_OPERATION_TIMEDOUT ?

@@ -70,10 +70,11 @@ func main() {
 		getcaPEM   = flag.Bool("getca-pem", false, "GetCACert: PEM certificate(s) instead of DER")
 		getcaType  = flag.String("getca-type", "", "GetCACert: send this Content-Type instead of the right one")
 		getcertOth = flag.Bool("getcert-other", false, "GetCert: answer with the CA certificate instead of the one asked for")
+		proxy      = flag.Bool("proxy", false, "be a plain-HTTP forward proxy to loopback addresses instead of a CA")
 		lifetime   = flag.Int("lifetime", 0, "exit after SECS seconds (a safety net for killed tests; 0: never)")
 	)
 	flag.Parse()
-	if *dir == "" || flag.NArg() != 0 {
+	if (*dir == "" && !*proxy) || flag.NArg() != 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -112,23 +113,29 @@ func main() {
 		cfg.caps += "\nGetNextCACert"
 	}
 
-	if err := os.MkdirAll(*dir, 0700); err != nil {
-		die("%v", err)
-	}
-	ca, err := newCertAuthority(*dir, *ra, *nextCA, *inter)
-	if err != nil {
-		die("%s: %v", *dir, err)
-	}
-	ca.valid = time.Duration(*valid) * time.Second
-	ca.allowRenew = *allowRenew
-	ca.allowEC = *allowEC
-
-	srv := &server{cfg: cfg, ca: ca, pend: map[string]*pendingReq{},
-		done: map[string]*x509.Certificate{}}
+	var logf *os.File
 	if *logFile != "" {
-		if srv.log, err = os.OpenFile(*logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0644); err != nil {
+		var err error
+		if logf, err = os.OpenFile(*logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0644); err != nil {
 			die("%v", err)
 		}
+	}
+	var handler http.Handler
+	if *proxy {
+		handler = &forwardProxy{log: logf}
+	} else {
+		if err := os.MkdirAll(*dir, 0700); err != nil {
+			die("%v", err)
+		}
+		ca, err := newCertAuthority(*dir, *ra, *nextCA, *inter)
+		if err != nil {
+			die("%s: %v", *dir, err)
+		}
+		ca.valid = time.Duration(*valid) * time.Second
+		ca.allowRenew = *allowRenew
+		ca.allowEC = *allowEC
+		handler = &server{cfg: cfg, ca: ca, pend: map[string]*pendingReq{},
+			done: map[string]*x509.Certificate{}, log: logf}
 	}
 
 	host := "127.0.0.1"
@@ -148,9 +155,9 @@ func main() {
 	}
 	fmt.Printf("port %d\n", bound)
 	os.Stdout.Sync()
-	fmt.Fprintf(os.Stderr, "scepca: CA in %s, listening on %s\n", filepath.Clean(*dir), ln.Addr())
+	fmt.Fprintf(os.Stderr, "scepca: %s, listening on %s\n", map[bool]string{true: "forward proxy", false: "CA in " + filepath.Clean(*dir)}[*proxy], ln.Addr())
 
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {

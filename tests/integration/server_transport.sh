@@ -1,0 +1,42 @@
+#!/bin/bash
+# server suite: transport options end to end: an HTTP proxy (-p, sscep's
+# host:port form and a URL), a proxy that is down, the CA on [::1].
+. "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
+
+mkkey local.key
+mkcsr local.key local.csr "/CN=proxy.example"
+ca_start
+
+# a forward proxy (scepca -proxy) on another loopback port, by pid
+"$SCEPCA" -proxy -port-file proxy.port -log proxy.log >/dev/null 2>proxy.err &
+PROXY_PID=$!
+T_PIDS="$T_PIDS $PROXY_PID"
+i=0
+while [ ! -s proxy.port ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+pport=$(sed -n 's/^port //p' proxy.port)
+
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt -p "127.0.0.1:$pport"
+t_grep '"op":"proxy".*GetCACert.*"status":200' proxy.log "getca went through the proxy (-p host:port)"
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k local.key -r local.csr -l local.crt \
+	-p "http://127.0.0.1:$pport"
+t_ok "enrolled through the proxy (-p URL)" cert_has_key local.crt local.key
+t_grep '"op":"proxy".*PKIOperation.*"status":200' proxy.log "the PKIOperation went through the proxy"
+t_is "$(grep -c '"op":"proxy"' proxy.log)" "$(grep -c '"op"' "$CA_LOG")" "every request the CA saw came through the proxy"
+
+# the proxy is down: a network error naming the proxy, nothing written
+kill "$PROXY_PID"
+wait "$PROXY_PID" 2>/dev/null
+rm -f ca2.crt
+t_expect_exit 5 sa getca -u "$CA_URL" -c ca2.crt -p "127.0.0.1:$pport"
+t_grep "proxy" "$T_ERR" "proxy down: the message names the proxy"
+t_no_file ca2.crt "proxy down: no CA certificate written"
+ca_new
+
+# the CA on IPv6 loopback
+ca_start -6
+t_like "$CA_URL" '^http://\[::1\]:' "CA listens on [::1]"
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca6.crt
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca6.crt -k local.key -r local.csr -l local6.crt
+t_ok "enrolled over IPv6 loopback" cert_has_key local6.crt local.key
+
+done_testing
