@@ -163,14 +163,19 @@ int files_write_crl(const char *path, X509_CRL *crl)
 
 int files_write_csr(const char *path, X509_REQ *req)
 {
-	BIO *b = BIO_new(BIO_s_mem());
+	/* a request carrying a challenge password is a secret: owner only,
+	 * and the encoding buffer is wiped when freed (secmem BIO) */
+	int secret = X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword,
+					      -1) >= 0;
+	mode_t mode = secret ? 0600 : 0644;
+	BIO *b = BIO_new(secret ? BIO_s_secmem() : BIO_s_mem());
 	int rc;
 
 	if (b == NULL || !PEM_write_bio_X509_REQ(b, req))
 		rc = sa_fail(SA_ECRYPTO, "cannot encode the request for %s",
 			     path);
 	else
-		rc = write_bio(path, b, 0644, 0);
+		rc = write_bio(path, b, mode, 0);
 	BIO_free(b);
 	return rc;
 }

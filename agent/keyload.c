@@ -234,8 +234,28 @@ int keyload_get1(struct keyload *kl, const char *name, EVP_PKEY **out,
 	rc = p11_key_get1(t, name, out);
 	if (rc < 0)
 		return rc;
-	sa_verbose("using the key %s in the token", name);
+	if (sa_log_level() >= SA_LOG_VERBOSE) {
+		char shown[512];
+
+		sa_verbose("using the key %s in the token",
+			   keyload_display(name, shown, sizeof(shown)));
+	}
 	if (tok_out != NULL)
 		*tok_out = t;
 	return 0;
+}
+
+/* See keyload.h. */
+const char *keyload_display(const char *name, char *buf, size_t len)
+{
+	size_t n;
+
+	if (len == 0)
+		return "";
+	n = p11_is_uri(name) ? strcspn(name, "?") : strlen(name);
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, name, n);
+	buf[n] = '\0';
+	return buf;
 }

@@ -33,6 +33,12 @@ int keyload_token(struct keyload *kl, const char *uri, p11_token **out);
 int keyload_file_get1(const char *path, EVP_PKEY **out);
 
 /*
+ * name as it may be shown to users: a pkcs11: URI without its query part
+ * (which may carry pin-value), a file path as it is. Into buf; returns buf.
+ */
+const char *keyload_display(const char *name, char *buf, size_t len);
+
+/*
  * The percent-decoded value of a path attribute of a pkcs11: URI
  * ("object", "id", "token"...). NULL if absent. Caller frees.
  */

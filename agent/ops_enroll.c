@@ -82,9 +82,11 @@ static int get_renewal_signer(const struct agent_opts *o, struct keyload *kl,
 	if (rc < 0)
 		goto out;
 	if (EVP_PKEY_eq(X509_get0_pubkey(*cert), *key) != 1) {
+		char shown[512];
+
 		rc = sa_fail_noossl(SA_EUSAGE, "the old certificate %s does not "
 				    "belong to the old key %s", s->sign_cert_file,
-				    s->sign_key);
+				    keyload_display(s->sign_key, shown, sizeof(shown)));
 		goto out;
 	}
 	return 0;

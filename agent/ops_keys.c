@@ -66,10 +66,8 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 				&k->key, &k->uri);
 		if (rc < 0)
 			goto out;
-		if (k->uri == NULL && (k->uri = strdup(s->new_key)) == NULL) {
-			rc = sa_fail(SA_ENOMEM, "out of memory");
-			goto out;
-		}
+		if (k->uri == NULL)
+			k->uri = p11_key_uri(k->tok, k->key);
 		k->generated = 1;
 		return 0;
 	}
@@ -95,7 +93,8 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 	if (rc < 0)
 		goto out;
 	if (k->tok != NULL) {
-		k->uri = strdup(s->private_key);
+		/* the canonical URI: the user's may carry pin-value */
+		k->uri = p11_key_uri(k->tok, k->key);
 		k->label = keyload_uri_attr(s->private_key, "object");
 	}
 	return 0;

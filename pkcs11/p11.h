@@ -131,6 +131,14 @@ int p11_cacert_store(p11_token *t, X509 *cert, const char *label);
 /* 1 if cert's public key is key's public half (token or file key), else 0. */
 int p11_key_matches_cert(EVP_PKEY *key, X509 *cert);
 
+/*
+ * The canonical pkcs11: URI of the private key in t whose public half is
+ * key's (token attributes, id, object, type=private, module-path): what to
+ * show users, never their own URI (which may carry pin-value). Caller
+ * frees; NULL if not found.
+ */
+char *p11_key_uri(p11_token *t, EVP_PKEY *key);
+
 /* The pkcs11: URI of the token (token, manufacturer, serial, model). */
 char *p11_token_uri(p11_token *t);
 

@@ -167,6 +167,22 @@ int p11_key_id_for_pubkey(p11_token *t, EVP_PKEY *pub, unsigned char **id,
 	return 0;
 }
 
+/* See p11.h. */
+char *p11_key_uri(p11_token *t, EVP_PKEY *key)
+{
+	unsigned char *id = NULL;
+	size_t idlen = 0;
+	char *label = NULL, *uri = NULL;
+
+	if (t == NULL || key == NULL)
+		return NULL;
+	if (p11_key_id_for_pubkey(t, key, &id, &idlen, &label) == 0)
+		uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, id, idlen);
+	free(id);
+	free(label);
+	return uri;
+}
+
 /*
  * Create a CKO_CERTIFICATE with label and id, then remove older
  * certificate objects with the same label and id (unless they hold the

@@ -1,0 +1,60 @@
+#!/bin/bash
+# softhsm suite: secrets stay secret. A PIN given as pin-value in a key URI
+# never shows in output or messages (the canonical URI is shown instead);
+# a request holding a challenge password is written readable by its owner
+# only.
+. "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
+
+t_require softhsm2-util
+PIN=739184
+softhsm_new sec1 "$PIN"
+ca_start
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
+
+# no_pin DESC: the PIN is in neither stdout nor stderr of the last command
+no_pin() {
+	if grep -q "$PIN" "$T_OUT" "$T_ERR"; then
+		t_fail "$1"
+		grep -n "$PIN" "$T_OUT" "$T_ERR" | sed 's/^/#   /'
+	else
+		t_pass "$1"
+	fi
+}
+
+# a key generated with the PIN in the --new-key URI
+t_expect_exit 0 sa mkrequest -v --module "$P11_MODULE" \
+	--new-key "pkcs11:token=sec1;object=dev?pin-value=$PIN" --key-type rsa:2048 \
+	--subject /CN=secrets.example -r dev.csr
+no_pin "mkrequest --new-key ...?pin-value: the PIN is not shown"
+t_grep "pin-value" "$T_ERR" "mkrequest: warns that pin-value shows in ps"
+t_grep "key in the token: pkcs11:.*id=.*object=dev" "$T_OUT" "mkrequest: shows the canonical key URI"
+
+# enroll with an existing key named with pin-value, verbose
+t_expect_exit 0 sa enroll -v -u "$CA_URL" -c ca.crt --module "$P11_MODULE" \
+	-k "pkcs11:token=sec1;object=dev?pin-value=$PIN" -r dev.csr -l dev.crt
+no_pin "enroll -v -k ...?pin-value: the PIN is not shown"
+t_grep "key: pkcs11:.*id=.*object=dev;type=private" "$T_OUT" "enroll: shows the canonical key URI"
+
+# an error message naming the key (old certificate of another key)
+mkkey other.key
+openssl req -new -x509 -key other.key -subj /CN=other -days 1 -out other.crt 2>/dev/null
+t_expect_exit 4 sa enroll -u "$CA_URL" -c ca.crt --module "$P11_MODULE" \
+	-K "pkcs11:token=sec1;object=dev?pin-value=$PIN" -O other.crt \
+	-k "pkcs11:token=sec1;object=dev?pin-value=$PIN" -r dev.csr -l renew.crt
+t_grep "does not belong to the old key pkcs11:token=sec1;object=dev" "$T_ERR" "mismatch error names the key"
+no_pin "mismatch error: the PIN is not shown"
+
+# a request with a challenge password is owner-readable only; others 0644
+printf 'S3cret-chal\n' >chal
+chmod 600 chal
+mkkey f.key
+t_expect_exit 0 sa mkrequest -k f.key -r chal.csr --subject /CN=chal.example --challenge-file chal
+t_is "$(stat -c %a chal.csr)" 600 "request with a challenge password: mode 600"
+t_expect_exit 0 sa mkrequest -k f.key -r plain.csr --subject /CN=plain.example
+t_is "$(stat -c %a plain.csr)" 644 "request without a challenge: mode 644"
+: >old.csr
+chmod 644 old.csr
+t_expect_exit 0 sa mkrequest -k f.key -r old.csr --subject /CN=chal.example --challenge-file chal
+t_is "$(stat -c %a old.csr)" 600 "an existing 0644 file replaced by a challenge request: mode 600"
+
+done_testing
