@@ -20,7 +20,8 @@ static const char *const fail_names[] = {
 };
 
 static const char *const fail_hints[] = {
-	"the CA does not support the cipher or digest used; try another with -E or -S",
+	"the CA does not support an algorithm of the request: the cipher or digest "
+	"(try another with -E or -S), or the key type (many CAs take RSA keys only)",
 	"the request signature did not verify; is the CA certificate (pinned with -F) "
 	"the right one, and does the key match its certificate?",
 	"the CA refused the request by policy: wrong or missing challenge password, or "

@@ -118,6 +118,8 @@ static void test_fail_info(void)
 	is_str(scep_fail_info_name(5), "unknown", "5 unknown");
 	is_str(scep_fail_info_name(-1), "unknown", "-1 unknown");
 	ok(strstr(scep_fail_info_hint(SCEP_FAIL_BADALG), "-E") != NULL, "badAlg hint names -E");
+	ok(strstr(scep_fail_info_hint(SCEP_FAIL_BADALG), "key type") != NULL,
+	   "badAlg hint names the key type (EC requesters)");
 	ok(strstr(scep_fail_info_hint(SCEP_FAIL_BADMESSAGECHECK), "-F") != NULL,
 	   "badMessageCheck hint names the pinned CA");
 	ok(strstr(scep_fail_info_hint(SCEP_FAIL_BADREQUEST), "challenge password") != NULL,
