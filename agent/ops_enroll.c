@@ -49,8 +49,10 @@ static int get_csr(const struct agent_opts *o, const struct agent_key *k,
 		if (EVP_PKEY_eq(X509_REQ_get0_pubkey(req), k->key) != 1) {
 			rc = sa_fail_noossl(SA_EKEY, "the request %s was not "
 					    "made for the key %s; make it again "
-					    "(mkrequest) or give the right -k",
-					    s->cert_req_file, s->private_key);
+					    "(mkrequest, or --subject) or give the "
+					    "right key", s->cert_req_file,
+					    k->uri ? k->uri : s->private_key ?
+					    s->private_key : "?");
 			goto out;
 		}
 	}
@@ -98,6 +100,50 @@ out:
 	return rc;
 }
 
+/*
+ * A key generated in this run that no CA will certify: remove it from the
+ * token, so that the same command can run again; if that fails, say where
+ * it is.
+ */
+static void discard_new_key(struct agent_key *k, const char *why)
+{
+	if (!k->generated || k->tok == NULL)
+		return;
+	if (p11_key_destroy(k->tok, k->key) == 0) {
+		sa_info("%s: the key \"%s\" generated in this run was removed "
+			"from the token", why, k->label ? k->label : "?");
+		EVP_PKEY_free(k->key);
+		k->key = NULL;
+		k->generated = 0;
+		return;
+	}
+	sa_warn("%s, and the key generated in this run could not be removed "
+		"(%s); it stays in the token as %s: use it with -k and that "
+		"URI, or replace it with --overwrite", why, sa_errmsg(),
+		k->uri ? k->uri : "?");
+}
+
+/*
+ * An error after a key was generated in this run: before the request
+ * went out no CA knows the key, so it goes (keeping the error message);
+ * afterwards the CA may hold the request, so it stays for -R.
+ */
+static void keep_or_discard(struct agent_key *k, int sent, int rc)
+{
+	char *msg;
+
+	if (sent) {
+		sa_warn("the key generated in this run stays in the token as %s; "
+			"the same command with -R continues with it",
+			k->uri ? k->uri : "?");
+		return;
+	}
+	msg = strdup(sa_errmsg());
+	discard_new_key(k, "the request was not sent");
+	sa_fail_noossl(rc, "%s", msg ? msg : "enrollment failed");
+	free(msg);
+}
+
 static void report_pending(const struct scep_reply *r, X509_REQ *csr,
 			   const struct agent_key *k)
 {
@@ -105,11 +151,10 @@ static void report_pending(const struct scep_reply *r, X509_REQ *csr,
 		    scep_transaction_id(X509_REQ_get0_pubkey(csr));
 
 	sa_info("pkistatus: PENDING");
-	if (k->generated && k->uri != NULL)
+	if ((k->generated || k->resumed) && k->uri != NULL)
 		sa_err("the CA has not decided yet (PENDING, transactionID %s); "
-		       "to resume polling, run the command again with -R and "
-		       "-k '%s' (the key now in the token) instead of "
-		       "--new-key",
+		       "the new key stays in the token as %s; run the same "
+		       "command again with -R to resume polling with it",
 		       r->transaction_id ? r->transaction_id : tid ? tid : "?",
 		       k->uri);
 	else
@@ -120,7 +165,7 @@ static void report_pending(const struct scep_reply *r, X509_REQ *csr,
 }
 
 static void report_failure(const struct agent_opts *o,
-			   const struct scep_reply *r)
+			   const struct scep_reply *r, struct agent_key *k)
 {
 	sa_info("pkistatus: FAILURE");
 	sa_err("the CA at %s refused the request: failInfo %s%s%s%s: %s",
@@ -129,10 +174,16 @@ static void report_failure(const struct agent_opts *o,
 	       r->fail_info_text ? r->fail_info_text : "",
 	       r->fail_info_text ? "\")" : "",
 	       scep_fail_info_hint(r->fail_info));
+	if (k->generated)
+		discard_new_key(k, "the CA refused its request");
+	else if (k->resumed && k->uri != NULL)
+		sa_err("the key generated for this request stays in the token "
+		       "as %s; use it with -k and that URI, or replace it "
+		       "with --overwrite", k->uri);
 }
 
 /* After SUCCESS: token, disk, report. */
-static int store_result(const struct agent_opts *o, const struct agent_key *k,
+static int store_result(const struct agent_opts *o, struct agent_key *k,
 			const struct scep_ca *ca, X509 *cert)
 {
 	const struct conf_settings *s = &o->s;
@@ -174,6 +225,16 @@ static int store_result(const struct agent_opts *o, const struct agent_key *k,
 				sa_verbose("CA certificate \"%s\" stored in "
 					   "the token", cal);
 			}
+		if (k->replace) {
+			/* only now may the old key and certificate go */
+			char *uri = NULL;
+
+			rc = p11_key_commit(k->tok, k->key, k->label, &uri);
+			if (rc < 0)
+				goto out;
+			free(k->uri);
+			k->uri = uri;
+		}
 	}
 	subj = csr_name_oneline(X509_get_subject_name(cert));
 	serial = agent_serial_str(cert);
@@ -205,7 +266,7 @@ int op_enroll(const struct agent_opts *o, int *result)
 	X509 *self = NULL, *old_cert = NULL, *cert = NULL;
 	EVP_PKEY *old_key = NULL;
 	unsigned caps;
-	int rc, renew;
+	int rc, renew, have_req, sent = 0;
 
 	*result = SA_EXIT_OK;
 	memset(&req, 0, sizeof(req));
@@ -217,8 +278,18 @@ int op_enroll(const struct agent_opts *o, int *result)
 	if (rc < 0)
 		goto out;
 	/* check what we can before a key is generated in a token */
-	if ((s->new_key != NULL || s->cert_req_file == NULL ||
-	     !files_exist(s->cert_req_file)) && s->subject == NULL) {
+	have_req = s->cert_req_file != NULL && files_exist(s->cert_req_file);
+	if (s->subject == NULL && s->new_key != NULL &&
+	    !(s->resume == 1 && have_req)) {
+		rc = sa_fail_noossl(SA_EUSAGE, "a new key (--new-key) needs "
+				    "--subject /CN=... to make its request: a "
+				    "request file%s cannot hold a key that does "
+				    "not exist yet%s", s->cert_req_file ? " (-r)" :
+				    "", s->resume == 1 ? " (with -R, -r may name "
+				    "the request the pending run wrote)" : "");
+		goto out;
+	}
+	if (s->subject == NULL && !have_req) {
 		rc = sa_fail_noossl(SA_EUSAGE, "enroll needs a request: -r FILE "
 				    "(made by mkrequest), or --subject /CN=... "
 				    "to make one");
@@ -282,6 +353,7 @@ int op_enroll(const struct agent_opts *o, int *result)
 	po.resume = s->resume == 1;
 	sa_info(po.resume ? "resuming the enrollment" :
 		"sending certificate request");
+	sent = 1;
 	rc = scep_enroll(c, &ca, &req, &po, &reply);
 	if (rc < 0)
 		goto out;
@@ -292,7 +364,7 @@ int op_enroll(const struct agent_opts *o, int *result)
 		goto out;
 	}
 	if (reply.status != SCEP_STATUS_SUCCESS) {
-		report_failure(o, &reply);
+		report_failure(o, &reply, &k);
 		*result = SA_EXIT_FAILURE;
 		goto out;
 	}
@@ -307,6 +379,8 @@ int op_enroll(const struct agent_opts *o, int *result)
 	}
 	rc = store_result(o, &k, &ca, cert);
 out:
+	if (rc < 0 && k.generated)
+		keep_or_discard(&k, sent, rc);
 	X509_free(cert);
 	scep_reply_clear(&reply);
 	X509_free(self);

@@ -36,6 +36,33 @@ static int file_keygen(const struct p11_keyspec *ks, EVP_PKEY **out)
 	return 0;
 }
 
+/* --new-key: the id of a new key is derived from its public key. */
+static int newkey_no_id(const char *uri)
+{
+	char *id = keyload_uri_attr(uri, "id");
+
+	if (id == NULL)
+		return 0;
+	free(id);
+	return sa_fail_noossl(SA_EUSAGE, "--new-key must not name an id=: a "
+			      "new key's CKA_ID is derived from its public key "
+			      "(SHA-1 of the RSA modulus or EC point); give only "
+			      "token attributes and object=LABEL");
+}
+
+/* The label is taken: say what enroll can do about it. */
+static int exists_hint(int rc)
+{
+	char *why = strdup(sa_errmsg());
+
+	rc = sa_fail_noossl(rc, "%s: add -R to continue a pending enrollment "
+			    "with the key already there, or --overwrite to "
+			    "replace it once the new certificate is stored",
+			    why ? why : "the label is taken");
+	free(why);
+	return rc;
+}
+
 int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 		     int may_create_file, struct agent_key *k)
 {
@@ -54,16 +81,32 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 			return rc;
 		k->label = keyload_uri_attr(s->new_key, "object");
 		if (k->label == NULL)
-			return sa_fail_noossl(SA_EUSAGE, "--new-key %s needs "
+			return sa_fail_noossl(SA_EUSAGE, "--new-key needs "
 					      "object=LABEL: the label of the "
-					      "new key", s->new_key);
+					      "new key");
+		if ((rc = newkey_no_id(s->new_key)) < 0)
+			goto out;
 		rc = keyload_token(kl, s->new_key, &k->tok);
 		if (rc < 0)
 			goto out;
+		k->replace = s->overwrite == 1;
+		if (o->op == OP_ENROLL && s->resume == 1) {
+			/* a pending enrollment: its key is already there */
+			rc = p11_newkey_get1(k->tok, k->label, k->replace,
+					     &k->key, &k->uri);
+			if (rc < 0)
+				goto out;
+			sa_info("resuming with the key \"%s\" generated for the "
+				"pending request", k->label);
+			k->resumed = 1;
+			return 0;
+		}
 		sa_info("generating a %s key \"%s\" in the token", type,
 			k->label);
-		rc = p11_keygen(k->tok, k->label, &ks, s->overwrite == 1,
+		rc = p11_keygen(k->tok, k->label, &ks, k->replace,
 				&k->key, &k->uri);
+		if (rc == SA_EEXIST && o->op == OP_ENROLL)
+			rc = exists_hint(rc);
 		if (rc < 0)
 			goto out;
 		if (k->uri == NULL)

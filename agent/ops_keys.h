@@ -14,13 +14,19 @@ struct agent_key {
 	char *uri;       /* the key's pkcs11: URI (token keys), owned */
 	char *label;     /* CKA_LABEL (object= of the URI), owned, may be NULL */
 	int generated;   /* made in this run */
+	int resumed;     /* --new-key -R: made by an earlier (pending) run */
+	int replace;     /* --new-key --overwrite: p11_key_commit() after the
+			  * certificate is stored */
 };
 
 void agent_key_clear(struct agent_key *k);
 
 /*
  * The request key: --new-key URI generates it in the token (--key-type,
- * default rsa:2048; refused if the label exists unless --overwrite);
+ * default rsa:2048; refused if the label exists unless --overwrite, which
+ * makes it under a provisional label until p11_key_commit(); an id= is
+ * refused); for enroll with -R (resume), --new-key takes the key an
+ * earlier run generated for that label instead of generating one;
  * else -k loads a file or a token key. With may_create_file, a -k FILE
  * that does not exist (or --key-type given) is generated and written
  * (0600, never overwritten).

@@ -97,9 +97,13 @@ int p11_keyspec_parse(const char *s, struct p11_keyspec *out);
  * CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true, CKA_EXTRACTABLE false,
  * CKA_SIGN (CKA_DECRYPT for RSA), CKA_ID = SHA-1 of the RSA modulus or
  * of the EC point (as OpenSC derives it), CKA_LABEL = label (required).
- * An object with the same label is refused (SA_EEXIST) unless overwrite;
- * with overwrite, the old objects of that label (keys, certificates) are
- * destroyed only after the new pair exists.
+ * An object with the same label is refused (SA_EEXIST) unless overwrite.
+ * With overwrite and objects of that label present, nothing is destroyed
+ * here: the new pair is made under the provisional label
+ * p11_provisional_label(label) (an earlier unfinished pair of that
+ * provisional label is removed first), the old key and certificate stay
+ * usable, and p11_key_commit() - called once the new key's certificate is
+ * stored - gives the new pair the label and removes the old objects.
  * The token must be open with need_login. On success *out (may be NULL)
  * is the private key handle (get1) and, if uri_out is not NULL, the key's
  * pkcs11: URI with module-path (caller frees with free()).
@@ -107,9 +111,44 @@ int p11_keyspec_parse(const char *s, struct p11_keyspec *out);
 int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	       int overwrite, EVP_PKEY **out, char **uri_out);
 
-/* p11_keygen() with the label taken from uri's object= (--new-key URI). */
+/*
+ * p11_keygen() with the label taken from uri's object= (--new-key URI).
+ * An id= in uri is refused (SA_EUSAGE): the id is derived from the key.
+ */
 int p11_keygen_uri(p11_token *t, const char *uri, const struct p11_keyspec *ks,
 		   int overwrite, EVP_PKEY **out, char **uri_out);
+
+/* The provisional label of a replacement pair: label + "~new". Caller frees. */
+char *p11_provisional_label(const char *label);
+
+/*
+ * The key an earlier p11_keygen(t, label, ks, overwrite) left in the
+ * token, to continue with it (a pending request): with overwrite the
+ * provisional pair if there is one, else the private key labelled label.
+ * Exactly one must match (SA_ENOTFOUND for none; SA_EKEY for several).
+ * get1; uri_out (may be NULL) the key's canonical URI, caller frees.
+ */
+int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
+		    EVP_PKEY **out, char **uri_out);
+
+/*
+ * Finish a replacement once key's certificate is stored: the objects of
+ * key (its CKA_ID) under its provisional label are relabelled label, then
+ * every other object labelled label (the old key pair and certificate,
+ * other CKA_ID) is destroyed. If the token refuses the relabelling, the
+ * old objects are kept (SA_EKEY). A no-op for a key already labelled label
+ * with nothing else of that label. uri_out (may be NULL): the key's URI.
+ */
+int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
+		   char **uri_out);
+
+/*
+ * Destroy the key pair of key (private and public objects with its
+ * CKA_ID): for a key generated in this run that no CA has certified.
+ * Refused (SA_EEXIST) if a certificate object carries that CKA_ID. Free
+ * key afterwards; it is unusable.
+ */
+int p11_key_destroy(p11_token *t, EVP_PKEY *key);
 
 /*
  * Store cert in the token as CKO_CERTIFICATE with the CKA_ID of the

@@ -16,6 +16,9 @@
 #include "sa_err.h"
 #include "sa_log.h"
 
+/* Appended to a label for a replacement pair until p11_key_commit(). */
+#define P11_PROVISIONAL_SUFFIX "~new"
+
 static int attr_eq(const CK_ATTRIBUTE *a, const void *v, size_t n)
 {
 	return a->ulValueLen == n && (n == 0 || memcmp(a->pValue, v, n) == 0);
@@ -231,6 +234,49 @@ static int derive_id(p11_token *t, CK_OBJECT_HANDLE pub, int type,
 }
 
 /* See p11.h. */
+char *p11_provisional_label(const char *label)
+{
+	size_t n = strlen(label), m = strlen(P11_PROVISIONAL_SUFFIX);
+	char *s = malloc(n + m + 1);
+
+	if (s != NULL) {
+		memcpy(s, label, n);
+		memcpy(s + n, P11_PROVISIONAL_SUFFIX, m + 1);
+	}
+	return s;
+}
+
+/* Destroy every object labelled label (what: for the message). */
+static int destroy_label(p11_token *t, const char *label, const char *what)
+{
+	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, strlen(label) };
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG n = 0, i, gone = 0;
+	CK_RV rv;
+	int rc;
+
+	rc = p11_find(t, &lt, 1, &h, &n);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		rv = t->mod->fl->C_DestroyObject(t->sess, h[i]);
+		if (rv != CKR_OK) {
+			rc = p11_rv_fail(SA_EKEY, rv, "cannot remove %s labelled "
+					 "'%s' from token '%s'", what, label,
+					 t->slot->token->label);
+			goto out;
+		}
+		gone++;
+	}
+	if (gone > 0)
+		sa_info("removed %s labelled '%s' (%lu object(s)) from token '%s'",
+			what, label, (unsigned long)gone, t->slot->token->label);
+out:
+	free(h);
+	return rc;
+}
+
+/* See p11.h. */
 int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	       int overwrite, EVP_PKEY **out, char **uri_out)
 {
@@ -242,10 +288,11 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	int ecplen = 0, isrsa = ks->type == EVP_PKEY_RSA;
 	CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
 	CK_OBJECT_HANDLE *old = NULL;
-	CK_ULONG nold = 0, i, npub, npriv;
+	CK_ULONG nold = 0, npub, npriv;
 	CK_MECHANISM mech = { isrsa ? CKM_RSA_PKCS_KEY_PAIR_GEN :
 			      CKM_EC_KEY_PAIR_GEN, NULL, 0 };
 	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, label ? strlen(label) : 0 };
+	CK_ATTRIBUTE gt;
 	CK_ATTRIBUTE idattr[2] = { { CKA_ID, id, sizeof(id) },
 				   { CKA_ID, id, sizeof(id) } };
 	CK_ATTRIBUTE pubt[10], privt[12];
@@ -253,7 +300,8 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	PKCS11_KEY *k = NULL;
 	unsigned int nk = 0;
 	EVP_PKEY *pk = NULL;
-	char *uri = NULL;
+	char *uri = NULL, *prov = NULL;
+	const char *glabel = label;
 	CK_RV rv;
 	int rc, keep = 0;
 
@@ -291,6 +339,19 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 				    (unsigned long)nold, label);
 		goto out;
 	}
+	if (nold > 0) {
+		/* the old objects stay until p11_key_commit() */
+		prov = p11_provisional_label(label);
+		if (prov == NULL) {
+			rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = destroy_label(t, prov, "an unfinished new key");
+		if (rc < 0)
+			goto out;
+		glabel = prov;
+	}
+	gt = (CK_ATTRIBUTE){ CKA_LABEL, (void *)glabel, strlen(glabel) };
 
 	/* a unique provisional id ties the pair together until we know ours */
 	if (RAND_bytes(tmpid, sizeof(tmpid)) != 1) {
@@ -301,7 +362,7 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	pubt[npub++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
 	pubt[npub++] = (CK_ATTRIBUTE){ CKA_PRIVATE, &no, sizeof(no) };
 	pubt[npub++] = (CK_ATTRIBUTE){ CKA_VERIFY, &yes, sizeof(yes) };
-	pubt[npub++] = lt;
+	pubt[npub++] = gt;
 	pubt[npub++] = (CK_ATTRIBUTE){ CKA_ID, tmpid, sizeof(tmpid) };
 	pubt[npub++] = (CK_ATTRIBUTE){ CKA_WRAP, &no, sizeof(no) };
 	npriv = 0;
@@ -312,7 +373,7 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	privt[npriv++] = (CK_ATTRIBUTE){ CKA_SIGN, &yes, sizeof(yes) };
 	/* least privilege: no key wrapping with it (tokens default to yes) */
 	privt[npriv++] = (CK_ATTRIBUTE){ CKA_UNWRAP, &no, sizeof(no) };
-	privt[npriv++] = lt;
+	privt[npriv++] = gt;
 	privt[npriv++] = (CK_ATTRIBUTE){ CKA_ID, tmpid, sizeof(tmpid) };
 	if (isrsa) {
 		pubt[npub++] = (CK_ATTRIBUTE){ CKA_ENCRYPT, &yes, sizeof(yes) };
@@ -330,7 +391,7 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 					       (CK_ULONG)ecplen };
 	}
 	sa_verbose("generating %s key '%s' in token '%s'", isrsa ? "an RSA" :
-		   "an EC", label, t->slot->token->label);
+		   "an EC", glabel, t->slot->token->label);
 	rv = t->mod->fl->C_GenerateKeyPair(t->sess, &mech, pubt, npub, privt,
 					  npriv, &pub, &priv);
 	if (rv != CKR_OK) {
@@ -354,30 +415,23 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 		t->mod->fl->C_SetAttributeValue(t->sess, pub, &idattr[0], 1);
 	}
 	keep = 1;
-
-	/* the new pair is safely in the token: now retire the old objects */
-	for (i = 0; i < nold; i++) {
-		rv = t->mod->fl->C_DestroyObject(t->sess, old[i]);
-		if (rv != CKR_OK)
-			sa_warn("could not remove an old object labelled '%s': %s",
-				label, p11_rv_str(rv));
-	}
 	if (nold > 0)
-		sa_info("replaced %lu old object(s) labelled '%s' on token '%s'",
-			(unsigned long)nold, label, t->slot->token->label);
+		sa_info("the new key is labelled '%s' until its certificate is "
+			"stored; the %lu object(s) labelled '%s' stay until then",
+			glabel, (unsigned long)nold, label);
 
-	uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, id, sizeof(id));
+	uri = p11_object_uri(t, CKO_PRIVATE_KEY, glabel, id, sizeof(id));
 	if (uri == NULL) {
 		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
 		goto out;
 	}
 	if (out != NULL) {
-		rc = libp11_find(t, &lt, &ida, &k, &nk);
+		rc = libp11_find(t, &gt, &ida, &k, &nk);
 		if (rc < 0)
 			goto out;
 		if (nk < 1 || (pk = PKCS11_get_private_key(k)) == NULL) {
 			rc = sa_fail(SA_EKEY, "the new key '%s' is in token '%s' "
-				     "but libp11 cannot use it", label,
+				     "but libp11 cannot use it", glabel,
 				     t->slot->token->label);
 			goto out;
 		}
@@ -396,6 +450,7 @@ out:
 			t->mod->fl->C_DestroyObject(t->sess, pub);
 	}
 	free(uri);
+	free(prov);
 	free(old);
 	OPENSSL_free(ecp);
 	return rc;
@@ -417,6 +472,12 @@ int p11_keygen_uri(p11_token *t, const char *uri, const struct p11_keyspec *ks,
 	rc = p11_uri_parse(uri, &u);
 	if (rc < 0)
 		return rc;
+	if (p11_kit_uri_get_attribute(u, CKA_ID) != NULL) {
+		rc = sa_fail_noossl(SA_EUSAGE, "the new key's URI names an id=; "
+				    "a new key's CKA_ID is derived from its "
+				    "public key: give only object=LABEL");
+		goto out;
+	}
 	a = p11_kit_uri_get_attribute(u, CKA_LABEL);
 	if (a == NULL || a->ulValueLen == 0) {
 		rc = sa_fail_noossl(SA_EUSAGE, "the new key's URI has no object= "
@@ -432,6 +493,274 @@ int p11_keygen_uri(p11_token *t, const char *uri, const struct p11_keyspec *ks,
 out:
 	free(label);
 	p11_kit_uri_free(u);
+	return rc;
+}
+
+/* Objects matching tmpl (n attributes) whose CKA_ID is (not) id. */
+static int find_by_id(p11_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+		      const unsigned char *id, size_t idlen, int same,
+		      CK_OBJECT_HANDLE **out, CK_ULONG *count)
+{
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG nh = 0, i, k = 0, len;
+	unsigned char *v;
+	int rc, eq;
+
+	*out = NULL;
+	*count = 0;
+	rc = p11_find(t, tmpl, n, &h, &nh);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < nh; i++) {
+		if (p11_attr_get1(t, h[i], CKA_ID, &v, &len) < 0) {
+			v = NULL;
+			len = 0;
+		}
+		eq = len == idlen && (len == 0 || memcmp(v, id, len) == 0);
+		free(v);
+		if (eq == same)
+			h[k++] = h[i];
+	}
+	*out = h;
+	*count = k;
+	return 0;
+}
+
+/* See p11.h. */
+int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
+		   char **uri_out)
+{
+	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, label ? strlen(label) : 0 };
+	CK_ATTRIBUTE cur;
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG n = 0, i;
+	unsigned char *id = NULL;
+	size_t idlen = 0;
+	char *clabel = NULL, *uri = NULL;
+	CK_RV rv;
+	int rc;
+
+	if (uri_out != NULL)
+		*uri_out = NULL;
+	if (label == NULL || label[0] == '\0')
+		return sa_fail_noossl(SA_EUSAGE, "replacing a key needs its label");
+	rc = p11_need_rw(t, "replace a key");
+	if (rc < 0)
+		return rc;
+	rc = p11_key_id_for_pubkey(t, key, &id, &idlen, &clabel);
+	if (rc < 0)
+		goto out;
+
+	/* first the new objects take the label: the label never names nothing */
+	if (strcmp(clabel, label) != 0) {
+		cur = (CK_ATTRIBUTE){ CKA_LABEL, clabel, strlen(clabel) };
+		rc = find_by_id(t, &cur, 1, id, idlen, 1, &h, &n);
+		if (rc < 0)
+			goto out;
+		for (i = 0; i < n; i++) {
+			rv = t->mod->fl->C_SetAttributeValue(t->sess, h[i], &lt, 1);
+			if (rv != CKR_OK) {
+				rc = p11_rv_fail(SA_EKEY, rv, "token '%s' would not "
+						 "relabel the new key '%s' as '%s'; "
+						 "the old objects labelled '%s' are "
+						 "kept", t->slot->token->label,
+						 clabel, label, label);
+				goto out;
+			}
+		}
+		free(h);
+		h = NULL;
+	}
+
+	/* then the old key pair and certificate of that label go */
+	rc = find_by_id(t, &lt, 1, id, idlen, 0, &h, &n);
+	if (rc < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		rv = t->mod->fl->C_DestroyObject(t->sess, h[i]);
+		if (rv != CKR_OK) {
+			rc = p11_rv_fail(SA_EKEY, rv, "cannot remove an old object "
+					 "labelled '%s' from token '%s'", label,
+					 t->slot->token->label);
+			goto out;
+		}
+	}
+	if (n > 0)
+		sa_info("replaced %lu old object(s) labelled '%s' on token '%s'",
+			(unsigned long)n, label, t->slot->token->label);
+	if (uri_out != NULL) {
+		uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, id, idlen);
+		if (uri == NULL) {
+			rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+			goto out;
+		}
+		*uri_out = uri;
+	}
+	rc = 0;
+out:
+	free(h);
+	free(id);
+	free(clabel);
+	return rc;
+}
+
+/* See p11.h. */
+int p11_key_destroy(p11_token *t, EVP_PKEY *key)
+{
+	CK_OBJECT_CLASS cls[] = { CKO_CERTIFICATE, CKO_PRIVATE_KEY,
+				  CKO_PUBLIC_KEY };
+	CK_ATTRIBUTE ct = { CKA_CLASS, NULL, sizeof(CK_OBJECT_CLASS) };
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG n = 0, i;
+	unsigned char *id = NULL;
+	size_t idlen = 0, c;
+	char *label = NULL;
+	CK_RV rv;
+	int rc;
+
+	rc = p11_need_rw(t, "remove a key");
+	if (rc < 0)
+		return rc;
+	rc = p11_key_id_for_pubkey(t, key, &id, &idlen, &label);
+	if (rc < 0)
+		return rc;
+	for (c = 0; c < sizeof(cls) / sizeof(cls[0]); c++) {
+		ct.pValue = &cls[c];
+		free(h);
+		h = NULL;
+		rc = find_by_id(t, &ct, 1, id, idlen, 1, &h, &n);
+		if (rc < 0)
+			goto out;
+		if (cls[c] == CKO_CERTIFICATE && n > 0) {
+			rc = sa_fail_noossl(SA_EEXIST, "the key '%s' on token '%s' "
+					    "has a certificate; not removing it",
+					    label, t->slot->token->label);
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			rv = t->mod->fl->C_DestroyObject(t->sess, h[i]);
+			if (rv != CKR_OK) {
+				rc = p11_rv_fail(SA_EKEY, rv, "cannot remove the "
+						 "key '%s' from token '%s'", label,
+						 t->slot->token->label);
+				goto out;
+			}
+		}
+	}
+	rc = 0;
+out:
+	free(h);
+	free(id);
+	free(label);
+	return rc;
+}
+
+/* Exactly one private key labelled label: its handle and canonical URI. */
+static int get1_by_label(p11_token *t, const char *label, EVP_PKEY **out,
+			 char **uri_out, CK_ULONG *count)
+{
+	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, strlen(label) };
+	CK_ATTRIBUTE rid = { CKA_ID, NULL, 0 }, rlabel = { CKA_LABEL, NULL, 0 };
+	PKCS11_KEY *k = NULL;
+	EVP_PKEY *pk = NULL;
+	unsigned int nk = 0;
+	char *uri = NULL;
+	int rc;
+
+	rc = raw_match(t, &lt, NULL, count, &rid, &rlabel);
+	if (rc < 0 || *count != 1)
+		goto out;
+	rc = libp11_find(t, &lt, rid.ulValueLen ? &rid : NULL, &k, &nk);
+	if (rc < 0)
+		goto out;
+	pk = k ? PKCS11_get_private_key(k) : NULL;
+	uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, rid.pValue,
+			     rid.ulValueLen);
+	if (pk == NULL || uri == NULL) {
+		rc = sa_fail(SA_EKEY, "libp11 could not make a key handle for "
+			     "key '%s' on token '%s'", label,
+			     t->slot->token->label);
+		goto out;
+	}
+	*out = pk;
+	*uri_out = uri;
+	pk = NULL;
+	uri = NULL;
+out:
+	EVP_PKEY_free(pk);
+	free(uri);
+	free(rid.pValue);
+	free(rlabel.pValue);
+	return rc;
+}
+
+/* See p11.h. */
+int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
+		    EVP_PKEY **out, char **uri_out)
+{
+	EVP_PKEY *pk = NULL;
+	char *prov = NULL, *uri = NULL;
+	const char *used = label;
+	CK_ULONG n = 0;
+	int rc;
+
+	*out = NULL;
+	if (uri_out != NULL)
+		*uri_out = NULL;
+	if (label == NULL || label[0] == '\0')
+		return sa_fail_noossl(SA_EUSAGE, "the new key's URI has no object= "
+				      "label; write pkcs11:token=...;object=LABEL");
+	if (overwrite) {
+		prov = p11_provisional_label(label);
+		if (prov == NULL)
+			return sa_fail_noossl(SA_ENOMEM, "out of memory");
+		rc = get1_by_label(t, prov, &pk, &uri, &n);
+		if (rc < 0)
+			goto out;
+		if (n > 1) {
+			rc = sa_fail_noossl(SA_EKEY, "token '%s' holds %lu private "
+					    "keys labelled '%s'; expected one "
+					    "unfinished new key", t->slot->token->label,
+					    (unsigned long)n, prov);
+			goto out;
+		}
+		if (pk != NULL)
+			used = prov;
+	}
+	if (pk == NULL) {
+		rc = get1_by_label(t, label, &pk, &uri, &n);
+		if (rc < 0)
+			goto out;
+		if (n == 0) {
+			rc = sa_fail_noossl(SA_ENOTFOUND, "token '%s' holds no "
+					    "private key labelled '%s' to continue "
+					    "with%s", t->slot->token->label, label,
+					    t->logged_in ? "" : " (private keys "
+					    "show only after login)");
+			goto out;
+		}
+		if (n > 1) {
+			rc = sa_fail_noossl(SA_EKEY, "token '%s' holds %lu private "
+					    "keys labelled '%s'; name the one to "
+					    "use by its id= (list-objects shows "
+					    "them)", t->slot->token->label,
+					    (unsigned long)n, label);
+			goto out;
+		}
+	}
+	sa_verbose("continuing with the key '%s' already in token '%s'",
+		   used, t->slot->token->label);
+	*out = pk;
+	pk = NULL;
+	if (uri_out != NULL) {
+		*uri_out = uri;
+		uri = NULL;
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(pk);
+	free(uri);
+	free(prov);
 	return rc;
 }
 

@@ -122,6 +122,21 @@ static CK_OBJECT_HANDLE priv_by_label(p11_token *t, const char *label,
 	return r;
 }
 
+/* The key still makes a signature (its token object exists). */
+static int check_still_signs(EVP_PKEY *k)
+{
+	unsigned char sig[512];
+	size_t sl = sizeof(sig);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int r;
+
+	r = md != NULL &&
+	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k) == 1 &&
+	    EVP_DigestSign(md, sig, &sl, (const unsigned char *)"x", 1) == 1;
+	EVP_MD_CTX_free(md);
+	return r;
+}
+
 static X509 *self_signed(EVP_PKEY *k, const char *cn)
 {
 	X509 *x = X509_new();
@@ -612,14 +627,55 @@ int main(void)
 	kk = NULL;
 	p11_key_get1(t, "pkcs11:object=k-ecp256", &kk);
 	rc = p11_keygen(t, "k-ecp256", &ks, 1, &k, &uri);
-	is_int(rc, 0, "same label with overwrite: replaced");
+	is_int(rc, 0, "same label with overwrite: a new key");
 	ok(k && kk && EVP_PKEY_eq(k, kk) != 1, "it is a new key");
+	ok(priv_by_label(t, "k-ecp256~new", CKO_PRIVATE_KEY) != CK_INVALID_HANDLE,
+	   "under the provisional label");
+	ok(priv_by_label(t, "k-ecp256", CKO_PRIVATE_KEY) != CK_INVALID_HANDLE,
+	   "the old key keeps its label until the commit");
+	is_int(count_certs(t, "k-ecp256"), 1, "and so does its certificate");
+	ok(kk && check_still_signs(kk), "the old key still signs");
+	free(uri);
+	uri = NULL;
+	{
+		EVP_PKEY *again = NULL;
+		char *auri = NULL;
+
+		rc = p11_newkey_get1(t, "k-ecp256", 1, &again, &auri);
+		is_int(rc, 0, "newkey_get1: the unfinished new key is found");
+		ok(again && k && EVP_PKEY_eq(again, k) == 1, "the same new key");
+		EVP_PKEY_free(again);
+		free(auri);
+		again = NULL;
+		rc = p11_newkey_get1(t, "k-nothing", 1, &again, &auri);
+		is_int(rc, SA_ENOTFOUND, "newkey_get1: none for an unknown label");
+	}
+	rc = k ? p11_key_commit(t, k, "k-ecp256", &uri) : -1;
+	is_int(rc, 0, "commit after the certificate would be stored");
+	ok(uri && strstr(uri, "object=k-ecp256;"), "the new key has the label");
 	ok(priv_by_label(t, "k-ecp256", CKO_PRIVATE_KEY) != CK_INVALID_HANDLE,
 	   "exactly one private key with the label");
+	ok(priv_by_label(t, "k-ecp256~new", CKO_PRIVATE_KEY) == CK_INVALID_HANDLE,
+	   "none left under the provisional label");
 	is_int(count_certs(t, "k-ecp256"), 0, "the old key's certificate is gone");
 	EVP_PKEY_free(k);
 	EVP_PKEY_free(kk);
 	free(uri);
+
+	/* a key generated and never certified can be removed */
+	k = NULL;
+	uri = NULL;
+	rc = p11_keygen(t, "k-drop", &ks, 0, &k, &uri);
+	is_int(rc, 0, "key 'k-drop' made");
+	rc = k ? p11_key_destroy(t, k) : -1;
+	is_int(rc, 0, "and destroyed");
+	ok(priv_by_label(t, "k-drop", CKO_PRIVATE_KEY) == CK_INVALID_HANDLE &&
+	   priv_by_label(t, "k-drop", CKO_PUBLIC_KEY) == CK_INVALID_HANDLE,
+	   "no object labelled 'k-drop' is left");
+	EVP_PKEY_free(k);
+	free(uri);
+	rc = p11_keygen_uri(t, "pkcs11:object=k-id;id=%01", &ks, 0, &k, &uri);
+	is_int(rc, SA_EUSAGE, "keygen_uri: id= refused");
 
 	/* the same label in two tokens: the URI's token= decides */
 	t2 = open_tok("pkcs11:token=t2", &rc);
