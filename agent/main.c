@@ -14,35 +14,8 @@
 #include <openssl/crypto.h>
 
 #include "sa_err.h"
+#include "sa_intr.h"
 #include "sa_log.h"
-
-/*
- * SIGINT, SIGTERM, SIGHUP: interrupt the blocking call (a poll wait, a
- * request) so that the operation returns and tokens are logged out and
- * finalized on the way out (tpm2-pkcs11 leaks TPM handles otherwise). A
- * second signal kills as usual.
- */
-static volatile sig_atomic_t caught;
-
-static void on_signal(int sig)
-{
-	caught = sig;
-	signal(sig, SIG_DFL);
-}
-
-static void catch_signals(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction sa;
-	size_t i;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART: blocking calls return EINTR */
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-}
 
 /*
  * No core dumps: a file key, a decrypted envelope or a PIN in memory must
@@ -82,7 +55,7 @@ int main(int argc, char **argv)
 
 	no_core_dumps();
 	sa_log_init(agent_progname, SA_LOG_INFO, 0);
-	catch_signals();
+	sa_intr_install(); /* SIGINT, SIGTERM, SIGHUP end waits; see sa_intr.h */
 	rc = agent_opts_parse(argc, argv, &o, &help);
 	if (rc == 0 && !help) {
 		rc = scep_crypto_init();
@@ -92,6 +65,8 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		sa_err("%s", *sa_errmsg() ? sa_errmsg() : sa_strerror(rc));
 		result = sa_exit_code(rc);
+		if (rc == SA_EINTR && sa_intr_caught())
+			result = 128 + sa_intr_caught(); /* as a shell reports it */
 	}
 	agent_opts_free(&o);
 	exit(result);

@@ -15,6 +15,7 @@
 #include "files.h"
 #include "keyload.h"
 #include "sa_err.h"
+#include "sa_intr.h"
 #include "sa_log.h"
 
 /* sscep's defaults for polling. */
@@ -353,6 +354,12 @@ int op_enroll(const struct agent_opts *o, int *result)
 	po.resume = s->resume == 1;
 	sa_info(po.resume ? "resuming the enrollment" :
 		"sending certificate request");
+	if (sa_intr_caught()) {
+		/* the request is not out yet: nothing to resume */
+		rc = sa_fail_noossl(SA_EINTR, "stopped by %s before the request "
+				    "was sent", sa_intr_name(sa_intr_caught()));
+		goto out;
+	}
 	sent = 1;
 	rc = scep_enroll(c, &ca, &req, &po, &reply);
 	if (rc < 0)
@@ -379,6 +386,15 @@ int op_enroll(const struct agent_opts *o, int *result)
 	}
 	rc = store_result(o, &k, &ca, cert);
 out:
+	if (rc == SA_EINTR && sent) {
+		char *msg = strdup(sa_errmsg());
+
+		sa_fail_noossl(rc, "%s; the request may have reached the CA: run "
+			       "the same command with -R to resume (if the CA "
+			       "never got it, -R is refused and the command "
+			       "without -R sends it again)", msg ? msg : "stopped");
+		free(msg);
+	}
 	if (rc < 0 && k.generated)
 		keep_or_discard(&k, sent, rc);
 	X509_free(cert);

@@ -10,19 +10,11 @@
 #include <unistd.h>
 
 #include "sa_err.h"
+#include "sa_intr.h"
 #include "sa_log.h"
 
-/* Sleep; returns the seconds left when a signal cut it short. */
-static unsigned plain_sleep(unsigned seconds)
-{
-	struct timespec ts = { (time_t)seconds, 0 }, rem = { 0, 0 };
-
-	if (nanosleep(&ts, &rem) != 0 && errno == EINTR)
-		return (unsigned)rem.tv_sec + (rem.tv_nsec > 0);
-	return 0;
-}
-
-unsigned (*scep_enroll_sleep)(unsigned seconds) = plain_sleep;
+/* Sleep; returns the seconds left when a stop signal cut it short. */
+unsigned (*scep_enroll_sleep)(unsigned seconds) = sa_intr_sleep;
 
 /* Enroll with polling; see scep.h. */
 int scep_enroll(scep_client *c, const struct scep_ca *ca,
@@ -90,7 +82,8 @@ int scep_enroll(scep_client *c, const struct scep_ca *ca,
 			interval, tid);
 		waited += interval;
 		if (scep_enroll_sleep((unsigned)interval) != 0) {
-			sa_info("polling interrupted; the request is still pending, resume with -R");
+			sa_info("polling stopped by %s; the request is still pending, "
+				"resume with -R", sa_intr_name(sa_intr_caught()));
 			break;
 		}
 		scep_reply_clear(&r);

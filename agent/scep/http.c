@@ -8,7 +8,6 @@
 #include "scep_int.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "sa_err.h"
+#include "sa_intr.h"
 #include "sa_log.h"
 
 struct scep_http {
@@ -244,6 +244,17 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * curl calls this at least once a second during a transfer, also while it
+ * waits for a slow server: a stop signal aborts the transfer.
+ */
+static int xfer_check_stop(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+			   curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)arg; (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+	return sa_intr_caught() != 0;
+}
+
 /* Perform one request on the prepared handle, with the -W retry loop. */
 static int perform(scep_http *h, const char *url, const char *opname,
 		   struct scep_buf *reply)
@@ -259,6 +270,8 @@ static int perform(scep_http *h, const char *url, const char *opname,
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, xfer_check_stop);
+	curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
 	/* CURLOPT_NOSIGNAL stays 0: curl then ignores SIGPIPE around its own
 	 * calls, so a server closing mid-write cannot kill the process */
 	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, h->connect_timeout);
@@ -296,15 +309,14 @@ static int perform(scep_http *h, const char *url, const char *opname,
 		sa_verbose("%s: %s; retrying (waiting up to %ld s for connectivity)",
 			   url, h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc),
 			   h->wait_connect);
-		{
-			struct timespec ts = { attempt < 5 ? 1 : 5, 0 };
-
-			if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
-				break;
-		}
+		if (sa_intr_sleep(attempt < 5 ? 1 : 5) != 0)
+			break;
 	}
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
 	h->last_status = status;
+	if (cc != CURLE_OK && sa_intr_caught())
+		return sa_fail_noossl(SA_EINTR, "%s request to %s stopped by %s",
+				      opname, h->url, sa_intr_name(sa_intr_caught()));
 	if (cc != CURLE_OK) {
 		if (s.too_big)
 			return sa_fail_noossl(SA_EREPLY,

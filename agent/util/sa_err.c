@@ -89,6 +89,7 @@ const char *sa_strerror(int code)
 	case SA_EPIN: return "PIN error";
 	case SA_ENOTFOUND: return "not found";
 	case SA_EEXIST: return "already exists";
+	case SA_EINTR: return "interrupted";
 	}
 	return "unknown error";
 }

@@ -25,6 +25,7 @@ enum sa_err {
 	SA_EPIN = -10,      /* wrong PIN, PIN locked, no PIN available */
 	SA_ENOTFOUND = -11, /* requested object/token not found */
 	SA_EEXIST = -12,    /* object exists and overwrite was not requested */
+	SA_EINTR = -13,     /* stopped by SIGINT/SIGTERM/SIGHUP (exit 128+N) */
 };
 
 /* Exit codes of the program (documented in scep-agent(1)). */

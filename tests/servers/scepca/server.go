@@ -41,6 +41,7 @@ type config struct {
 	getcaPEM         bool
 	getcaType        string
 	getcertOther     bool
+	delay            int // seconds to hold each CertRep back (-delay)
 }
 
 type pendingReq struct {
@@ -75,6 +76,7 @@ type logEntry struct {
 	Serial           string `json:"serial,omitempty"`
 	Subject          string `json:"subject,omitempty"`
 	Stock            bool   `json:"stock,omitempty"` // reply built by the scep package itself
+	Delay            int    `json:"delay,omitempty"` // a CertRep held back (-delay), logged before the wait
 	HTTP             int    `json:"http"`
 	Error            string `json:"error,omitempty"`
 }
@@ -173,6 +175,18 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			fail(http.StatusInternalServerError, err)
 			return
+		}
+		if s.cfg.delay > 0 {
+			// say so now, then wait: the client is inside its transfer
+			d := *e
+			d.Delay = s.cfg.delay
+			s.writeLog(&d)
+			select {
+			case <-time.After(time.Duration(s.cfg.delay) * time.Second):
+			case <-r.Context().Done():
+				e.Status, e.Error = "ABORTED", "the client went away during -delay"
+				return
+			}
 		}
 		reply(ctPKIMsg, out)
 	default:

@@ -1,0 +1,96 @@
+/*
+ * sa_intr.c - stop requests; see sa_intr.h.
+ */
+#include "sa_intr.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t caught;
+static const int stop_sigs[] = { SIGINT, SIGTERM, SIGHUP };
+#define N_STOP_SIGS (sizeof(stop_sigs) / sizeof(stop_sigs[0]))
+
+static void on_signal(int sig)
+{
+	caught = sig;
+	signal(sig, SIG_DFL); /* the second one kills */
+}
+
+void sa_intr_install(void)
+{
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: blocking calls return EINTR */
+	for (i = 0; i < N_STOP_SIGS; i++) {
+		struct sigaction old;
+
+		/* one ignored by whoever started us (nohup) stays ignored */
+		if (sigaction(stop_sigs[i], NULL, &old) == 0 &&
+		    old.sa_handler == SIG_IGN)
+			continue;
+		sigaction(stop_sigs[i], &sa, NULL);
+	}
+}
+
+int sa_intr_caught(void)
+{
+	return caught;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+unsigned sa_intr_sleep(unsigned seconds)
+{
+	sigset_t stop, old;
+	double end = now_s() + (double)seconds;
+	size_t i;
+
+	sigemptyset(&stop);
+	for (i = 0; i < N_STOP_SIGS; i++)
+		sigaddset(&stop, stop_sigs[i]);
+	/* from here a stop signal stays pending until ppoll unblocks it */
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	for (;;) {
+		double left = end - now_s();
+		struct timespec ts;
+
+		if (caught)
+			break;
+		if (left <= 0)
+			break;
+		ts.tv_sec = (time_t)left;
+		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+		if (ppoll(NULL, 0, &ts, &old) < 0 && errno != EINTR)
+			break;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (caught) {
+		double left = end - now_s();
+
+		return left >= 1 ? (unsigned)left + (left > (unsigned)left) : 1;
+	}
+	return 0;
+}
+
+const char *sa_intr_name(int sig)
+{
+	switch (sig) {
+	case SIGINT: return "SIGINT";
+	case SIGTERM: return "SIGTERM";
+	case SIGHUP: return "SIGHUP";
+	}
+	return "a signal";
+}
