@@ -282,7 +282,10 @@ static int known_section(const char *sec, const char *engine_sec)
 	return strcasecmp(sec, "scep_agent_mkrequest") == 0;
 }
 
-/* One warning per unknown key in known sections, per unknown section. */
+/*
+ * One warning per unknown key in known sections, per unknown section;
+ * none for a key that a $variable refers to.
+ */
 static void warn_unknown(const struct conf_file *cf, const char *engine_sec,
 			 struct conf_settings *s)
 {
@@ -294,6 +297,8 @@ static void warn_unknown(const struct conf_file *cf, const char *engine_sec,
 		const struct conf_entry *e = &cf->e[i];
 
 		if (foreign_engine_section(e->section))
+			continue;
+		if (e->referenced) /* a $variable's definition */
 			continue;
 		if (!known_section(e->section, engine_sec)) {
 			if (last_bad != NULL && e->section_line == last_bad_line)

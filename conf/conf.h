@@ -33,6 +33,7 @@ struct conf_entry {
 	char *value;
 	int line;
 	int section_line; /* line of the section header (0 for "") */
+	int referenced;   /* a $variable below refers to it */
 };
 
 /* A parsed file: entries in file order. */

@@ -1,7 +1,9 @@
 /*
  * conf_parse.c - the sscep/OpenSSL-style configuration file syntax:
- * [section] headers, Key = Value lines, quotes, backslash escapes and
- * '#' comments. Knows nothing of the keys themselves (see conf.c).
+ * [section] headers, Key = Value lines, quotes, backslash escapes, '#'
+ * comments, $variables and backslash line continuation (sscep reads its
+ * file with OpenSSL's NCONF, so existing files may use both). Knows
+ * nothing of the keys themselves (see conf.c).
  */
 #include "conf.h"
 
@@ -56,16 +58,168 @@ static int is_key_char(int c)
 	return isalnum(c) || c == '_' || c == '.' || c == '-' || c == '$';
 }
 
+/* A growing value buffer; values may hold a PIN, so old copies are wiped. */
+struct vbuf {
+	char *p;
+	size_t n, cap;
+};
+
+#define CONF_MAX_VALUE (64 * 1024) /* as OpenSSL's NCONF */
+
+static int vb_put(struct vbuf *b, const char *s, size_t len)
+{
+	if (b->n + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 128;
+		char *np;
+
+		while (cap < b->n + len + 1)
+			cap *= 2;
+		np = malloc(cap);
+		if (np == NULL)
+			return -1;
+		if (b->p != NULL) {
+			memcpy(np, b->p, b->n);
+			OPENSSL_cleanse(b->p, b->cap);
+			free(b->p);
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, len);
+	b->n += len;
+	b->p[b->n] = '\0';
+	return 0;
+}
+
+static void vb_free(struct vbuf *b)
+{
+	if (b->p != NULL)
+		OPENSSL_cleanse(b->p, b->cap);
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
 /*
- * Unquote and unescape the value part of a line in place (into out, which
- * has room for strlen(in) + 1). Unquoted whitespace runs are kept as they
- * are inside the value, trailing unquoted whitespace is dropped.
+ * The value of a $variable, as OpenSSL's NCONF (which sscep uses) finds
+ * it: NAME in the current section, else in the default scope (lines
+ * before any section, or [default]); SECTION::NAME in that section, else
+ * the default scope; ENV::NAME from the environment. Only lines above
+ * count. NULL when it has no value.
  */
-static int parse_value(const char *in, char *out, const char *path, int line)
+static struct conf_entry *find_entry(struct conf_file *cf, const char *sec,
+				     const char *key)
+{
+	size_t i = cf->n;
+
+	while (i-- > 0) /* the last assignment counts */
+		if (strcasecmp(cf->e[i].section, sec) == 0 &&
+		    strcasecmp(cf->e[i].key, key) == 0)
+			return &cf->e[i];
+	return NULL;
+}
+
+static const char *var_value(struct conf_file *cf, const char *cur,
+			     const char *sec, const char *name)
+{
+	struct conf_entry *e;
+
+	if (sec != NULL && strcmp(sec, "ENV") == 0)
+		return getenv(name);
+	e = find_entry(cf, sec != NULL ? sec : cur, name);
+	if (e == NULL)
+		e = find_entry(cf, "", name);
+	if (e == NULL)
+		return NULL;
+	e->referenced = 1;
+	return e->value;
+}
+
+static int is_var_char(int c)
+{
+	return isalnum(c) || c == '_';
+}
+
+/*
+ * Expand the variable reference after a '$' at *pin ($NAME, ${NAME},
+ * $(NAME), each also as SECTION::NAME) into out; *pin is left on the last
+ * character of the reference.
+ */
+static int expand_var(struct conf_file *cf, const char *cur,
+		      const char **pin, struct vbuf *out, const char *path,
+		      int line)
+{
+	const char *in = *pin + 1, *n1, *n2 = NULL;
+	size_t l1, l2 = 0;
+	char close = 0, sec[128], name[128];
+	const char *v;
+
+	if (*in == '{' || *in == '(') {
+		close = *in == '{' ? '}' : ')';
+		in++;
+	}
+	n1 = in;
+	while (is_var_char((unsigned char)*in))
+		in++;
+	l1 = (size_t)(in - n1);
+	if (in[0] == ':' && in[1] == ':') {
+		in += 2;
+		n2 = in;
+		while (is_var_char((unsigned char)*in))
+			in++;
+		l2 = (size_t)(in - n2);
+	}
+	if (l1 == 0 || (n2 != NULL && l2 == 0))
+		return sa_fail(SA_EUSAGE, "%s:%d: '$' not followed by a variable "
+			       "name; write \\$ for a dollar sign", path, line);
+	if (close && *in != close)
+		return sa_fail(SA_EUSAGE, "%s:%d: variable reference without "
+			       "its closing '%c'", path, line, close);
+	if (l1 >= sizeof(sec) || l2 >= sizeof(name))
+		return sa_fail(SA_EUSAGE, "%s:%d: variable name too long",
+			       path, line);
+	if (n2 != NULL) {
+		memcpy(sec, n1, l1);
+		sec[l1] = '\0';
+		memcpy(name, n2, l2);
+		name[l2] = '\0';
+	} else {
+		memcpy(name, n1, l1);
+		name[l1] = '\0';
+	}
+	v = var_value(cf, cur, n2 != NULL ? sec : NULL, name);
+	if (v == NULL)
+		return sa_fail(SA_EUSAGE, "%s:%d: variable %s%s%s has no value "
+			       "(it must be set on a line above%s)", path, line,
+			       n2 != NULL ? sec : "", n2 != NULL ? "::" : "", name,
+			       n2 != NULL && strcmp(sec, "ENV") == 0 ?
+			       ", or in the environment" : "");
+	if (out->n + strlen(v) > CONF_MAX_VALUE)
+		return sa_fail(SA_EUSAGE, "%s:%d: value longer than %d bytes "
+			       "after variable expansion", path, line,
+			       CONF_MAX_VALUE);
+	if (vb_put(out, v, strlen(v)) < 0)
+		return sa_fail(SA_ENOMEM, "out of memory");
+	*pin = close ? in : in - 1;
+	return 0;
+}
+
+/*
+ * Unquote, unescape and expand the value part of a line into out.
+ * Unquoted whitespace runs are kept as they are inside the value, trailing
+ * unquoted whitespace is dropped. Variables expand outside quotes only,
+ * as in OpenSSL.
+ */
+static int parse_value(struct conf_file *cf, const char *section,
+		       const char *in, struct vbuf *out, const char *path,
+		       int line)
 {
 	char quote = 0;
-	size_t n = 0, keep = 0; /* keep: length up to the last significant char */
+	size_t keep = 0; /* length up to the last significant char */
+	int rc;
 
+	out->n = 0;
+	if (vb_put(out, "", 0) < 0)
+		return sa_fail(SA_ENOMEM, "out of memory");
 	while (*in == ' ' || *in == '\t')
 		in++;
 	for (; *in != '\0'; in++) {
@@ -74,47 +228,62 @@ static int parse_value(const char *in, char *out, const char *path, int line)
 		if (quote) {
 			if (c == quote) {
 				quote = 0;
-				keep = n;
+				keep = out->n;
 				continue;
 			}
-			if (c == '\\' && in[1] != '\0') {
+			if (c == '\\' && in[1] != '\0')
 				c = *++in;
-			}
-			out[n++] = c;
-			keep = n;
-			continue;
-		}
-		if (c == '#')
+		} else if (c == '#') {
 			break;
-		if (c == '"' || c == '\'') {
+		} else if (c == '"' || c == '\'') {
 			quote = c;
 			continue;
-		}
-		if (c == '\\' && in[1] != '\0') {
-			out[n++] = *++in;
-			keep = n;
+		} else if (c == '\\' && in[1] != '\0') {
+			c = *++in;
+		} else if (c == '$') {
+			rc = expand_var(cf, section, &in, out, path, line);
+			if (rc < 0)
+				return rc;
+			keep = out->n;
+			continue;
+		} else if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			if (vb_put(out, &c, 1) < 0)
+				return sa_fail(SA_ENOMEM, "out of memory");
 			continue;
 		}
-		out[n++] = c;
-		if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
-			keep = n;
+		if (vb_put(out, &c, 1) < 0)
+			return sa_fail(SA_ENOMEM, "out of memory");
+		keep = out->n;
 	}
 	if (quote)
 		return sa_fail(SA_EUSAGE, "%s:%d: unterminated quoted value; "
 			       "close the %c quote or escape it with a backslash",
 			       path, line, quote);
-	out[keep] = '\0';
+	out->n = keep;
+	out->p[keep] = '\0';
 	return 0;
+}
+
+/* Does the line end in an unescaped backslash (a continuation)? */
+static int continues(const char *l, size_t len)
+{
+	size_t n = 0;
+
+	while (len > 0 && l[len - 1] == '\\') {
+		n++;
+		len--;
+	}
+	return n % 2 == 1;
 }
 
 int conf_file_parse_buf(const char *name, const char *buf, size_t len,
 			struct conf_file **out)
 {
 	struct conf_file *cf = NULL;
-	char *copy = NULL, *section = NULL, *val = NULL;
-	size_t vlen = 0;
+	char *copy = NULL, *section = NULL;
+	struct vbuf val = { 0 }, lb = { 0 };
 	char *p, *next;
-	int line = 0, sline = 0, rc;
+	int line = 0, sline = 0, first, rc;
 
 	*out = NULL;
 	cf = calloc(1, sizeof(*cf));
@@ -134,13 +303,37 @@ int conf_file_parse_buf(const char *name, const char *buf, size_t len,
 	}
 	for (p = copy; p != NULL && *p != '\0'; p = next) {
 		char *s, *key;
-		size_t klen;
+		size_t klen, l;
 
-		line++;
-		next = strchr(p, '\n');
-		if (next != NULL)
-			*next++ = '\0';
-		s = p;
+		/*
+		 * One logical line: physical lines ending in an unescaped
+		 * backslash go on in the next one (as in OpenSSL's NCONF).
+		 * Messages name the first physical line.
+		 */
+		first = ++line;
+		lb.n = 0;
+		for (;;) {
+			next = strchr(p, '\n');
+			if (next != NULL)
+				*next++ = '\0';
+			l = strlen(p);
+			if (l > 0 && p[l - 1] == '\r')
+				l--;
+			if (!continues(p, l) || next == NULL) {
+				if (vb_put(&lb, p, l) < 0) {
+					rc = sa_fail(SA_ENOMEM, "out of memory");
+					goto out;
+				}
+				break;
+			}
+			if (vb_put(&lb, p, l - 1) < 0) {
+				rc = sa_fail(SA_ENOMEM, "out of memory");
+				goto out;
+			}
+			p = next;
+			line++;
+		}
+		s = lb.p;
 		while (isspace((unsigned char)*s))
 			s++;
 		if (*s == '\0' || *s == '#' || *s == ';')
@@ -151,7 +344,7 @@ int conf_file_parse_buf(const char *name, const char *buf, size_t len,
 
 			if (e == NULL) {
 				rc = sa_fail(SA_EUSAGE, "%s:%d: section header "
-					     "without ']'", name, line);
+					     "without ']'", name, first);
 				goto out;
 			}
 			*e = '\0';
@@ -161,16 +354,17 @@ int conf_file_parse_buf(const char *name, const char *buf, size_t len,
 				*--e = '\0';
 			if (*a == '\0') {
 				rc = sa_fail(SA_EUSAGE, "%s:%d: empty section "
-					     "name", name, line);
+					     "name", name, first);
 				goto out;
 			}
 			free(section);
-			section = strdup(a);
+			/* [default] is OpenSSL's name for the top of the file */
+			section = strdup(strcmp(a, "default") == 0 ? "" : a);
 			if (section == NULL) {
 				rc = sa_fail(SA_ENOMEM, "out of memory");
 				goto out;
 			}
-			sline = line;
+			sline = first;
 			continue;
 		}
 		key = s;
@@ -180,24 +374,20 @@ int conf_file_parse_buf(const char *name, const char *buf, size_t len,
 		while (*s == ' ' || *s == '\t')
 			s++;
 		if (klen == 0 || *s != '=') {
-			rc = sa_fail(SA_EUSAGE, "%s:%d: expected 'Key = Value' "
-				     "or '[section]'", name, line);
+			if (klen == 8 && strncmp(key, ".include", 8) == 0)
+				rc = sa_fail(SA_EUSAGE, "%s:%d: .include is not "
+					     "supported; put the settings in "
+					     "this file", name, first);
+			else
+				rc = sa_fail(SA_EUSAGE, "%s:%d: expected 'Key = "
+					     "Value' or '[section]'", name, first);
 			goto out;
 		}
 		s++;
-		if (val != NULL)
-			OPENSSL_cleanse(val, vlen);
-		free(val);
-		vlen = strlen(s) + 1;
-		val = malloc(vlen);
-		if (val == NULL) {
-			rc = sa_fail(SA_ENOMEM, "out of memory");
-			goto out;
-		}
-		rc = parse_value(s, val, name, line);
+		rc = parse_value(cf, section, s, &val, name, first);
 		if (rc < 0)
 			goto out;
-		rc = add_entry(cf, section, sline, key, klen, val, line);
+		rc = add_entry(cf, section, sline, key, klen, val.p, first);
 		if (rc < 0)
 			goto out;
 	}
@@ -205,9 +395,8 @@ int conf_file_parse_buf(const char *name, const char *buf, size_t len,
 	cf = NULL;
 	rc = 0;
 out:
-	if (val != NULL)
-		OPENSSL_cleanse(val, vlen);
-	free(val);
+	vb_free(&val);
+	vb_free(&lb);
 	free(section);
 	if (copy != NULL)
 		OPENSSL_cleanse(copy, len);

@@ -79,6 +79,39 @@ t_expect_exit 0 sa getcaps -f odd.conf
 t_grep 'odd.conf:4' "$T_ERR" "unknown key: warning names file and line"
 t_is "$(grep -c NoSuchKey "$T_ERR")" 1 "unknown key: a single warning"
 
+# OpenSSL NCONF syntax, which sscep reads its file with: $variables (also
+# from another section and from the environment) and backslash line
+# continuation; a key that only serves as a variable gets no warning
+mkdir -p vars
+cat >vars.conf <<CONF
+dir = $T_WORK/vars
+[paths]
+key = \$dir/v.key
+[sscep]
+URL = $CA_URL
+CACertFile = \${dir}/ca.crt
+[sscep_getca]
+FingerPrint = sha256
+[sscep_enroll]
+PrivateKeyFile = \$paths::key
+CertReqFile = \$dir/\\
+v.csr
+LocalCertFile = \$ENV::SA_TEST_CERT_DIR/v.crt
+PollInterval = 1
+CONF
+mkkey vars/v.key
+mkcsr vars/v.key vars/v.csr "/CN=vars.example"
+SA_TEST_CERT_DIR=$T_WORK/vars
+export SA_TEST_CERT_DIR
+t_expect_exit 0 sa getca -f vars.conf
+t_file vars/ca.crt "\${dir}: CA written where the variable points"
+t_expect_exit 0 sa enroll -f vars.conf
+t_file vars/v.crt "\$paths::key, continuation, \$ENV::NAME: enrolled"
+t_is "$(grep -c -i 'warning' "$T_ERR")" 0 "no warning for keys used as variables"
+printf '[sscep]\nURL = $undefined_url\n' >undef.conf
+t_expect_exit 4 sa getca -f undef.conf
+t_grep 'undef.conf:2: variable undefined_url has no value' "$T_ERR" "undefined variable: usage error with file and line"
+
 # a missing configuration file is an I/O error
 t_expect_exit 9 sa getca -f missing.conf
 

@@ -2,6 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/conf.h>
+#include <openssl/err.h>
+
 #include "conf.h"
 #include "sa_err.h"
 #include "sa_log.h"
@@ -241,12 +244,124 @@ static void test_examples(const char *dir)
 	}
 }
 
+/* The value OpenSSL's NCONF (what sscep reads its file with) gives. */
+static char *nconf_value(const char *text, const char *sec, const char *key)
+{
+	CONF *c = NCONF_new(NULL);
+	BIO *b = BIO_new_mem_buf(text, -1);
+	long eline = 0;
+	char *v = NULL, *got;
+
+	if (c != NULL && b != NULL && NCONF_load_bio(c, b, &eline) > 0) {
+		got = NCONF_get_string(c, sec, key);
+		if (got != NULL)
+			v = strdup(got);
+	}
+	ERR_clear_error();
+	BIO_free(b);
+	NCONF_free(c);
+	return v;
+}
+
+/*
+ * $variables and line continuation, checked against OpenSSL's own NCONF:
+ * an sscep.conf that uses them means the same to both.
+ */
+static void test_nconf_compat(void)
+{
+	static const char text[] =
+		"base = /etc/scep\n"
+		"host = ca.example\n"
+		"[sscep]\n"
+		"URL = http://$host/cgi-bin/pkiclient.exe\n"
+		"CACertFile = ${base}/ca.crt\n"
+		"Proxy = $(host):8080\n"
+		"[sscep_enroll]\n"
+		"dir = $base/enroll\n"
+		"PrivateKeyFile = $dir/local.key\n"
+		"LocalCertFile = ${sscep::CACertFile}.local\n"
+		"CertReqFile = $sscep::Proxy/x\n"
+		"SelfSignedFile = \"$dir\"/literal\n"
+		"SignKeyFile = \\$dir\n"
+		"SignCertFile = /very/long/\\\n"
+		"path/\\\n"
+		"  old.crt\n"
+		"EncCertFile = a\\\\\n"
+		"MaxPollCount = 5\n"
+		"PollInterval = $ENV::SA_TEST_POLL\n"
+		"[default]\n"
+		"late = 1\n";
+	static const struct { const char *sec, *key; } keys[] = {
+		{ "sscep", "URL" }, { "sscep", "CACertFile" }, { "sscep", "Proxy" },
+		{ "sscep_enroll", "PrivateKeyFile" },
+		{ "sscep_enroll", "LocalCertFile" },
+		{ "sscep_enroll", "CertReqFile" },
+		{ "sscep_enroll", "SelfSignedFile" },
+		{ "sscep_enroll", "SignKeyFile" },
+		{ "sscep_enroll", "SignCertFile" },
+		{ "sscep_enroll", "EncCertFile" },
+		{ "sscep_enroll", "MaxPollCount" },
+		{ "sscep_enroll", "PollInterval" },
+		{ "", "late" },
+	};
+	struct conf_file *cf;
+	size_t i;
+
+	setenv("SA_TEST_POLL", "42", 1);
+	cf = parse(text);
+	ok(cf != NULL, "variables and continuations parse");
+	if (cf == NULL)
+		return;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char *want = nconf_value(text, keys[i].sec[0] ? keys[i].sec : "default",
+					 keys[i].key);
+
+		ok(want != NULL, "NCONF has [%s] %s", keys[i].sec, keys[i].key);
+		is_str(conf_file_get(cf, keys[i].sec, keys[i].key), want,
+		       "[%s] %s as NCONF reads it", keys[i].sec, keys[i].key);
+		free(want);
+	}
+	is_str(conf_file_get(cf, "sscep", "URL"),
+	       "http://ca.example/cgi-bin/pkiclient.exe", "$host expanded");
+	is_str(conf_file_get(cf, "sscep_enroll", "SignCertFile"),
+	       "/very/long/path/  old.crt", "continuation joins lines");
+	is_str(conf_file_get(cf, "sscep_enroll", "PollInterval"), "42",
+	       "$ENV::NAME from the environment");
+	ok(cf->e[cf->n - 1].line == 21, "line numbers count continued lines");
+	ok(cf->e[0].referenced && cf->e[1].referenced && !cf->e[cf->n - 1].referenced,
+	   "definitions that a $variable uses are marked (no unknown-key warning)");
+	conf_file_free(cf);
+
+	cf = parse("[a]\nx = $nothere\n");
+	ok(cf == NULL && strstr(sa_errmsg(), "test.conf:2") != NULL &&
+	   strstr(sa_errmsg(), "nothere has no value") != NULL,
+	   "undefined variable: error with file, line and name");
+	conf_file_free(cf);
+	cf = parse("[a]\nx = ${open\n");
+	ok(cf == NULL && strstr(sa_errmsg(), "closing '}'") != NULL,
+	   "unclosed ${: error");
+	conf_file_free(cf);
+	cf = parse("[a]\nx = 5$ \n");
+	ok(cf == NULL && strstr(sa_errmsg(), "\\$") != NULL,
+	   "lone $: error says how to write a dollar sign");
+	conf_file_free(cf);
+	cf = parse("[a]\nx = 'pa$$'\n");
+	is_str(cf ? conf_file_get(cf, "a", "x") : NULL, "pa$$",
+	       "no expansion inside quotes");
+	conf_file_free(cf);
+	cf = parse(".include other.conf\n");
+	ok(cf == NULL && strstr(sa_errmsg(), ".include is not supported") != NULL,
+	   ".include: a clear error");
+	conf_file_free(cf);
+}
+
 int main(int argc, char **argv)
 {
 	sa_log_init("test_conf", SA_LOG_WARN, 0);
 	test_syntax();
 	test_scopes();
 	test_values();
+	test_nconf_compat();
 	if (argc > 1)
 		test_examples(argv[1]);
 	return tap_done();
