@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "sa_err.h"
+#include "sa_intr.h"
 
 #define SECRET_MAX 1024
 
@@ -36,6 +37,11 @@ static int read_line(int fd, const char *from, char **out)
 	while (n < SECRET_MAX) {
 		ssize_t r = read(fd, buf + n, 1);
 
+		if (r < 0 && errno == EINTR && sa_intr_caught()) {
+			rc = sa_fail_noossl(SA_EINTR, "reading %s stopped by %s",
+					    from, sa_intr_name(sa_intr_caught()));
+			goto out;
+		}
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {

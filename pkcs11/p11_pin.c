@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "sa_err.h"
+#include "sa_intr.h"
 #include "sa_log.h"
 
 /* Strip one trailing "\n" or "\r\n". */
@@ -112,6 +113,8 @@ static int pin_from_tty(const char *label, char *pin, size_t pinsz)
 	dprintf(fd, "User PIN for token '%s': ", label ? label : "?");
 	while (len < sizeof(buf) - 1) {
 		n = read(fd, &c, 1);
+		if (n < 0 && errno == EINTR && sa_intr_caught())
+			break; /* Ctrl-C: stop, with the terminal restored */
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0 || c == '\n' || c == '\r')
@@ -124,7 +127,11 @@ static int pin_from_tty(const char *label, char *pin, size_t pinsz)
 		tcsetattr(fd, TCSAFLUSH, &old);
 	dprintf(fd, "\n");
 	close(fd);
-	if (len == 0)
+	if (sa_intr_caught())
+		rc = sa_fail_noossl(SA_EINTR, "PIN entry for token '%s' stopped "
+				    "by %s", label ? label : "?",
+				    sa_intr_name(sa_intr_caught()));
+	else if (len == 0)
 		rc = sa_fail_noossl(SA_EPIN, "no PIN entered for token '%s'",
 				    label ? label : "?");
 	else if (len >= pinsz)

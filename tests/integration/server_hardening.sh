@@ -99,4 +99,23 @@ t_is "$rc" 143 "SIGTERM stops it"
 t_no_file hup.crt "no certificate written"
 ca_stop
 
+# 4. Ctrl-C at the challenge password prompt: exit 130, nothing written
+#    (it used to be swallowed, leaving the prompt waiting)
+cat >run_int.sh <<EOF
+echo \$\$ >"$T_WORK/int.pid"
+exec ${SCEP_AGENT_WRAP:-} $SCEP_AGENT mkrequest -k new.key --key-type rsa:2048 \\
+	--subject /CN=int --challenge-prompt -r int.csr
+EOF
+(
+	for _ in $(seq 600); do
+		grep -q -i 'challenge' int.log 2>/dev/null && break
+		sleep 0.1
+	done
+	kill -INT "$(cat "$T_WORK/int.pid")"
+	sleep 3
+) | script -qfec "sh $T_WORK/run_int.sh" int.log >/dev/null 2>&1
+t_is "${PIPESTATUS[1]}" 130 "SIGINT at the challenge prompt: exit 130"
+t_grep 'stopped by SIGINT' int.log "says the entry was stopped"
+t_no_file int.csr "no request written"
+
 done_testing

@@ -204,6 +204,25 @@ t_grep "User PIN for token 't2'" tty.log "PIN prompt on the terminal"
 t_is "$(grep -c 1234 tty.log)" 0 "the typed PIN is not echoed"
 t_ok "the PIN from the terminal logged in" openssl req -in tty.csr -noout -verify
 
+# --- Ctrl-C at the PIN prompt stops the run (exit 128+2) with the terminal
+#     restored; it used to be swallowed, leaving the prompt waiting
+cat >run_int.sh <<EOF
+echo \$\$ >"$T_WORK/int.pid"
+exec ${SCEP_AGENT_WRAP:-} $SCEP_AGENT mkrequest --module $MOD \\
+	-k 'pkcs11:token=t2;object=same' --subject /CN=int -r int.csr
+EOF
+(
+	for _ in $(seq 300); do
+		grep -q 'User PIN' int.log 2>/dev/null && break
+		sleep 0.1
+	done
+	kill -INT "$(cat "$T_WORK/int.pid")"
+	sleep 3
+) | script -qfec "sh $T_WORK/run_int.sh" int.log >/dev/null 2>&1
+t_is "${PIPESTATUS[1]}" 130 "SIGINT at the PIN prompt: exit 130"
+t_grep "PIN entry for token 't2' stopped by SIGINT" int.log "says the PIN entry was stopped"
+t_no_file int.csr "no request written"
+
 # --- token absent, object missing, wrong module
 t_expect_exit 7 sa enroll -u "$CA_URL" -c ca.crt --module "$MOD" --pin-file pin \
 	-k "pkcs11:token=absent;object=dev1" --subject /CN=x -r x.csr -l x.crt
