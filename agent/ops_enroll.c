@@ -48,12 +48,15 @@ static int get_csr(const struct agent_opts *o, const struct agent_key *k,
 		if (rc < 0)
 			return rc;
 		if (EVP_PKEY_eq(X509_REQ_get0_pubkey(req), k->key) != 1) {
+			char shown[512];
+
 			rc = sa_fail_noossl(SA_EKEY, "the request %s was not "
 					    "made for the key %s; make it again "
 					    "(mkrequest, or --subject) or give the "
 					    "right key", s->cert_req_file,
 					    k->uri ? k->uri : s->private_key ?
-					    s->private_key : "?");
+					    keyload_display(s->private_key, shown,
+							    sizeof(shown)) : "?");
 			goto out;
 		}
 	}
@@ -87,7 +90,7 @@ static int get_renewal_signer(const struct agent_opts *o, struct keyload *kl,
 	if (EVP_PKEY_eq(X509_get0_pubkey(*cert), *key) != 1) {
 		char shown[512];
 
-		rc = sa_fail_noossl(SA_EUSAGE, "the old certificate %s does not "
+		rc = sa_fail_noossl(SA_EKEY, "the old certificate %s does not "
 				    "belong to the old key %s", s->sign_cert_file,
 				    keyload_display(s->sign_key, shown, sizeof(shown)));
 		goto out;

@@ -57,10 +57,16 @@ static int query_open(const struct agent_opts *o, struct query *q)
 		rc = keyload_new(&o->p11, &q->kl);
 	if (rc == 0)
 		rc = keyload_get1(q->kl, s->private_key, &q->key, NULL);
-	if (rc == 0 && EVP_PKEY_eq(X509_get0_pubkey(q->cert), q->key) != 1)
-		rc = sa_fail_noossl(SA_EUSAGE, "the certificate %s does not "
-				    "belong to the key %s", s->local_cert_file,
-				    s->private_key);
+	if (rc == 0 && EVP_PKEY_eq(X509_get0_pubkey(q->cert), q->key) != 1) {
+		char shown[512];
+
+		/* a key problem (exit 7); the URI without its pin-value */
+		rc = sa_fail_noossl(SA_EKEY, "the certificate %s does not "
+				    "belong to the key %s; give -l the "
+				    "certificate of that key", s->local_cert_file,
+				    keyload_display(s->private_key, shown,
+						    sizeof(shown)));
+	}
 	if (rc < 0)
 		query_clear(q);
 	return rc;

@@ -38,11 +38,25 @@ t_grep "key: pkcs11:.*id=.*object=dev;type=private" "$T_OUT" "enroll: shows the 
 # an error message naming the key (old certificate of another key)
 mkkey other.key
 openssl req -new -x509 -key other.key -subj /CN=other -days 1 -out other.crt 2>/dev/null
-t_expect_exit 4 sa enroll -u "$CA_URL" -c ca.crt --module "$P11_MODULE" \
+# (a key not matching its certificate is a key problem: exit 7)
+t_expect_exit 7 sa enroll -u "$CA_URL" -c ca.crt --module "$P11_MODULE" \
 	-K "pkcs11:token=sec1;object=dev?pin-value=$PIN" -O other.crt \
 	-k "pkcs11:token=sec1;object=dev?pin-value=$PIN" -r dev.csr -l renew.crt
 t_grep "does not belong to the old key pkcs11:token=sec1;object=dev" "$T_ERR" "mismatch error names the key"
 no_pin "mismatch error: the PIN is not shown"
+
+# getcert and getcrl signed with a token key named with pin-value and a
+# certificate of another key: refused (exit 7) without showing the PIN
+t_expect_exit 7 sa getcert -u "$CA_URL" -c ca.crt --module "$P11_MODULE" \
+	-k "pkcs11:token=sec1;object=dev?pin-value=$PIN" -l other.crt -s 1 -w got.crt
+t_grep "does not belong to the key pkcs11:token=sec1;object=dev" "$T_ERR" "getcert mismatch: names the key"
+no_pin "getcert mismatch: the PIN is not shown"
+t_no_file got.crt "getcert mismatch: nothing written"
+t_expect_exit 7 sa getcrl -u "$CA_URL" -c ca.crt --module "$P11_MODULE" \
+	-k "pkcs11:token=sec1;object=dev?pin-value=$PIN" -l other.crt -w crl.der
+t_grep "does not belong to the key pkcs11:token=sec1;object=dev" "$T_ERR" "getcrl mismatch: names the key"
+no_pin "getcrl mismatch: the PIN is not shown"
+t_no_file crl.der "getcrl mismatch: nothing written"
 
 # a request with a challenge password is owner-readable only; others 0644
 printf 'S3cret-chal\n' >chal
