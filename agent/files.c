@@ -34,7 +34,7 @@ int files_write_atomic(const char *path, const void *data, size_t len,
 	int fd = -1, rc;
 
 	if (excl && files_exist(path)) {
-		rc = sa_fail_noossl(SA_EEXIST, "%s already exists; not "
+		rc = sa_fail_noossl(SA_EIO, "%s already exists; not "
 				    "overwriting it (remove it or choose "
 				    "another name)", path);
 		goto out;
@@ -80,9 +80,8 @@ int files_write_atomic(const char *path, const void *data, size_t len,
 	if (excl) {
 		/* link() fails if path appeared meanwhile: no overwrite race */
 		if (link(tmp, path) != 0) {
-			rc = sa_fail_noossl(errno == EEXIST ? SA_EEXIST : SA_EIO,
-					    "cannot create %s: %s", path,
-					    strerror(errno));
+			rc = sa_fail_noossl(SA_EIO, "cannot create %s: %s",
+					    path, strerror(errno));
 			goto out;
 		}
 		unlink(tmp);

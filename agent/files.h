@@ -14,7 +14,7 @@
 /*
  * Write data to path atomically: a temporary file in the same directory
  * with mode, fsync, rename over path. With excl, an existing path is
- * SA_EEXIST. 0 or SA_EIO with a sentence.
+ * refused (a local file problem: SA_EIO). 0 or SA_EIO with a sentence.
  */
 int files_write_atomic(const char *path, const void *data, size_t len,
 		       mode_t mode, int excl);

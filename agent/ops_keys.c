@@ -5,6 +5,7 @@
 #include "agent.h"
 #include "ops_keys.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,6 +123,13 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 	    (s->key_type != NULL || !files_exist(s->private_key))) {
 		if ((rc = p11_keyspec_parse(type, &ks)) < 0)
 			return rc;
+		if (files_exist(s->private_key))
+			/* a local file problem (exit 9), found before keygen */
+			return sa_fail_noossl(SA_EIO, "%s already exists; not "
+					      "replacing it with a new key "
+					      "(remove it, choose another name, "
+					      "or drop --key-type to use the key "
+					      "in it)", s->private_key);
 		sa_info("generating a %s key in %s", type, s->private_key);
 		rc = file_keygen(&ks, &k->key);
 		if (rc < 0)
@@ -146,41 +154,114 @@ out:
 	return rc;
 }
 
-int agent_csr_make(const struct agent_opts *o, EVP_PKEY *key, X509_REQ **out)
+/* The request's parameters from the settings; challenge borrowed. */
+static void csr_params_fill(const struct agent_opts *o, const char *challenge,
+			    struct csr_params *p)
 {
 	const struct conf_settings *s = &o->s;
+
+	memset(p, 0, sizeof(*p));
+	p->subject = s->subject;
+	p->san = (const char *const *)s->san;
+	p->n_san = s->n_san;
+	p->challenge = challenge;
+	p->cert_template = s->cert_template;
+	p->key_usage = s->key_usage;
+	p->ext_key_usage = s->ext_key_usage;
+}
+
+/* The subject is required; the challenge password (NULL: none). */
+static int csr_inputs(const struct agent_opts *o, char **challenge)
+{
+	const struct conf_settings *s = &o->s;
+
+	*challenge = NULL;
+	if (s->subject == NULL)
+		return sa_fail_noossl(SA_EUSAGE, "%s needs a subject to make the "
+				      "request: --subject /CN=... (Subject), or "
+				      "a request file -r", o->op_name);
+	return secret_read(s->challenge_file, s->challenge_env,
+			   s->challenge_prompt == 1, "challenge password",
+			   challenge);
+}
+
+int agent_csr_make(const struct agent_opts *o, EVP_PKEY *key, X509_REQ **out)
+{
 	struct csr_params p;
 	char *challenge = NULL;
 	int rc;
 
 	*out = NULL;
-	if (s->subject == NULL)
-		return sa_fail_noossl(SA_EUSAGE, "%s needs a subject to make the "
-				      "request: --subject /CN=... (Subject), or "
-				      "a request file -r", o->op_name);
-	rc = secret_read(s->challenge_file, s->challenge_env,
-			 s->challenge_prompt == 1, "challenge password",
-			 &challenge);
+	rc = csr_inputs(o, &challenge);
 	if (rc < 0)
 		return rc;
-	memset(&p, 0, sizeof(p));
-	p.subject = s->subject;
-	p.san = (const char *const *)s->san;
-	p.n_san = s->n_san;
-	p.challenge = challenge;
-	p.cert_template = s->cert_template;
-	p.key_usage = s->key_usage;
-	p.ext_key_usage = s->ext_key_usage;
+	csr_params_fill(o, challenge, &p);
 	rc = csr_build(&p, key, out);
 	secret_free(challenge);
 	return rc;
+}
+
+/*
+ * Before a key is generated: build the request once with a throwaway
+ * software EC key, so that a bad subject, subjectAltName, key usage or
+ * template fails before anything is created in a token or on disk.
+ */
+static int csr_precheck(const struct csr_params *p)
+{
+	EVP_PKEY *tmp = EVP_EC_gen("P-256");
+	X509_REQ *req = NULL;
+	int rc;
+
+	if (tmp == NULL)
+		return sa_fail(SA_ECRYPTO, "cannot make a key to check the "
+			       "request's parameters with");
+	rc = csr_build(p, tmp, &req);
+	X509_REQ_free(req);
+	EVP_PKEY_free(tmp);
+	return rc;
+}
+
+/*
+ * mkrequest failed after it generated k: remove that key (token objects,
+ * or the key file written in this run; k->generated is never set for a
+ * file that was there before), keeping the error message.
+ */
+static void mkrequest_discard(const struct agent_opts *o, struct agent_key *k,
+			      int rc)
+{
+	char *msg;
+
+	if (!k->generated)
+		return;
+	msg = strdup(sa_errmsg());
+	if (k->tok != NULL) {
+		if (p11_key_destroy(k->tok, k->key) == 0)
+			sa_info("the key \"%s\" generated in this run was "
+				"removed from the token", k->label ? k->label : "?");
+		else
+			sa_warn("the key generated in this run could not be "
+				"removed (%s); it stays in the token as %s: use "
+				"it with -k and that URI, or replace it with "
+				"--overwrite", sa_errmsg(), k->uri ? k->uri : "?");
+	} else if (unlink(o->s.private_key) == 0) {
+		sa_info("the key file %s written in this run was removed",
+			o->s.private_key);
+	} else {
+		sa_warn("the key file %s written in this run could not be "
+			"removed: %s", o->s.private_key, strerror(errno));
+	}
+	k->generated = 0;
+	sa_fail_noossl(rc, "%s", msg ? msg : "mkrequest failed");
+	free(msg);
 }
 
 int op_mkrequest(const struct agent_opts *o, int *result)
 {
 	struct keyload *kl = NULL;
 	struct agent_key k = { 0 };
+	struct csr_params p;
 	X509_REQ *req = NULL;
+	char *challenge = NULL;
 	int rc;
 
 	*result = SA_EXIT_OK;
@@ -194,12 +275,18 @@ int op_mkrequest(const struct agent_opts *o, int *result)
 				    "/CN=... (or Subject)");
 		goto out;
 	}
+	/* everything that can be checked, before a key is generated */
+	if ((rc = csr_inputs(o, &challenge)) < 0)
+		goto out;
+	csr_params_fill(o, challenge, &p);
+	if ((rc = csr_precheck(&p)) < 0)
+		goto out;
 	if ((rc = keyload_new(&o->p11, &kl)) < 0)
 		goto out;
 	rc = agent_key_obtain(o, kl, 1, &k);
 	if (rc < 0)
 		goto out;
-	rc = agent_csr_make(o, k.key, &req);
+	rc = csr_build(&p, k.key, &req);
 	if (rc < 0)
 		goto out;
 	rc = files_write_csr(o->s.cert_req_file, req);
@@ -207,10 +294,13 @@ int op_mkrequest(const struct agent_opts *o, int *result)
 		goto out;
 	if (k.uri != NULL)
 		agent_out("key in the token: %s", k.uri);
-	else if (k.generated)
+	else if (k.generated && k.tok == NULL)
 		agent_out("key written as %s", o->s.private_key);
 	agent_out("request written as %s", o->s.cert_req_file);
 out:
+	if (rc < 0)
+		mkrequest_discard(o, &k, rc);
+	secret_free(challenge);
 	X509_REQ_free(req);
 	agent_key_clear(&k);
 	keyload_free(kl);

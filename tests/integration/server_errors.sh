@@ -69,11 +69,24 @@ ca_stop
 t_expect_exit 5 sa enroll -u "http://127.0.0.1:$port/scep" -c ca.crt -k local.key -r local.csr -l down.crt
 t_grep "127.0.0.1:$port" "$T_ERR" "server down: the URL is named"
 t_no_file down.crt "server down: no certificate written"
-# nothing listens and nothing answers in time: -W gives up
+# the first request (GetCACaps) fails with the network message: a server
+# that cannot be reached is not taken for one without capabilities
+t_grep "GetCACaps request to .*127.0.0.1:$port.* failed" "$T_ERR" \
+	"server down: the GetCACaps failure is the error"
+t_grep 'is the server running' "$T_ERR" "server down: says what to check"
+t_ok "server down: no PKIOperation attempted with guessed capabilities" \
+	sh -c '! grep -q PKIOperation "$1"' sh "$T_ERR"
+# nothing listens and nothing answers in time: -W gives up, after one wait
+# for the run (not one per request: GetCACaps and PKIOperation)
 start=$(date +%s)
-t_expect_exit 5 sa enroll -u "http://127.0.0.1:$port/scep" -c ca.crt -k local.key -r local.csr -l down.crt -W 2
+t_expect_exit 5 sa enroll -u "http://127.0.0.1:$port/scep" -c ca.crt -k local.key -r local.csr -l down.crt -W 4 -v
 took=$(( $(date +%s) - start ))
-t_between "$took" 1 30 "-W 2 waits about 2 s for connectivity (took $took s)"
+t_between "$took" 3 7 "-W 4 waits 4 s for connectivity, once (took $took s)"
+t_grep 'operation=GetCACaps.*retrying' "$T_ERR" "-W: GetCACaps is retried"
+t_ok "-W: no second wait for PKIOperation" \
+	sh -c '! grep -q "operation=PKIOperation.*retrying" "$1"' sh "$T_ERR"
+t_grep 'GetCACaps request to .* failed.*-W' "$T_ERR" "-W: the failure is the first request's, after the wait"
+t_no_file down.crt "-W: no certificate written"
 
 # a key that does not match the request
 mkkey other.key
@@ -83,9 +96,51 @@ t_expect_exit 7 sa enroll -u "$CA_URL" -c ca2.crt -k other.key -r local.csr -l m
 t_grep 'not made for the key' "$T_ERR" "key not matching the CSR: says so"
 t_no_file mismatch.crt "key not matching the CSR: no certificate written"
 
+# renewal with an old certificate of another key: a key problem (7)
+openssl req -new -x509 -key other.key -subj /CN=other -days 1 -out other.crt 2>/dev/null
+t_expect_exit 7 sa enroll -u "$CA_URL" -c ca2.crt -K local.key -O other.crt \
+	-k local.key -r local.csr -l renew.crt
+t_grep 'does not belong to the old key local.key' "$T_ERR" "-K/-O mismatch: says so"
+t_no_file renew.crt "-K/-O mismatch: no certificate written"
+
+# mkrequest with a file key: inputs checked before the key is made; a key
+# file written in this run is removed when the request then fails; a key
+# file that was there before is never replaced nor removed (exit 9)
+t_expect_exit 9 sa mkrequest -k fk2.key --subject /CN=fk2 -r fk2.csr \
+	--challenge-file /nonexistent/challenge
+t_grep '/nonexistent/challenge' "$T_ERR" "mkrequest, missing challenge file: named"
+t_no_file fk2.key "mkrequest, missing challenge file: no key file left"
+t_expect_exit 4 sa mkrequest -k fk3.key --subject 'CN=nolead' -r fk3.csr
+t_no_file fk3.key "mkrequest, bad subject: no key file left"
+t_expect_exit 9 sa mkrequest -k fk4.key --subject /CN=fk4 -r /nonexistent/fk4.csr
+t_no_file fk4.key "mkrequest, request not writable: the new key file removed"
+t_expect_exit 4 sa mkrequest -k fk5.key --subject /CN=fk5 --key-usage frobnicate -r fk5.csr
+t_no_file fk5.key "mkrequest, bad key usage: the new key file removed"
+cp local.key keep.key
+t_expect_exit 9 sa mkrequest -k keep.key --subject /CN=keep -r /nonexistent/keep.csr
+t_ok "mkrequest with an existing key, request not writable: the key stays" cmp keep.key local.key
+t_expect_exit 9 sa mkrequest -k keep.key --key-type rsa:2048 --subject /CN=keep -r keep.csr
+t_grep 'keep.key.*exists' "$T_ERR" "mkrequest --key-type over an existing key file: says it exists"
+t_ok "mkrequest --key-type over an existing key file: the key stays" cmp keep.key local.key
+t_no_file keep.csr "mkrequest --key-type over an existing key file: no request written"
+
 # usage errors
 t_expect_exit 4 sa enroll -u "$CA_URL" -c ca2.crt -k local.key -l x.crt
 t_expect_exit 4 sa frobnicate
+# --connect-timeout / ConnectTimeout: whole seconds, 1 or more
+t_expect_exit 4 sa getca -u "$CA_URL" -c ct.crt --connect-timeout 0
+t_grep 'connect-timeout' "$T_ERR" "--connect-timeout 0: the option is named"
+t_expect_exit 4 sa getca -u "$CA_URL" -c ct.crt --connect-timeout -5
+t_expect_exit 4 sa getca -u "$CA_URL" -c ct.crt --connect-timeout soon
+printf '[sscep]\nConnectTimeout = 0\n' >ct0.conf
+t_expect_exit 4 sa getca -f ct0.conf -u "$CA_URL" -c ct.crt
+t_grep 'ConnectTimeout' "$T_ERR" "ConnectTimeout = 0: the key is named"
+printf '[sscep]\nConnectTimeout = -1\n' >ctneg.conf
+t_expect_exit 4 sa getca -f ctneg.conf -u "$CA_URL" -c ct.crt
+t_no_file ct.crt "bad connect timeouts: nothing written"
+t_expect_exit 0 sa getca -u "$CA_URL" -c ct.crt --connect-timeout 3
+printf '[sscep]\nConnectTimeout = 3\n' >ct3.conf
+t_expect_exit 0 sa getca -f ct3.conf -u "$CA_URL" -c ct2.crt
 t_expect_exit 9 sa enroll -u "$CA_URL" -c ca2.crt -k /nonexistent/key -r local.csr -l x.crt
 t_grep '/nonexistent/key' "$T_ERR" "missing key file: named"
 

@@ -1,0 +1,63 @@
+#!/bin/bash
+# softhsm suite: mkrequest --new-key leaves nothing behind when the request
+# cannot be made. Inputs that can be checked first (subject, subjectAltNames,
+# the challenge source) are checked before a key is generated; a failure
+# after the key was generated (the request file cannot be written, a bad
+# key usage) removes that key again, so the same command can run again.
+. "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
+
+t_require softhsm2-util pkcs11-tool
+softhsm_new t2
+printf '1234\n' >pin
+chmod 600 pin
+MOD=$P11_MODULE
+
+# count CLASS LABEL: objects of a class (privkey, pubkey) with a label in t2
+count() {
+	pkcs11-tool --module "$MOD" --token-label t2 -l --pin 1234 -O --type "$1" 2>/dev/null |
+		grep -c "^ *label: *$2\$"
+}
+
+# mk ARGS...: mkrequest of an EC key labelled mk1 in t2, plus ARGS
+mk() {
+	sa mkrequest --module "$MOD" --pin-file pin \
+		--new-key 'pkcs11:token=t2;object=mk1' --key-type ec:P-256 "$@"
+}
+
+# gone DESC: no key labelled mk1 in the token
+gone() {
+	t_is "$(count privkey mk1) $(count pubkey mk1)" "0 0" "$1"
+}
+
+t_expect_exit 4 mk --subject 'CN=nolead' -r mk1.csr
+t_grep 'subject' "$T_ERR" "bad subject: says so"
+gone "bad subject: no key left in the token"
+t_no_file mk1.csr "bad subject: no request written"
+
+t_expect_exit 4 mk --subject /CN=mk1 --san 'bogus:x' -r mk1.csr
+gone "bad subjectAltName: no key left in the token"
+
+t_expect_exit 9 mk --subject /CN=mk1 --challenge-file "$T_WORK/nonexistent" -r mk1.csr
+t_grep 'nonexistent' "$T_ERR" "missing challenge file: named"
+gone "missing challenge file: no key left in the token"
+
+# failures after the key was generated: the key goes again
+t_expect_exit 9 mk --subject /CN=mk1 -r "$T_WORK/nodir/mk1.csr"
+t_grep 'nodir' "$T_ERR" "request file not writable: named"
+t_grep 'removed' "$T_ERR" "request file not writable: says the new key was removed"
+gone "request file not writable: no key left in the token"
+
+t_expect_exit 4 mk --subject /CN=mk1 --key-usage frobnicate -r mk1.csr
+gone "bad key usage: no key left in the token"
+
+# and the same command with good inputs works
+t_expect_exit 0 mk --subject /CN=mk1 -r mk1.csr
+t_is "$(count privkey mk1)" 1 "the rerun generated the key"
+t_ok "the request verifies" openssl req -in mk1.csr -noout -verify
+
+# a key that was there before is never removed: -k with an unwritable -r
+t_expect_exit 9 sa mkrequest --module "$MOD" --pin-file pin -k 'pkcs11:token=t2;object=mk1' \
+	--subject /CN=mk1 -r "$T_WORK/nodir/again.csr"
+t_is "$(count privkey mk1)" 1 "-k with an unwritable -r: the existing key stays"
+
+done_testing
