@@ -337,7 +337,8 @@ int scep_reply_find_cert(const struct scep_reply *r, EVP_PKEY *pub, X509 **out)
 		}
 	}
 	ERR_clear_error();
-	return sa_fail_noossl(SA_ENOTFOUND, "the CA's reply holds no certificate for our "
+	/* a SUCCESS without our certificate is a bad reply (exit 6) */
+	return sa_fail_noossl(SA_EREPLY, "the CA's reply holds no certificate for our "
 			      "public key (%d certificate(s) returned)",
 			      r ? sk_X509_num(r->certs) : 0);
 }
