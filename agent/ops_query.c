@@ -72,6 +72,27 @@ static int query_open(const struct agent_opts *o, struct query *q)
 	return rc;
 }
 
+/* -d: what a query asks for (issuer and serial, decimal and hex). */
+static void query_debug(const char *what, const X509_NAME *issuer,
+			const ASN1_INTEGER *serial)
+{
+	BIGNUM *bn;
+	char *name, *dec, *hex;
+
+	if (sa_log_level() < SA_LOG_DEBUG)
+		return;
+	bn = ASN1_INTEGER_to_BN(serial, NULL);
+	name = csr_name_oneline(issuer);
+	dec = bn ? BN_bn2dec(bn) : NULL;
+	hex = bn ? BN_bn2hex(bn) : NULL;
+	sa_debug("%s: issuer %s, serial %s (0x%s)", what, name ? name : "?",
+		 dec ? dec : "?", hex ? hex : "?");
+	OPENSSL_free(hex);
+	OPENSSL_free(dec);
+	free(name);
+	BN_free(bn);
+}
+
 /* PENDING and FAILURE of a query. */
 static int query_verdict(const struct agent_opts *o, const struct scep_reply *r,
 			 int *result)
@@ -119,6 +140,7 @@ int op_getcert(const struct agent_opts *o, int *result)
 	req.serial = serial;
 	req.signer_key = q.key;
 	req.signer_cert = q.cert;
+	query_debug("GetCert", req.issuer, req.serial);
 	sa_info("requesting certificate");
 	rc = scep_transact(q.c, &q.ca, &req, &r);
 	if (rc < 0)
@@ -163,22 +185,39 @@ int op_getcrl(const struct agent_opts *o, int *result)
 	struct query q;
 	struct scep_request req;
 	struct scep_reply r = { .fail_info = -1 };
+	ASN1_INTEGER *serial = NULL;
 	X509 *of;
 	X509_CRL *crl;
 	int rc;
 
 	*result = SA_EXIT_OK;
+	if (o->s.get_cert_serial != NULL) {
+		rc = agent_serial_parse(o->s.get_cert_serial, &serial);
+		if (rc < 0)
+			return rc;
+	}
 	rc = query_open(o, &q);
 	if (rc < 0)
-		return rc;
-	/* sscep: issuer and serial of -O, else of the local certificate */
-	of = q.other ? q.other : q.cert;
+		goto out;
 	memset(&req, 0, sizeof(req));
 	req.type = SCEP_MSG_GETCRL;
-	req.issuer = X509_get_issuer_name(of);
-	req.serial = (ASN1_INTEGER *)X509_get0_serialNumber(of);
+	if (serial != NULL) {
+		/* -s: the CRL of the CA (-c) for the certificate of that serial */
+		if (q.other != NULL)
+			sa_warn("-O %s is not used: -s %s asks for the CRL by "
+				"the CA's name and that serial",
+				o->s.other_cert_file, o->s.get_cert_serial);
+		req.issuer = X509_get_subject_name(q.ca.ca);
+		req.serial = serial;
+	} else {
+		/* sscep: issuer and serial of -O, else of the local certificate */
+		of = q.other ? q.other : q.cert;
+		req.issuer = X509_get_issuer_name(of);
+		req.serial = (ASN1_INTEGER *)X509_get0_serialNumber(of);
+	}
 	req.signer_key = q.key;
 	req.signer_cert = q.cert;
+	query_debug("GetCRL", req.issuer, req.serial);
 	sa_info("requesting crl");
 	rc = scep_transact(q.c, &q.ca, &req, &r);
 	if (rc < 0)
@@ -203,6 +242,7 @@ int op_getcrl(const struct agent_opts *o, int *result)
 	}
 out:
 	scep_reply_clear(&r);
+	ASN1_INTEGER_free(serial);
 	query_clear(&q);
 	return rc;
 }

@@ -40,6 +40,22 @@ for mode in stock ra; do
 		"Serial Number: 0*$hexserial" "$mode: the CRL lists the replaced certificate"
 	t_is "$(ca_log_field -1 msgType)" 22 "$mode: GetCRL sent"
 	rm -f crl.der
+
+	# getcrl -s: asks by the CA's name and that serial, not by -l's
+	# (the test CA answers any GetCRL with its CRL: the agent's -d line
+	# shows what the request carried)
+	hexserial=$(openssl x509 -in local.crt -noout -serial | sed 's/.*=0*//')
+	cacn=$(openssl x509 -in "$CA_CERT" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p')
+	t_expect_exit 0 sa getcrl -d -u "$CA_URL" -c ca.crt -k second.key -l second.crt -s "$serial" -w crl.der
+	t_grep "GetCRL: issuer .*CN=$cacn.*, serial $serial \\(0x0*$hexserial\\)" "$T_ERR" \
+		"$mode: getcrl -s: the request carries the CA's name and the -s serial"
+	t_is "$(ca_log_field -1 msgType)" 22 "$mode: getcrl -s: GetCRL sent"
+	t_file crl.der "$mode: getcrl -s: CRL written"
+	rm -f crl.der
+	t_expect_exit 0 sa getcrl -d -u "$CA_URL" -c ca.crt -k second.key -l second.crt -w crl.der
+	t_grep "GetCRL: issuer .*CN=$cacn.*, serial $(serial_of second.crt) " "$T_ERR" \
+		"$mode: getcrl without -s: the serial of -l"
+	rm -f crl.der
 	ca_new
 done
 
@@ -54,6 +70,18 @@ t_grep 'queries disabled' "$T_ERR" "refused getcert: failInfoText shown"
 t_no_file got.crt "refused getcert: nothing written"
 t_expect_exit 2 sa getcrl -u "$CA_URL" -c ca.crt -k local.key -l local.crt -w crl.der
 t_no_file crl.der "refused getcrl: nothing written"
+t_expect_exit 4 sa getcrl -u "$CA_URL" -c ca.crt -k local.key -l local.crt -s 12x -w crl.der
+t_grep '12x' "$T_ERR" "getcrl with a bad -s: names it"
+t_no_file crl.der "getcrl with a bad -s: nothing written"
+# a certificate not of the key: a key problem (7), nothing sent
+mkkey other.key
+openssl req -new -x509 -key other.key -subj /CN=other -days 1 -out other.crt 2>/dev/null
+n=$(grep -c PKIOperation "$CA_LOG")
+t_expect_exit 7 sa getcert -u "$CA_URL" -c ca.crt -k local.key -l other.crt -s "$serial" -w got.crt
+t_grep 'does not belong to the key local.key' "$T_ERR" "getcert, -l not of -k: says so"
+t_expect_exit 7 sa getcrl -u "$CA_URL" -c ca.crt -k local.key -l other.crt -w crl.der
+t_is "$(grep -c PKIOperation "$CA_LOG")" "$n" "-l not of -k: no query sent"
+t_no_file crl.der "getcrl, -l not of -k: nothing written"
 ca_restart -bad-sig
 t_expect_exit 6 sa getcert -u "$CA_URL" -c ca.crt -k local.key -l local.crt -s "$serial" -w got.crt
 t_no_file got.crt "getcert with a bad reply signature: nothing written"
