@@ -35,8 +35,14 @@ static int read_line(int fd, const char *from, char **out)
 
 	*out = NULL;
 	while (n < SECRET_MAX) {
-		ssize_t r = read(fd, buf + n, 1);
+		ssize_t r;
 
+		if (sa_intr_wait_readable(fd) != 0) {
+			rc = sa_fail_noossl(SA_EINTR, "reading %s stopped by %s",
+					    from, sa_intr_name(sa_intr_caught()));
+			goto out;
+		}
+		r = read(fd, buf + n, 1);
 		if (r < 0 && errno == EINTR && sa_intr_caught()) {
 			rc = sa_fail_noossl(SA_EINTR, "reading %s stopped by %s",
 					    from, sa_intr_name(sa_intr_caught()));

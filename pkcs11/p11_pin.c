@@ -112,9 +112,11 @@ static int pin_from_tty(const char *label, char *pin, size_t pinsz)
 	}
 	dprintf(fd, "User PIN for token '%s': ", label ? label : "?");
 	while (len < sizeof(buf) - 1) {
+		if (sa_intr_wait_readable(fd) != 0)
+			break; /* Ctrl-C: stop, with the terminal restored */
 		n = read(fd, &c, 1);
 		if (n < 0 && errno == EINTR && sa_intr_caught())
-			break; /* Ctrl-C: stop, with the terminal restored */
+			break;
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0 || c == '\n' || c == '\r')

@@ -85,6 +85,26 @@ unsigned sa_intr_sleep(unsigned seconds)
 	return 0;
 }
 
+int sa_intr_wait_readable(int fd)
+{
+	sigset_t stop, old;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t i;
+	int r = 0;
+
+	sigemptyset(&stop);
+	for (i = 0; i < N_STOP_SIGS; i++)
+		sigaddset(&stop, stop_sigs[i]);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	while (!caught) {
+		r = ppoll(&pfd, 1, NULL, &old);
+		if (r > 0 || (r < 0 && errno != EINTR))
+			break;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return caught ? 1 : 0;
+}
+
 const char *sa_intr_name(int sig)
 {
 	switch (sig) {

@@ -25,6 +25,13 @@ int sa_intr_caught(void);
  */
 unsigned sa_intr_sleep(unsigned seconds);
 
+/*
+ * Wait until fd is readable (or at end of file, or in error): 0; or until
+ * a stop is requested: 1. Race-free like sa_intr_sleep(): a prompt that
+ * is stopped just before it starts to read is not left waiting.
+ */
+int sa_intr_wait_readable(int fd);
+
 /* "SIGTERM", "SIGINT", ... for messages. Static string. */
 const char *sa_intr_name(int sig);
 

@@ -93,6 +93,26 @@ static int ignored(void)
 	return sa_intr_sleep(1) == 0 ? 0 : 2;
 }
 
+/* a prompt's wait: data ready -> 0; a stop before the wait -> 1 at once */
+static int prompt_wait(void)
+{
+	int fds[2];
+
+	sa_intr_install();
+	if (pipe(fds) != 0)
+		return 9;
+	if (write(fds[1], "x", 1) != 1 || sa_intr_wait_readable(fds[0]) != 0)
+		return 1;
+	{
+		char c;
+
+		if (read(fds[0], &c, 1) != 1)
+			return 9;
+	}
+	raise(SIGINT); /* nothing to read: only the stop can end the wait */
+	return sa_intr_wait_readable(fds[0]) == 1 ? 0 : 2;
+}
+
 /* zero seconds: no wait at all, also when stopped */
 static int zero(void)
 {
@@ -117,6 +137,8 @@ int main(void)
 	is_int(in_child(during), 0, "a SIGHUP during the wait ends it");
 	is_int(in_child(twice), 100 + SIGINT, "a second SIGINT kills");
 	is_int(in_child(ignored), 0, "a SIGHUP ignored at start (nohup) stays ignored");
+	is_int(in_child(prompt_wait), 0, "a prompt's wait: returns for input, "
+	       "and at once for a stop that came before it");
 	is_int(in_child(zero), 0, "sleep(0) returns 0, or 1 once stopped");
 	is_str(sa_intr_name(SIGTERM), "SIGTERM", "signal names for messages");
 	return tap_done();
