@@ -103,21 +103,70 @@ out:
 	return rc;
 }
 
+/*
+ * The CA certificates that verify a GetNextCACert reply, given as sscep
+ * 0.10 does: -C FILE, a PEM chain (or FILE-0, FILE-1 ...), checked against
+ * a pinned fingerprint (-F) if one is given.
+ */
+static int chain_load(const struct agent_opts *o, struct scep_ca *ca)
+{
+	int rc;
+
+	memset(ca, 0, sizeof(*ca));
+	rc = files_load_ca(o->s.ca_chain_file, &ca->certs);
+	if (rc < 0)
+		goto out;
+	rc = scep_ca_select(ca, NULL, NULL);
+	if (rc < 0)
+		goto out;
+	if (o->fp_pin != NULL)
+		rc = scep_ca_check_pin(ca, o->fp_pin);
+out:
+	if (rc < 0)
+		scep_ca_clear(ca);
+	return rc;
+}
+
+/*
+ * getnextca in two forms. sscep's: -C CHAIN verifies the reply, -c FILE
+ * receives the next CA certificate(s), -w FILE (optional) the certificate
+ * that signed the reply. scep-agent's (no -C): -c is the current CA
+ * certificate, -w FILE receives the next one (default: the -c file
+ * followed by ".next").
+ */
 int op_getnextca(const struct agent_opts *o, int *result)
 {
+	const struct conf_settings *s = &o->s;
 	scep_client *c = NULL;
 	struct scep_ca cur = { 0 }, next = { 0 };
+	X509 *signer = NULL;
+	const char *signer_path = NULL;
 	char *path = NULL;
+	unsigned caps = 0;
 	int rc;
 
 	*result = SA_EXIT_OK;
-	rc = agent_ca_load(o, &cur);
-	if (rc < 0)
-		goto out;
-	if (o->s.out_file != NULL)
-		path = strdup(o->s.out_file);
-	else if (asprintf(&path, "%s.next", o->s.ca_cert_file) < 0)
-		path = NULL;
+	if (s->ca_chain_file != NULL) {
+		if (s->ca_cert_file == NULL) {
+			rc = sa_fail_noossl(SA_EUSAGE, "getnextca -C CHAIN needs -c "
+					    "FILE: the file to write the next CA "
+					    "certificate to");
+			goto out;
+		}
+		rc = chain_load(o, &cur);
+		if (rc < 0)
+			goto out;
+		path = strdup(s->ca_cert_file);
+		signer_path = s->out_file;
+	} else {
+		rc = agent_ca_load(o, &cur);
+		if (rc < 0)
+			goto out;
+		if (s->out_file != NULL)
+			path = strdup(s->out_file);
+		else if (asprintf(&path, "%s.next", s->ca_cert_file) < 0)
+			path = NULL;
+	}
 	if (path == NULL) {
 		rc = sa_fail(SA_ENOMEM, "out of memory");
 		goto out;
@@ -125,16 +174,26 @@ int op_getnextca(const struct agent_opts *o, int *result)
 	rc = agent_client_new(o, &c);
 	if (rc < 0)
 		goto out;
-	if (!(scep_client_caps(c) & SCEP_CAP_GETNEXTCA))
+	rc = scep_client_get_caps(c, &caps);
+	if (rc < 0)
+		goto out;
+	if (!(caps & SCEP_CAP_GETNEXTCA))
 		sa_warn("the server does not announce GetNextCACert; trying "
 			"anyway");
 	sa_info("requesting the next CA certificate");
-	rc = scep_get_next_ca(c, &cur, &next);
+	rc = scep_get_next_ca(c, &cur, &next, signer_path ? &signer : NULL);
 	if (rc < 0)
 		goto out;
 	sa_info("valid response from server, signed by the current CA");
 	rc = write_chain(o, next.certs, path);
+	if (rc < 0 || signer_path == NULL)
+		goto out;
+	rc = files_write_cert(signer_path, signer);
+	if (rc < 0)
+		goto out;
+	agent_out("signer certificate written as %s", signer_path);
 out:
+	X509_free(signer);
 	free(path);
 	scep_ca_clear(&next);
 	scep_ca_clear(&cur);

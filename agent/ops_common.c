@@ -44,6 +44,7 @@ int agent_client_new(const struct agent_opts *o, scep_client **out)
 	co.http.ca_bundle = s->ca_bundle;
 	co.http.insecure = s->insecure == 1;
 	co.http.timeout = s->timeout > 0 ? s->timeout : 0;
+	co.http.connect_timeout = s->connect_timeout > 0 ? s->connect_timeout : 0;
 	co.http.wait_connect = s->wait_connect > 0 ? s->wait_connect : 0;
 	co.http.force_get = s->force_get == 1;
 	co.ca_ident = s->ca_ident;

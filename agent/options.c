@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "files.h"
 #include "sa_err.h"
 #include "sa_log.h"
 
@@ -48,21 +49,28 @@ void agent_usage(FILE *fp)
 "  list-tokens   list the tokens of a PKCS#11 module with their URIs\n"
 "  list-objects  list the objects of a token: list-objects pkcs11:token=...\n"
 "General options:\n"
-"  -u URL        SCEP server URL\n"
+"  -u, --url URL  SCEP server URL\n"
 "  -p HOST:PORT  use a proxy server\n"
 "  -g ENGINE     engine: only \"pkcs11\" (keys are named by pkcs11: URIs)\n"
-"  -f FILE       configuration file (sscep.conf format)\n"
+"  -f, --config FILE  configuration file (sscep.conf format)\n"
 "  -c FILE       CA certificate file, or FILE-0, FILE-1 ... (written by getca)\n"
 "  -E NAME       encryption: des|3des|blowfish|aes|aes128|aes192|aes256\n"
 "  -S NAME       signature digest: md5|sha1|sha224|sha256|sha384|sha512\n"
 "  -W SECS       wait for connectivity, up to SECS seconds\n"
-"  -v, -d        verbose, debug output\n"
+"  -v, --verbose, -d, --debug  verbose, debug output\n"
 "  --ca-bundle FILE  trust anchors for HTTPS   --insecure  skip HTTPS checks\n"
 "  --timeout SECS    total time per request    --get       never POST\n"
+"  --connect-timeout SECS  time to connect (default 30)\n"
+"  -h, --help    this help      -V, --version  the version\n"
 "getca / getnextca:\n"
 "  -i STRING     CA identifier\n"
 "  -F NAME|HEX   fingerprint digest name, or a fingerprint that pins the CA\n"
-"  -w FILE       (getnextca) write the next CA certificate(s) to FILE\n"
+"getnextca, sscep's form:\n"
+"  -C CHAIN -c FILE [-w FILE]  verify with CHAIN, write the next CA\n"
+"                certificate(s) to FILE, the reply's signer to -w FILE\n"
+"getnextca without -C:\n"
+"  -c FILE [-w FILE]  verify with the CA certificate FILE, write the next\n"
+"                one to -w FILE (default FILE.next)\n"
 "enroll:\n"
 "  -k KEY        private key: a file or a pkcs11: URI\n"
 "  -r FILE       certificate request (written if built with --subject)\n"
@@ -96,7 +104,7 @@ enum {
 	LO_SUBJECT, LO_SAN, LO_CH_FILE, LO_CH_ENV, LO_CH_PROMPT, LO_TEMPLATE,
 	LO_KU, LO_EKU, LO_CA_BUNDLE, LO_INSECURE, LO_TIMEOUT, LO_GET,
 	LO_RENEW_MODE, LO_STORE_CA, LO_CERT_LABEL, LO_OVERWRITE, LO_HELP,
-	LO_VERSION,
+	LO_VERSION, LO_CONNECT_TIMEOUT,
 };
 
 static const struct option longopts[] = {
@@ -116,6 +124,7 @@ static const struct option longopts[] = {
 	{ "ca-bundle", required_argument, NULL, LO_CA_BUNDLE },
 	{ "insecure", no_argument, NULL, LO_INSECURE },
 	{ "timeout", required_argument, NULL, LO_TIMEOUT },
+	{ "connect-timeout", required_argument, NULL, LO_CONNECT_TIMEOUT },
 	{ "get", no_argument, NULL, LO_GET },
 	{ "renew-mode", required_argument, NULL, LO_RENEW_MODE },
 	{ "store-ca", no_argument, NULL, LO_STORE_CA },
@@ -155,6 +164,21 @@ static int set_long(long *dst, const char *v, const char *opt)
 	return 0;
 }
 
+/* A whole number of seconds, at least 1. */
+static int set_secs(long *dst, const char *v, const char *opt)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < 1)
+		return sa_fail_noossl(SA_EUSAGE, "%s needs a number of seconds, "
+				      "1 or more, not \"%s\"", opt, v);
+	*dst = n;
+	return 0;
+}
+
 static int add_san(struct conf_settings *s, const char *v)
 {
 	char **l = realloc(s->san, (s->n_san + 1) * sizeof(*l));
@@ -180,6 +204,7 @@ static int take_opt(struct agent_opts *o, struct conf_settings *cli, int c,
 	case 'g': return set_str(&cli->engine_id, arg);
 	case 'f': o->conf_path = arg; return 0;
 	case 'c': return set_str(&cli->ca_cert_file, arg);
+	case 'C': return set_str(&cli->ca_chain_file, arg);
 	case 'E': return set_str(&cli->enc_alg, arg);
 	case 'S': return set_str(&cli->sig_alg, arg);
 	case 'W': return set_long(&cli->wait_connect, arg, "-W");
@@ -221,6 +246,8 @@ static int take_opt(struct agent_opts *o, struct conf_settings *cli, int c,
 	case LO_CA_BUNDLE: return set_str(&cli->ca_bundle, arg);
 	case LO_INSECURE: cli->insecure = 1; return 0;
 	case LO_TIMEOUT: return set_long(&cli->timeout, arg, "--timeout");
+	case LO_CONNECT_TIMEOUT:
+		return set_secs(&cli->connect_timeout, arg, "--connect-timeout");
 	case LO_GET: cli->force_get = 1; return 0;
 	case LO_RENEW_MODE: return set_str(&cli->renew_mode, arg);
 	case LO_STORE_CA: cli->store_ca = 1; return 0;
@@ -250,9 +277,29 @@ static const EVP_MD *digest_md(int d)
 	return EVP_sha256();
 }
 
-/* Values derived from the effective settings, checked once. */
-static int derive(struct agent_opts *o)
+/*
+ * An engine other than PKCS#11 named by the configuration file (sscep's
+ * sample names capi): conf_apply() warned once; operations that need no
+ * key go on, and so do keys given as files or pkcs11: URIs. A key name
+ * that is neither (an engine key id such as "0:01") is an error.
+ */
+static int foreign_engine_key(const struct agent_opts *o, const char *key,
+			      const char *what)
 {
+	if (key == NULL || p11_is_uri(key) || files_exist(key))
+		return 0;
+	return sa_fail_noossl(SA_EUSAGE, "%s \"%s\" is neither a key file nor a "
+			      "pkcs11: URI; keys of the configured engine %s "
+			      "cannot be used: give a key file or the key's "
+			      "pkcs11: URI (see scep-agent.conf(5))", what, key,
+			      o->s.engine_id);
+}
+
+/* Values derived from the effective settings, checked once. */
+static int derive(struct agent_opts *o, int engine_from_cli)
+{
+	int rc;
+
 	struct conf_settings *s = &o->s;
 
 	o->cipher = SCEP_CIPHER_AUTO;
@@ -290,12 +337,30 @@ static int derive(struct agent_opts *o)
 					      " is auto, renewalreq or pkcsreq, "
 					      "not \"%s\"", s->renew_mode);
 	}
+	if (s->connect_timeout == 0)
+		return sa_fail_noossl(SA_EUSAGE, "ConnectTimeout needs a number "
+				      "of seconds, 1 or more, not 0");
 	if (s->engine_id != NULL && strcasecmp(s->engine_id, "pkcs11") != 0 &&
-	    strcasecmp(s->engine_id, "dynamic") != 0)
-		return sa_fail_noossl(SA_EUSAGE, "engine \"%s\" is not "
-				      "supported: keys in tokens are named by "
-				      "pkcs11: URIs (-g pkcs11 or no -g)",
-				      s->engine_id);
+	    strcasecmp(s->engine_id, "dynamic") != 0) {
+		if (engine_from_cli)
+			return sa_fail_noossl(SA_EUSAGE, "engine \"%s\" (-g) is "
+					      "not supported: keys in tokens are "
+					      "named by pkcs11: URIs (-g pkcs11 "
+					      "or no -g)", s->engine_id);
+		/* from the file: warned about there; only its keys fail */
+		rc = 0;
+		if (o->op == OP_ENROLL && s->new_key == NULL)
+			rc = foreign_engine_key(o, s->private_key,
+						"the private key (-k, PrivateKeyFile)");
+		if (rc == 0 && o->op == OP_ENROLL)
+			rc = foreign_engine_key(o, s->sign_key,
+						"the old key (-K, SignKeyFile)");
+		if (rc == 0 && (o->op == OP_GETCERT || o->op == OP_GETCRL))
+			rc = foreign_engine_key(o, s->private_key,
+						"the signing key (-k, PrivateKeyFile)");
+		if (rc < 0)
+			return rc;
+	}
 	o->p11.module = s->pkcs11_module;
 	o->p11.pin.pin_env = s->pin_env;
 	o->p11.pin.pin_file = s->pin_file;
@@ -353,7 +418,7 @@ int agent_opts_parse(int argc, char **argv, struct agent_opts *o, int *help)
 	opterr = 0;
 	optind = 2;
 	while ((c = getopt_long(argc, argv,
-				":u:p:g:f:c:E:S:W:vdi:F:k:r:K:O:l:e:L:t:T:n:Rs:w:h",
+				":u:p:g:f:c:C:E:S:W:vdi:F:k:r:K:O:l:e:L:t:T:n:Rs:w:h",
 				longopts, NULL)) != -1) {
 		if (c == LO_HELP || c == 'h') {
 			agent_usage(stdout);
@@ -407,7 +472,7 @@ int agent_opts_parse(int argc, char **argv, struct agent_opts *o, int *help)
 		sa_log_set_level(SA_LOG_DEBUG);
 	else if (o->s.verbose == 1)
 		sa_log_set_level(SA_LOG_VERBOSE);
-	rc = derive(o);
+	rc = derive(o, cli.engine_id != NULL);
 out:
 	conf_settings_free(&cli);
 	return rc;

@@ -79,6 +79,7 @@ static const struct key keys[] = {
 	S("CABundle", ca_bundle),
 	B("Insecure", insecure),
 	L("Timeout", timeout),
+	L("ConnectTimeout", connect_timeout),
 	L("WaitConnect", wait_connect),
 	B("ForceGet", force_get),
 	S("RenewMode", renew_mode),
@@ -91,6 +92,7 @@ static const struct key keys[] = {
 static const struct key cli_only[] = {
 	S("-O", other_cert_file),
 	S("-w", out_file),
+	S("-C", ca_chain_file),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -371,8 +373,8 @@ int conf_apply(const struct conf_file *cf, const char *op,
 		if (s->engine_id != NULL &&
 		    strcasecmp(s->engine_id, "pkcs11") != 0 &&
 		    strcasecmp(s->engine_id, "dynamic") != 0) {
-			sa_warn("%s: engine_id %s: only PKCS#11 keys are "
-				"supported (name them with pkcs11: URIs)",
+			sa_warn("%s: engine_id %s is not supported, going on "
+				"without it: keys must be files or pkcs11: URIs",
 				cf->path, s->engine_id);
 			s->warnings++;
 		}

@@ -85,6 +85,7 @@ struct conf_settings {
 	char *get_crl_file;     /* GetCrlFile, -w (getcrl) */
 	char *other_cert_file;  /* -O for getcert/getcrl (no key) */
 	char *out_file;         /* -w for getnextca (no key) */
+	char *ca_chain_file;    /* -C for getnextca: chain verifying the reply */
 	long poll_interval;     /* PollInterval, -t */
 	long max_poll_time;     /* MaxPollTime, -T */
 	long max_poll_count;    /* MaxPollCount, -n */
@@ -110,6 +111,7 @@ struct conf_settings {
 	char *ca_bundle;        /* CABundle, --ca-bundle */
 	int insecure;           /* Insecure, --insecure */
 	long timeout;           /* Timeout, --timeout */
+	long connect_timeout;   /* ConnectTimeout, --connect-timeout */
 	long wait_connect;      /* WaitConnect, -W */
 	int force_get;          /* ForceGet, --get */
 	char *renew_mode;       /* RenewMode, --renew-mode */

@@ -101,6 +101,7 @@ void scep_client_free(scep_client *c)
 		return;
 	scep_http_free(c->http);
 	client_opts_free(&c->opts);
+	free(c->caps_err);
 	free(c);
 }
 
@@ -121,6 +122,7 @@ int scep_get_caps(scep_client *c, unsigned *caps)
 			sa_verbose("GetCACaps: HTTP %ld; assuming no capabilities", st);
 			c->caps = 0;
 			c->caps_fetched = 1;
+			c->caps_rc = SA_OK;
 			sa_err_clear();
 			return SA_OK;
 		}
@@ -128,25 +130,57 @@ int scep_get_caps(scep_client *c, unsigned *caps)
 	}
 	c->caps = scep_caps_parse((const char *)b.data, b.len);
 	c->caps_fetched = 1;
+	c->caps_rc = SA_OK;
 	sa_verbose("CA capabilities: %s", scep_caps_str(c->caps, names, sizeof(names)));
 	scep_buf_clear(&b);
 	*caps = c->caps;
 	return SA_OK;
 }
 
-/* The caps, fetched once (0 if the fetch fails). */
-unsigned scep_client_caps(scep_client *c)
+/*
+ * Fetch the caps once. A GetCACaps the server does not support (HTTP
+ * 4xx/5xx) is "no capabilities"; any other failure (no connection, a stop
+ * signal, ...) is kept with its message, so that the request that needed
+ * the caps fails with it instead of going on with the weakest choices.
+ */
+static void caps_fetch(scep_client *c)
 {
 	unsigned caps;
+	int rc;
 
+	if (c->caps_fetched)
+		return;
+	rc = scep_get_caps(c, &caps);
+	c->caps_fetched = 1;
+	if (rc != SA_OK) {
+		c->caps = 0;
+		c->caps_rc = rc;
+		free(c->caps_err);
+		c->caps_err = strdup(sa_errmsg());
+	}
+}
+
+/* The caps, fetched once, or the error of that fetch; see scep.h. */
+int scep_client_get_caps(scep_client *c, unsigned *caps)
+{
+	*caps = 0;
+	if (c == NULL)
+		return sa_fail_noossl(SA_EINTERNAL, "no SCEP client");
+	caps_fetch(c);
+	if (c->caps_rc != SA_OK)
+		return sa_fail_noossl(c->caps_rc, "%s", c->caps_err && c->caps_err[0] ?
+				      c->caps_err : "GetCACaps failed");
+	*caps = c->caps;
+	return SA_OK;
+}
+
+/* The caps, fetched once (0 if the fetch failed); see scep.h. */
+unsigned scep_client_caps(scep_client *c)
+{
 	if (c == NULL)
 		return 0;
-	if (!c->caps_fetched && scep_get_caps(c, &caps) != SA_OK) {
-		sa_verbose("GetCACaps failed (%s); assuming no capabilities", sa_errmsg());
-		c->caps_fetched = 1;
-		c->caps = 0;
-	}
-	return c->caps;
+	caps_fetch(c);
+	return c->caps_rc == SA_OK ? c->caps : 0;
 }
 
 /* GetCACert; see scep.h. */
@@ -181,19 +215,25 @@ out:
 
 /*
  * Verify a GetNextCACert reply (SignedData by the current CA/RA over a
- * degenerate certificate bag) and extract the new chain.
+ * degenerate certificate bag) and extract the new chain; the certificate
+ * that signed it into *signer (get1) when signer is not NULL.
  */
-int scep_next_ca_parse(const unsigned char *der, size_t len,
-		       const struct scep_ca *current, struct scep_ca *out)
+static int next_ca_parse(const unsigned char *der, size_t len,
+			 const struct scep_ca *current, struct scep_ca *out,
+			 X509 **signer)
 {
 	const unsigned char *p = der;
 	CMS_ContentInfo *cms = NULL;
 	BIO *content = NULL;
 	BUF_MEM *bm;
+	STACK_OF(X509) *signers = NULL;
+	X509 *who = NULL;
 	struct scep_ca next = { 0 };
 	int rc = SA_EREPLY;
 
 	memset(out, 0, sizeof(*out));
+	if (signer != NULL)
+		*signer = NULL;
 	if (current == NULL || sk_X509_num(current->certs) == 0)
 		return sa_fail_noossl(SA_EUSAGE,
 			"GetNextCACert needs the current CA certificate to verify the reply");
@@ -213,6 +253,16 @@ int scep_next_ca_parse(const unsigned char *der, size_t len,
 			     "CA/RA certificate; refusing the new CA certificates");
 		goto out;
 	}
+	if (signer != NULL) {
+		signers = CMS_get0_signers(cms);
+		if (sk_X509_num(signers) < 1 || (who = sk_X509_value(signers, 0)) == NULL ||
+		    !X509_up_ref(who)) {
+			who = NULL;
+			rc = sa_fail(SA_EINTERNAL, "cannot tell which certificate signed "
+				     "the GetNextCACert reply");
+			goto out;
+		}
+	}
 	BIO_get_mem_ptr(content, &bm);
 	rc = scep_certs_parse((unsigned char *)bm->data, bm->length, &next.certs);
 	if (rc != SA_OK)
@@ -222,25 +272,40 @@ int scep_next_ca_parse(const unsigned char *der, size_t len,
 		goto out;
 	*out = next;
 	memset(&next, 0, sizeof(next));
+	if (signer != NULL) {
+		*signer = who;
+		who = NULL;
+	}
 out:
+	X509_free(who);
+	sk_X509_free(signers);
 	scep_ca_clear(&next);
 	CMS_ContentInfo_free(cms);
 	BIO_free(content);
 	return rc;
 }
 
+/* The verification and parsing half of GetNextCACert; see scep.h. */
+int scep_next_ca_parse(const unsigned char *der, size_t len,
+		       const struct scep_ca *current, struct scep_ca *out)
+{
+	return next_ca_parse(der, len, current, out, NULL);
+}
+
 /* GetNextCACert; see scep.h. */
 int scep_get_next_ca(scep_client *c, const struct scep_ca *current,
-		     struct scep_ca *out)
+		     struct scep_ca *out, X509 **signer)
 {
 	struct scep_buf b = { 0 };
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if (signer != NULL)
+		*signer = NULL;
 	rc = scep_http_get(c->http, "GetNextCACert", c->opts.ca_ident, &b);
 	if (rc != SA_OK)
 		return rc;
-	rc = scep_next_ca_parse(b.data, b.len, current, out);
+	rc = next_ca_parse(b.data, b.len, current, out, signer);
 	scep_buf_clear(&b);
 	return rc;
 }
@@ -268,7 +333,9 @@ int scep_transact(scep_client *c, const struct scep_ca *ca,
 
 	memset(out, 0, sizeof(*out));
 	out->fail_info = -1;
-	caps = scep_client_caps(c);
+	/* no caps because the server cannot be reached: stop here */
+	if ((rc = scep_client_get_caps(c, &caps)) != SA_OK)
+		goto out;
 	if ((rc = scep_msg_build(c, ca, req, &der, &len, nonce)) != SA_OK)
 		goto out;
 	if (req->transaction_id)

@@ -29,6 +29,7 @@ struct scep_http {
 	long timeout;
 	size_t max_response;
 	long wait_connect;
+	double wait_until;  /* -W deadline: set by the run's first request */
 	long last_status;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -255,12 +256,15 @@ static int xfer_check_stop(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	return sa_intr_caught() != 0;
 }
 
-/* Perform one request on the prepared handle, with the -W retry loop. */
+/*
+ * Perform one request on the prepared handle, with the -W retry loop. -W
+ * is one deadline for the whole run, counted from its first request: a
+ * server that stays down is waited for once, not once per request.
+ */
 static int perform(scep_http *h, const char *url, const char *opname,
 		   struct scep_buf *reply)
 {
 	struct sink s = { .b = reply, .max = h->max_response };
-	double start = now_s();
 	CURLcode cc;
 	char *ct = NULL;
 	long status = 0;
@@ -289,7 +293,11 @@ static int perform(scep_http *h, const char *url, const char *opname,
 	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, h->insecure ? 0L : 1L);
 	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, h->insecure ? 0L : 2L);
 
+	if (h->wait_connect > 0 && h->wait_until == 0)
+		h->wait_until = now_s() + (double)h->wait_connect;
 	for (;;) {
+		double left = 0;
+
 		h->errbuf[0] = '\0';
 		reply->len = 0;
 		s.too_big = 0;
@@ -304,12 +312,15 @@ static int perform(scep_http *h, const char *url, const char *opname,
 				cc = CURLE_COULDNT_CONNECT;
 		}
 		if (cc == CURLE_OK || !connect_error(cc) || h->wait_connect <= 0 ||
-		    now_s() - start >= (double)h->wait_connect)
+		    (left = h->wait_until - now_s()) <= 0)
 			break;
-		sa_verbose("%s: %s; retrying (waiting up to %ld s for connectivity)",
-			   url, h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc),
+		sa_verbose("%s: %s; retrying (waiting %.0f s more for connectivity, "
+			   "-W %ld)", url, h->errbuf[0] ? h->errbuf :
+			   curl_easy_strerror(cc), left < 1 ? 1 : left,
 			   h->wait_connect);
-		if (sa_intr_sleep(attempt < 5 ? 1 : 5) != 0)
+		/* 1 s between the first tries, then 5 s, never past the deadline */
+		if (sa_intr_sleep(attempt < 5 || left <= 1 ? 1 :
+				  left < 5 ? (unsigned)left : 5) != 0)
 			break;
 	}
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -329,6 +340,12 @@ static int perform(scep_http *h, const char *url, const char *opname,
 					      "reachable, and the server behind it?", opname,
 					      h->url, h->proxy,
 					      h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
+		if (connect_error(cc) && h->wait_connect > 0)
+			return sa_fail_noossl(SA_ENET, "%s request to %s failed: %s; no "
+					      "connection within the %ld s of -W: is the "
+					      "server running and the URL (-u) right?",
+					      opname, h->url, h->errbuf[0] ? h->errbuf :
+					      curl_easy_strerror(cc), h->wait_connect);
 		return sa_fail_noossl(SA_ENET, "%s request to %s failed: %s%s", opname,
 				      h->url, h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc),
 				      connect_error(cc) || cc == CURLE_OPERATION_TIMEDOUT ?

@@ -201,16 +201,31 @@ int scep_get_ca(scep_client *c, struct scep_ca *out);
 
 /*
  * GetNextCACert: the reply is SignedData signed by the current CA/RA;
- * verified against current (SA_EREPLY if not). out gets the new chain.
+ * verified against current (SA_EREPLY if not). out gets the new chain;
+ * signer, unless NULL, the certificate (one of current's) that signed the
+ * reply (get1).
  */
 int scep_get_next_ca(scep_client *c, const struct scep_ca *current,
-		     struct scep_ca *out);
+		     struct scep_ca *out, X509 **signer);
 
 /* The verification and parsing half of scep_get_next_ca (for tests). */
 int scep_next_ca_parse(const unsigned char *der, size_t len,
 		       const struct scep_ca *current, struct scep_ca *out);
 
-/* Caps fetched by the client (scep_get_caps called lazily once). */
+/*
+ * The caps, fetched by the client once (scep_get_caps called lazily). A
+ * server that does not support GetCACaps (HTTP 4xx/5xx) gives caps 0 and
+ * SA_OK; any other failure of that fetch (SA_ENET: no connection, a
+ * timeout; SA_EINTR: a stop signal) is returned, with its message, on this
+ * call and every later one, and scep_transact() returns it too: a server
+ * that cannot be reached never means "no capabilities".
+ */
+int scep_client_get_caps(scep_client *c, unsigned *caps);
+
+/*
+ * The same caps as a value: 0 also when the fetch failed (the error is
+ * kept for scep_client_get_caps() and scep_transact()).
+ */
 unsigned scep_client_caps(scep_client *c);
 
 /* ------------------------------------------------------------------ */

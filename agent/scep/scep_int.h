@@ -28,6 +28,8 @@ struct scep_client {
 	scep_http *http;
 	unsigned caps;
 	int caps_fetched;
+	int caps_rc;       /* error of the GetCACaps fetch, SA_OK if none */
+	char *caps_err;    /* its message, owned */
 };
 
 /* Last HTTP status seen by the transport (0 if none). */

@@ -1,6 +1,7 @@
 #!/bin/bash
 # server suite: getcaps, getca (single CA, CA/RA chain, -i, -F display and
-# pinning), getnextca, IPv6, server down.
+# pinning), an sscep.conf naming another engine, getnextca (both forms),
+# IPv6, server down.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 ca_start
@@ -44,6 +45,43 @@ t_file ident.crt "getca -i works"
 t_expect_exit 5 sa getnextca -u "$CA_URL" -c ca.crt -w next.crt
 t_no_file next.crt "getnextca without a next CA writes nothing"
 
+# sscep's sample configuration names the capi engine: operations that need
+# no key go on with one warning; a key that only that engine could give
+# (an engine key id) is a usage error; a key file still works
+mkkey e.key
+mkcsr e.key e.csr "/CN=engine.example"
+cat >engine.conf <<CONF
+[sscep]
+engine = sscep_engine
+URL = $CA_URL
+CACertFile = ./eng-ca.crt
+
+[sscep_engine]
+engine_id = capi
+
+[sscep_engine_capi]
+new_key_location = REQUEST
+storelocation = LOCAL_MACHINE
+
+[sscep_enroll]
+PrivateKeyFile = 0:01
+CertReqFile = ./e.csr
+LocalCertFile = ./e.crt
+CONF
+t_expect_exit 0 sa getca -f engine.conf
+t_file eng-ca.crt "engine capi in the file: getca wrote the CA certificate"
+t_is "$(grep -c 'warning' "$T_ERR")" 1 "engine capi in the file: one warning"
+t_grep 'capi' "$T_ERR" "the warning names the engine"
+t_expect_exit 0 sa getcaps -f engine.conf
+t_expect_exit 4 sa enroll -f engine.conf
+t_grep '0:01.*capi|capi.*0:01' "$T_ERR" "engine key id: the key and the engine are named"
+t_grep 'pkcs11:' "$T_ERR" "engine key id: says what to give instead"
+t_no_file e.crt "engine key id: nothing enrolled"
+t_expect_exit 0 sa enroll -f engine.conf -k e.key
+t_ok "engine capi in the file, key file on the command line: enrolled" cert_has_key e.crt e.key
+t_expect_exit 4 sa getca -f engine.conf -g capi -c eng-ca2.crt
+t_grep '-g' "$T_ERR" "-g capi on the command line: refused, naming -g"
+
 ca_new
 
 # CA/RA chain (NDES style): ca.crt-0, -1, -2
@@ -70,6 +108,26 @@ nextfile=next.crt
 t_ok "getnextca wrote the rollover CA" cmp <(openssl x509 -in "$nextfile" -outform DER) \
 	<(openssl x509 -in "$CA_DIR/next-ca.pem" -outform DER)
 t_grep '"op":"GetNextCACert"' "$CA_LOG" "GetNextCACert was sent"
+
+# getnextca as sscep 0.10 is called: -C the chain (PEM) that verifies the
+# reply, -c where the next CA certificate goes, -w the reply's signer
+cat chain.crt-0 chain.crt-1 chain.crt-2 >chain.pem
+t_expect_exit 0 sa getnextca -u "$CA_URL" -C chain.pem -c sscep-next.crt -w signer.crt -F sha1
+nextfile=sscep-next.crt
+[ -s sscep-next.crt ] || nextfile=sscep-next.crt-0
+t_ok "sscep form: -c received the rollover CA" cmp <(openssl x509 -in "$nextfile" -outform DER) \
+	<(openssl x509 -in "$CA_DIR/next-ca.pem" -outform DER)
+t_ok "sscep form: -w received the RA certificate that signed the reply" \
+	cmp <(openssl x509 -in signer.crt -outform DER) <(openssl x509 -in chain.crt-1 -outform DER)
+t_grep "$(fingerprint "$CA_DIR/next-ca.pem" sha1)" "$T_OUT" "sscep form: -F sha1 fingerprint printed"
+t_expect_exit 0 sa getnextca -u "$CA_URL" -C chain.pem -c sscep-next2.crt
+t_no_file signer.crt.next "sscep form without -w: nothing else written"
+t_file sscep-next2.crt "sscep form without -w: the next CA written"
+t_expect_exit 4 sa getnextca -u "$CA_URL" -C chain.pem
+t_grep '-c' "$T_ERR" "sscep form without -c: asks for the output file"
+t_expect_exit 6 sa getnextca -u "$CA_URL" -C chain.pem -c pinned-next.crt \
+	-F "$(fingerprint "$CA_DIR/ca.pem" | sed 's/^../00/')"
+t_no_file pinned-next.crt "sscep form, -C not matching the pin: nothing written"
 ca_new
 
 # getnextca from a CA without RA: signed by the CA itself
@@ -80,12 +138,18 @@ nextfile=own-next.crt
 [ -s own-next.crt ] || nextfile=own-next.crt-0
 t_ok "getnextca (no RA) wrote the rollover CA" cmp <(openssl x509 -in "$nextfile" -outform DER) \
 	<(openssl x509 -in "$CA_DIR/next-ca.pem" -outform DER)
+t_expect_exit 0 sa getnextca -u "$CA_URL" -C own.crt -c own-sscep.crt -w own-signer.crt
+t_ok "sscep form (no RA): the CA signed the reply" \
+	cmp <(openssl x509 -in own-signer.crt -outform DER) <(openssl x509 -in own.crt -outform DER)
 ca_new
 
 # getnextca reply signed by a CA we do not trust: refused
 ca_start -next-ca
 t_expect_exit 6 sa getnextca -u "$CA_URL" -c ca.crt -w bad-next.crt
 t_no_file bad-next.crt "getnextca signed by another CA: nothing written"
+t_expect_exit 6 sa getnextca -u "$CA_URL" -C ca.crt -c bad-next.crt -w bad-signer.crt
+t_no_file bad-next.crt "sscep form, reply signed by another CA: nothing written"
+t_no_file bad-signer.crt "sscep form, reply signed by another CA: no signer written"
 ca_new
 
 # an issuing CA under a root: GetCACert sends both, the issuing CA is used
@@ -135,5 +199,11 @@ t_expect_exit 5 sa getca -u "http://127.0.0.1:$port/scep" -c down.crt
 t_grep "127.0.0.1:$port" "$T_ERR" "server down: the message names the URL"
 t_no_file down.crt "server down: nothing written"
 t_expect_exit 5 sa getcaps -u "http://127.0.0.1:$port/scep"
+# getnextca: the GetCACaps failure is the error, not "no GetNextCACert"
+t_expect_exit 5 sa getnextca -u "http://127.0.0.1:$port/scep" -c ca.crt -w down-next.crt
+t_grep 'GetCACaps request to .* failed' "$T_ERR" "getnextca, server down: the GetCACaps failure is the error"
+t_ok "getnextca, server down: not taken for a server without GetNextCACert" \
+	sh -c '! grep -q "does not announce" "$1"' sh "$T_ERR"
+t_no_file down-next.crt "getnextca, server down: nothing written"
 
 done_testing

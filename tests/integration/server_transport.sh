@@ -1,6 +1,8 @@
 #!/bin/bash
 # server suite: transport options end to end: an HTTP proxy (-p, sscep's
-# host:port form and a URL), a proxy that is down, the CA on [::1].
+# host:port form and a URL), a proxy that is down, the CA on [::1], the
+# connect timeout (--connect-timeout, ConnectTimeout) against a loopback
+# port that never completes a connection.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 mkkey local.key
@@ -38,5 +40,54 @@ t_like "$CA_URL" '^http://\[::1\]:' "CA listens on [::1]"
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca6.crt
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca6.crt -k local.key -r local.csr -l local6.crt
 t_ok "enrolled over IPv6 loopback" cert_has_key local6.crt local.key
+ca_new
+
+# a port that never completes a connection: a listener with a full accept
+# queue (backlog 0, filled by itself) drops further SYNs, so connecting
+# times out as against a blackholed address; it stops by itself after 60 s
+cat >blackhole.py <<'PY'
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(0)
+port = s.getsockname()[1]
+fill = []
+for _ in range(3):
+    c = socket.socket()
+    c.setblocking(False)
+    try:
+        c.connect(("127.0.0.1", port))
+    except BlockingIOError:
+        pass
+    fill.append(c)
+with open(sys.argv[1], "w") as f:
+    f.write("%d\n" % port)
+time.sleep(60)
+PY
+python3 blackhole.py bh.port &
+BH_PID=$!
+T_PIDS="$T_PIDS $BH_PID"
+i=0
+while [ ! -s bh.port ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+bh_url=http://127.0.0.1:$(cat bh.port)/scep
+start=$(date +%s)
+t_expect_exit 5 sa getca -u "$bh_url" -c bh.crt --connect-timeout 2
+took=$(( $(date +%s) - start ))
+t_between "$took" 1 10 "--connect-timeout 2: gave up after about 2 s, not 30 (took $took s)"
+t_grep 'GetCACert request to .* failed.*(Timeout|timed out)' "$T_ERR" "--connect-timeout: a timeout, named"
+t_no_file bh.crt "--connect-timeout: nothing written"
+printf '[sscep]\nURL = %s\nConnectTimeout = 2\n' "$bh_url" >ct.conf
+start=$(date +%s)
+t_expect_exit 5 sa getca -f ct.conf -c bh.crt
+took=$(( $(date +%s) - start ))
+t_between "$took" 1 10 "ConnectTimeout = 2: gave up after about 2 s (took $took s)"
+# with -W, a connect that times out is tried again until the -W deadline
+start=$(date +%s)
+t_expect_exit 5 sa getca -u "$bh_url" -c bh.crt --connect-timeout 1 -W 4 -v
+took=$(( $(date +%s) - start ))
+t_between "$took" 3 12 "-W 4 --connect-timeout 1: retried until the deadline (took $took s)"
+t_grep 'retrying' "$T_ERR" "-W: connect timeouts are retried"
+kill "$BH_PID" 2>/dev/null
+wait "$BH_PID" 2>/dev/null
 
 done_testing

@@ -93,6 +93,40 @@ static void test_letters(void)
 	is_int(parse(&o, &help, "enroll", "-g", "capi", NULL), SA_EUSAGE,
 	       "engines other than pkcs11 are refused");
 	agent_opts_free(&o);
+	is_int(parse(&o, &help, "getca", "-g", "capi", NULL), SA_EUSAGE,
+	       "-g capi on the command line is refused even for getca");
+	agent_opts_free(&o);
+
+	/* --connect-timeout: whole seconds, 1 or more */
+	rc = parse(&o, &help, "getca", "--connect-timeout", "7", "--timeout",
+		   "20", NULL);
+	is_int(rc, 0, "--connect-timeout 7");
+	is_int(o.s.connect_timeout, 7, "connect timeout stored");
+	is_int(o.s.timeout, 20, "beside --timeout");
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "getca", NULL);
+	is_int(o.s.connect_timeout, -1, "no --connect-timeout: unset (30 s)");
+	agent_opts_free(&o);
+	is_int(parse(&o, &help, "getca", "--connect-timeout", "0", NULL),
+	       SA_EUSAGE, "--connect-timeout 0 refused");
+	ok(strstr(sa_errmsg(), "--connect-timeout") != NULL, "message: %s",
+	   sa_errmsg());
+	agent_opts_free(&o);
+	is_int(parse(&o, &help, "getca", "--connect-timeout", "-3", NULL),
+	       SA_EUSAGE, "--connect-timeout -3 refused");
+	agent_opts_free(&o);
+	is_int(parse(&o, &help, "getca", "--connect-timeout", "3s", NULL),
+	       SA_EUSAGE, "--connect-timeout 3s refused");
+	agent_opts_free(&o);
+
+	/* getnextca in sscep's form: -C chain, -c output, -w signer */
+	rc = parse(&o, &help, "getnextca", "-C", "chain.pem", "-c", "next.crt",
+		   "-w", "signer.crt", NULL);
+	is_int(rc, 0, "getnextca -C -c -w");
+	is_str(o.s.ca_chain_file, "chain.pem", "-C is the verifying chain");
+	is_str(o.s.ca_cert_file, "next.crt", "-c kept as given");
+	is_str(o.s.out_file, "signer.crt", "-w kept as given");
+	agent_opts_free(&o);
 	rc = parse(&o, &help, "list-objects", "pkcs11:token=t1", NULL);
 	is_str(o.arg, "pkcs11:token=t1", "list-objects takes a URI argument");
 	agent_opts_free(&o);
@@ -140,10 +174,110 @@ static void test_conf_under_cli(void)
 	unlink(path);
 }
 
+static char *conf_file(const char *text)
+{
+	static char path[64];
+	FILE *fp;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/test_conf_options.XXXXXX");
+	fd = mkstemp(path);
+	fp = fdopen(fd, "w");
+	fputs(text, fp);
+	fclose(fp);
+	return path;
+}
+
+/* ConnectTimeout in the file, --connect-timeout over it */
+static void test_connect_timeout(void)
+{
+	struct agent_opts o;
+	char *path;
+	int help, rc;
+
+	path = conf_file("[sscep]\nTimeout = 50\nConnectTimeout = 12\n");
+	rc = parse(&o, &help, "getca", "-f", path, NULL);
+	is_int(rc, 0, "ConnectTimeout in the file");
+	is_int(o.s.connect_timeout, 12, "ConnectTimeout read");
+	is_int(o.s.timeout, 50, "Timeout read");
+	is_int(o.s.warnings, 0, "ConnectTimeout is a known key");
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "getca", "-f", path, "--connect-timeout", "4", NULL);
+	is_int(o.s.connect_timeout, 4, "--connect-timeout overrides ConnectTimeout");
+	agent_opts_free(&o);
+	unlink(path);
+
+	path = conf_file("[sscep]\nConnectTimeout = 0\n");
+	is_int(parse(&o, &help, "getca", "-f", path, NULL), SA_EUSAGE,
+	       "ConnectTimeout = 0 refused");
+	ok(strstr(sa_errmsg(), "ConnectTimeout") != NULL, "message: %s", sa_errmsg());
+	agent_opts_free(&o);
+	unlink(path);
+	path = conf_file("[sscep]\nConnectTimeout = -2\n");
+	is_int(parse(&o, &help, "getca", "-f", path, NULL), SA_EUSAGE,
+	       "ConnectTimeout = -2 refused");
+	agent_opts_free(&o);
+	unlink(path);
+}
+
+/*
+ * sscep's sample configuration names the capi engine: a warning, and only
+ * a key that would have to come from that engine is an error.
+ */
+static void test_foreign_engine(void)
+{
+	struct agent_opts o;
+	char *path, keyfile[] = "/tmp/test_conf_options.key.XXXXXX";
+	int help, rc, fd;
+
+	fd = mkstemp(keyfile);
+	close(fd);
+	path = conf_file("[sscep]\nengine = sscep_engine\nURL = http://x/scep\n"
+			 "[sscep_engine]\nengine_id = capi\n"
+			 "[sscep_engine_capi]\nnew_key_location = REQUEST\n"
+			 "[sscep_enroll]\nPrivateKeyFile = 0:01\n");
+	rc = parse(&o, &help, "getca", "-f", path, "-c", "ca.crt", NULL);
+	is_int(rc, 0, "getca with engine_id = capi in the file goes on");
+	is_int(o.s.warnings, 1, "with one warning");
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "getcaps", "-f", path, NULL);
+	is_int(rc, 0, "getcaps too");
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "enroll", "-f", path, NULL);
+	is_int(rc, SA_EUSAGE, "enroll with the engine key id 0:01: refused");
+	ok(strstr(sa_errmsg(), "0:01") && strstr(sa_errmsg(), "capi") &&
+	   strstr(sa_errmsg(), "pkcs11:"), "message: %s", sa_errmsg());
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "enroll", "-f", path, "-k", keyfile, NULL);
+	is_int(rc, 0, "enroll with a key file: goes on");
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "enroll", "-f", path, "-k",
+		   "pkcs11:token=t;object=k", NULL);
+	is_int(rc, 0, "enroll with a pkcs11: URI: goes on");
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "enroll", "-f", path, "-k", keyfile, "-K", "0:02",
+		   "-O", "old.crt", NULL);
+	is_int(rc, SA_EUSAGE, "an old key that is an engine key id: refused");
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "getcert", "-f", path, "-k", "0:03", NULL);
+	is_int(rc, SA_EUSAGE, "getcert signing key that is an engine key id: refused");
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "enroll", "-f", path, "-g", "pkcs11", NULL);
+	is_int(rc, 0, "-g pkcs11 overrides the file's engine");
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "getca", "-f", path, "-g", "capi", NULL);
+	is_int(rc, SA_EUSAGE, "-g capi on the command line: refused");
+	agent_opts_free(&o);
+	unlink(path);
+	unlink(keyfile);
+}
+
 int main(void)
 {
 	sa_log_init("test_conf_options", SA_LOG_ERR, 0);
 	test_letters();
 	test_conf_under_cli();
+	test_connect_timeout();
+	test_foreign_engine();
 	return tap_done();
 }

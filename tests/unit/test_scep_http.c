@@ -2,14 +2,16 @@
  * test_scep_http.c - the transport and the client round trips against a
  * tiny HTTP server in a thread of this test (127.0.0.1, ephemeral port):
  * GET escaping on the wire, POST headers, HTTP errors, HTML pages, the
- * size cap, timeouts, connection reuse, -W, and scep_enroll's polling
- * limits with a fake CA that answers PENDING.
+ * size cap, timeouts, connection reuse, -W (one deadline per run), a
+ * GetCACaps that fails for want of a connection (an error, not "no caps"),
+ * and scep_enroll's polling limits with a fake CA that answers PENDING.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +21,7 @@
 #include "tap.h"
 #include "scep.h"
 #include "sa_err.h"
+#include "sa_intr.h"
 #include "sa_log.h"
 #include "test_scep_util.h"
 
@@ -26,7 +29,7 @@
 
 enum mode {
 	M_CAPS, M_CAPS_404, M_HTML_200, M_HTML_500, M_BIG, M_SILENT, M_CA, M_FAKE_CA,
-	M_GARBAGE_CA,
+	M_GARBAGE_CA, M_CAPS_DROP,
 };
 
 static struct {
@@ -170,6 +173,13 @@ static void handle(int fd, const char *line, const char *ctype,
 	const char *caps = "POSTPKIOperation\nSHA-256\nAES\n";
 	int mode = srv.mode;
 
+	if (strstr(line, "GetCACaps") && mode == M_CAPS_DROP) {
+		/* the connection breaks: no HTTP status at all */
+		shutdown(fd, SHUT_RDWR);
+		return;
+	}
+	if (mode == M_CAPS_DROP)
+		mode = M_FAKE_CA;
 	if (strstr(line, "GetCACert") && (mode == M_CA || mode == M_FAKE_CA)) {
 		reply(fd, 200, "application/x-x509-ca-cert", ca_der, (size_t)ca_der_len);
 		return;
@@ -416,6 +426,52 @@ static void test_client(void)
 	scep_client_free(c);
 }
 
+/*
+ * GetCACaps that fails for want of a connection is an error that the
+ * request needing the caps returns: no silent GET + 3DES + SHA-1.
+ */
+static void test_caps_outage(void)
+{
+	struct scep_client_opts o = { .http.url = url };
+	struct scep_request req = { .type = SCEP_MSG_PKCSREQ, .csr = cli_csr,
+				    .signer_key = cli_key, .signer_cert = cli_cert };
+	scep_client *c = NULL;
+	struct scep_ca ca = { 0 };
+	struct scep_reply r;
+	unsigned caps = 99;
+	int rc;
+
+	srv.mode = M_CA;
+	scep_client_new(&o, &c);
+	is_int(scep_get_ca(c, &ca), SA_OK, "GetCACert");
+	srv.mode = M_CAPS_DROP;
+	srv.last_msg_type = 0;
+	srv.pending_left = 0;
+	rc = scep_transact(c, &ca, &req, &r);
+	is_int(rc, SA_ENET, "GetCACaps without a reply: the transaction fails");
+	ok(strstr(sa_errmsg(), "GetCACaps") != NULL, "the message names GetCACaps: %s",
+	   sa_errmsg());
+	is_int(srv.last_msg_type, 0, "no PKIOperation was sent with guessed caps");
+	ok(strstr(srv.last_line, "GetCACaps") != NULL, "the last request was GetCACaps");
+	if (rc == SA_OK)
+		scep_reply_clear(&r);
+	is_int(scep_client_get_caps(c, &caps), SA_ENET, "the caps error is kept");
+	is_int(caps, 0, "no caps with it");
+	is_int(scep_client_caps(c), 0, "scep_client_caps: 0");
+	is_int(scep_transact(c, &ca, &req, &r), SA_ENET, "a second transaction fails too");
+	is_int(srv.last_msg_type, 0, "still no PKIOperation");
+	scep_client_free(c);
+
+	/* the caps error is not forever: a fresh client against a CA that works */
+	srv.mode = M_FAKE_CA;
+	scep_client_new(&o, &c);
+	is_int(scep_transact(c, &ca, &req, &r), SA_OK, "with GetCACaps answered: SUCCESS");
+	is_int(srv.last_msg_type, SCEP_MSG_PKCSREQ, "PKCSReq sent");
+	scep_reply_clear(&r);
+	scep_ca_clear(&ca);
+	scep_client_free(c);
+}
+
 static int pending_calls;
 static unsigned slept;
 static unsigned fake_sleep(unsigned s)
@@ -559,6 +615,44 @@ static void test_wait(pthread_t first)
 	srv.stop = 1;
 	pthread_join(t, NULL);
 	close(srv.lfd);
+
+	/* -W is one deadline for the run, not one per request */
+	o.wait_connect = 2;
+	scep_http_new(&o, &h);
+	t0 = time(NULL);
+	is_int(scep_http_get(h, "GetCACaps", NULL, &b), SA_ENET, "-W 2, server down: gives up");
+	ok(time(NULL) - t0 >= 1, "after waiting (%ld s)", (long)(time(NULL) - t0));
+	ok(strstr(sa_errmsg(), "-W") != NULL, "the message says -W was waited for: %s",
+	   sa_errmsg());
+	t0 = time(NULL);
+	is_int(scep_http_get(h, "PKIOperation", "x", &b), SA_ENET, "next request fails too");
+	ok(time(NULL) - t0 <= 1, "at once: the -W wait is not run again (%ld s)",
+	   (long)(time(NULL) - t0));
+	scep_http_free(h);
+}
+
+/* A stop signal during GetCACaps stops the transaction there. */
+static void test_caps_stopped(void)
+{
+	struct scep_client_opts o = { .http.url = url };
+	struct scep_request req = { .type = SCEP_MSG_PKCSREQ, .csr = cli_csr,
+				    .signer_key = cli_key, .signer_cert = cli_cert };
+	struct scep_ca ca = { 0 };
+	struct scep_reply r;
+	scep_client *c = NULL;
+
+	ca.certs = sk_X509_new_null();
+	X509_up_ref(ca_cert);
+	sk_X509_push(ca.certs, ca_cert);
+	scep_ca_select(&ca, NULL, NULL);
+	sa_intr_install();
+	raise(SIGTERM);
+	scep_client_new(&o, &c);
+	is_int(scep_transact(c, &ca, &req, &r), SA_EINTR, "SIGTERM: SA_EINTR, not swallowed");
+	ok(strstr(sa_errmsg(), "GetCACaps") && strstr(sa_errmsg(), "SIGTERM"),
+	   "the message names GetCACaps and the signal: %s", sa_errmsg());
+	scep_client_free(c);
+	scep_ca_clear(&ca);
 }
 
 int main(void)
@@ -585,8 +679,10 @@ int main(void)
 
 	test_transport();
 	test_client();
+	test_caps_outage();
 	test_enroll();
 	test_wait(t);
+	test_caps_stopped(); /* last: the stop request stays */
 
 	OPENSSL_free(ca_der);
 	X509_free(ca_cert);
