@@ -158,8 +158,17 @@ t_ok "EC: issued by the CA" ca_verify ca.crt ec1.crt
 want=$(openssl x509 -in ec1.crt -noout -pubkey | openssl pkey -pubin -outform DER |
 	tail -c 65 | openssl sha1 -r | cut -d' ' -f1)
 objs=$(tool -l --pin 1234 -O)
-kid=$(printf '%s\n' "$objs" | sed -n '/^Private Key Object; EC/,/^[A-Z]/{/label: *ec1$/,/ID:/s/^ *ID: *//p}' | head -1)
-cid=$(printf '%s\n' "$objs" | sed -n '/^Certificate Object/,/^[A-Z]/{/label: *ec1$/,/ID:/s/^ *ID: *//p}' | head -1)
+# obj_id TYPE-PREFIX LABEL: the ID of the object of that type and label in
+# pkcs11-tool's listing (each object starts at a line without indent; a sed
+# range missed an object listed right after another of its type)
+obj_id() {
+	printf '%s\n' "$objs" | awk -v t="$1" -v l="$2" '
+		/^[A-Z]/ { inobj = index($0, t) == 1; hit = 0 }
+		inobj && $1 == "label:" && $2 == l { hit = 1 }
+		inobj && hit && $1 == "ID:" { print $2; exit }'
+}
+kid=$(obj_id "Private Key Object; EC" ec1)
+cid=$(obj_id "Certificate Object" ec1)
 t_is "$kid" "$want" "EC: the certificate holds the token key (CKA_ID = SHA-1 of its point)"
 t_like "$cid" '^[0-9a-f]{40}$' "EC: the certificate object is in the token"
 t_is "$cid" "$kid" "EC: the certificate is stored in the token next to the EC key"
