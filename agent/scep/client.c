@@ -117,8 +117,13 @@ int scep_get_caps(scep_client *c, unsigned *caps)
 	if (rc != SA_OK) {
 		long st = scep_http_last_status(c->http);
 
-		/* a server without GetCACaps is legal: no caps */
-		if (rc == SA_ENET && st >= 400 && st < 600) {
+		/*
+		 * A server without GetCACaps is legal: no caps. A gateway or
+		 * an unavailable service (502, 503, 504) says nothing about
+		 * the CA: that is an outage, not a missing operation.
+		 */
+		if (rc == SA_ENET && st >= 400 && st < 600 && st != 502 &&
+		    st != 503 && st != 504) {
 			sa_verbose("GetCACaps: HTTP %ld; assuming no capabilities", st);
 			c->caps = 0;
 			c->caps_fetched = 1;

@@ -71,6 +71,7 @@ func main() {
 		getcaType  = flag.String("getca-type", "", "GetCACert: send this Content-Type instead of the right one")
 		getcertOth = flag.Bool("getcert-other", false, "GetCert: answer with the CA certificate instead of the one asked for")
 		proxy      = flag.Bool("proxy", false, "be a plain-HTTP forward proxy to loopback addresses instead of a CA")
+		capsStatus = flag.Int("caps-status", 0, "answer GetCACaps with this HTTP error status (404: a server without GetCACaps; 503: an outage)")
 		delay      = flag.Int("delay", 0, "hold every PKIOperation reply back SECS seconds (logged with \"delay\" first)")
 		lifetime   = flag.Int("lifetime", 0, "exit after SECS seconds (a safety net for killed tests; 0: never)")
 	)
@@ -85,7 +86,7 @@ func main() {
 		wrongNonce: *wrongNonce, wrongTid: *wrongTid, wrongType: *wrongType,
 		html: *html, htmlStatus: *htmlStatus,
 		getcaP7: *getcaP7, getcaPEM: *getcaPEM, getcaType: *getcaType,
-		getcertOther: *getcertOth, delay: *delay,
+		getcertOther: *getcertOth, delay: *delay, capsStatus: *capsStatus,
 	}
 	if *failName != "" {
 		code, ok := failInfoCodes[*failName]

@@ -42,6 +42,7 @@ type config struct {
 	getcaType        string
 	getcertOther     bool
 	delay            int // seconds to hold each CertRep back (-delay)
+	capsStatus       int // GetCACaps answers this HTTP error status (-caps-status)
 }
 
 type pendingReq struct {
@@ -138,6 +139,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch op {
 	case "GetCACaps":
+		if s.cfg.capsStatus != 0 {
+			fail(s.cfg.capsStatus, fmt.Errorf("GetCACaps: -caps-status %d", s.cfg.capsStatus))
+			return
+		}
 		reply("text/plain", []byte(s.cfg.caps))
 	case "GetCACert":
 		data, ct, err := s.caCertReply()
