@@ -292,6 +292,20 @@ int op_mkrequest(const struct agent_opts *o, int *result)
 	rc = files_write_csr(o->s.cert_req_file, req);
 	if (rc < 0)
 		goto out;
+	if (k.generated && k.tok != NULL && k.replace) {
+		/*
+		 * --overwrite: no certificate will arrive in this run to wait
+		 * for, so the new key takes the label now (the old key and
+		 * its certificate go); the request names the new key.
+		 */
+		char *uri = NULL;
+
+		rc = p11_key_commit(k.tok, k.key, k.label, &uri);
+		if (rc < 0)
+			goto out;
+		free(k.uri);
+		k.uri = uri;
+	}
 	if (k.uri != NULL)
 		agent_out("key in the token: %s", k.uri);
 	else if (k.generated && k.tok == NULL)

@@ -60,4 +60,18 @@ t_expect_exit 9 sa mkrequest --module "$MOD" --pin-file pin -k 'pkcs11:token=t2;
 	--subject /CN=mk1 -r "$T_WORK/nodir/again.csr"
 t_is "$(count privkey mk1)" 1 "-k with an unwritable -r: the existing key stays"
 
+# --overwrite: mkrequest has no certificate to wait for, so the new key
+# takes the label at once; no provisional LABEL~new pair is left behind
+old_pub=$(openssl req -in mk1.csr -noout -pubkey)
+t_expect_exit 0 mk --subject /CN=mk1 -r mk1b.csr --overwrite
+t_is "$(count privkey mk1) $(count pubkey mk1)" "1 1" "--overwrite: one key pair labelled mk1"
+t_is "$(count privkey 'mk1~new') $(count pubkey 'mk1~new')" "0 0" "--overwrite: nothing left as mk1~new"
+t_grep 'object=mk1;' "$T_OUT" "--overwrite: the URI printed names the label mk1"
+t_ok "--overwrite: the request is for a new key" \
+	test "$(openssl req -in mk1b.csr -noout -pubkey)" != "$old_pub"
+t_expect_exit 0 sa mkrequest --module "$MOD" --pin-file pin -k 'pkcs11:token=t2;object=mk1' \
+	--subject /CN=mk1 -r mk1c.csr
+t_is "$(openssl req -in mk1c.csr -noout -pubkey)" "$(openssl req -in mk1b.csr -noout -pubkey)" \
+	"--overwrite: -k with the label now finds the new key"
+
 done_testing
