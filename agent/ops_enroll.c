@@ -313,6 +313,10 @@ int op_enroll(const struct agent_opts *o, int *result)
 		if (rc < 0)
 			goto out;
 	}
+	/* a bad subject or extension is found before a key is generated */
+	if (s->new_key != NULL && s->resume != 1 &&
+	    (rc = agent_csr_check(o)) < 0)
+		goto out;
 	rc = agent_key_obtain(o, kl, 0, &k);
 	if (rc < 0)
 		goto out;

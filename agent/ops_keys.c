@@ -221,6 +221,16 @@ static int csr_precheck(const struct csr_params *p)
 	return rc;
 }
 
+int agent_csr_check(const struct agent_opts *o)
+{
+	struct csr_params p;
+
+	if (o->s.subject == NULL)
+		return 0;
+	csr_params_fill(o, NULL, &p);
+	return csr_precheck(&p);
+}
+
 /*
  * mkrequest failed after it generated k: remove that key (token objects,
  * or the key file written in this run; k->generated is never set for a

@@ -37,4 +37,11 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 /* The CSR for key from --subject, --san, challenge, template, KU, EKU. */
 int agent_csr_make(const struct agent_opts *o, EVP_PKEY *key, X509_REQ **out);
 
+/*
+ * Before a key is generated: do --subject, --san, the template, KU and
+ * EKU make a request? (Built once with a throwaway software key; the
+ * challenge is not read here.) 0 when no --subject is given.
+ */
+int agent_csr_check(const struct agent_opts *o);
+
 #endif

@@ -1,5 +1,5 @@
 #!/bin/bash
-# softhsm suite: mkrequest --new-key leaves nothing behind when the request
+# softhsm suite: mkrequest (and enroll) --new-key leaves nothing behind when the request
 # cannot be made. Inputs that can be checked first (subject, subjectAltNames,
 # the challenge source) are checked before a key is generated; a failure
 # after the key was generated (the request file cannot be written, a bad
@@ -73,5 +73,17 @@ t_expect_exit 0 sa mkrequest --module "$MOD" --pin-file pin -k 'pkcs11:token=t2;
 	--subject /CN=mk1 -r mk1c.csr
 t_is "$(openssl req -in mk1c.csr -noout -pubkey)" "$(openssl req -in mk1b.csr -noout -pubkey)" \
 	"--overwrite: -k with the label now finds the new key"
+
+# enroll --new-key checks the subject before generating the key, too
+ca_start
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
+t_expect_exit 4 sa enroll -u "$CA_URL" -c ca.crt --module "$MOD" --pin-file pin \
+	--new-key 'pkcs11:token=t2;object=en1' --subject 'CN=nolead' -l en1.crt
+t_grep 'subject' "$T_ERR" "enroll, bad subject: says so"
+t_ok "enroll, bad subject: no key was generated at all" \
+	sh -c '! grep -q -i generat "$1"' sh "$T_ERR"
+t_is "$(count privkey en1) $(count pubkey en1)" "0 0" "enroll, bad subject: nothing in the token"
+t_is "$(grep -c PKIOperation "$CA_LOG")" 0 "enroll, bad subject: nothing sent"
+ca_stop
 
 done_testing
