@@ -101,20 +101,9 @@ ca_stop
 
 # 4. Ctrl-C at the challenge password prompt: exit 130, nothing written
 #    (it used to be swallowed, leaving the prompt waiting)
-cat >run_int.sh <<EOF
-echo \$\$ >"$T_WORK/int.pid"
-exec ${SCEP_AGENT_WRAP:-} $SCEP_AGENT mkrequest -k new.key --key-type rsa:2048 \\
+pty_interrupt int.log 'challenge' mkrequest -k new.key --key-type rsa:2048 \
 	--subject /CN=int --challenge-prompt -r int.csr
-EOF
-(
-	for _ in $(seq 600); do
-		grep -q -i 'challenge' int.log 2>/dev/null && break
-		sleep 0.1
-	done
-	kill -INT "$(cat "$T_WORK/int.pid")"
-	sleep 3
-) | script -qfec "sh $T_WORK/run_int.sh" int.log >/dev/null 2>&1
-t_is "${PIPESTATUS[1]}" 130 "SIGINT at the challenge prompt: exit 130"
+t_is "$PTY_RC" 130 "SIGINT at the challenge prompt: exit 130"
 t_grep 'stopped by SIGINT' int.log "says the entry was stopped"
 t_no_file int.csr "no request written"
 

@@ -206,20 +206,9 @@ t_ok "the PIN from the terminal logged in" openssl req -in tty.csr -noout -verif
 
 # --- Ctrl-C at the PIN prompt stops the run (exit 128+2) with the terminal
 #     restored; it used to be swallowed, leaving the prompt waiting
-cat >run_int.sh <<EOF
-echo \$\$ >"$T_WORK/int.pid"
-exec ${SCEP_AGENT_WRAP:-} $SCEP_AGENT mkrequest --module $MOD \\
+pty_interrupt int.log 'User PIN' mkrequest --module "$MOD" \
 	-k 'pkcs11:token=t2;object=same' --subject /CN=int -r int.csr
-EOF
-(
-	for _ in $(seq 300); do
-		grep -q 'User PIN' int.log 2>/dev/null && break
-		sleep 0.1
-	done
-	kill -INT "$(cat "$T_WORK/int.pid")"
-	sleep 3
-) | script -qfec "sh $T_WORK/run_int.sh" int.log >/dev/null 2>&1
-t_is "${PIPESTATUS[1]}" 130 "SIGINT at the PIN prompt: exit 130"
+t_is "$PTY_RC" 130 "SIGINT at the PIN prompt: exit 130"
 t_grep "PIN entry for token 't2' stopped by SIGINT" int.log "says the PIN entry was stopped"
 t_no_file int.csr "no request written"
 

@@ -44,6 +44,31 @@ trap t_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# pty_interrupt LOG PATTERN ARGS...: run scep-agent ARGS on a terminal (a
+# pty from script(1); under SCEP_AGENT_WRAP too), its output in LOG; once
+# LOG shows PATTERN (a prompt), send it SIGINT, as Ctrl-C does. Sets
+# PTY_RC to its exit code.
+pty_interrupt() {
+	_log=$1 _pat=$2
+	shift 2
+	{
+		echo 'echo $$ >"$PTY_PIDFILE"'
+		printf 'exec %s' "${SCEP_AGENT_WRAP:-} $SCEP_AGENT"
+		printf ' %q' "$@"
+		echo
+	} >"$T_WORK/pty_run.sh"
+	rm -f "$T_WORK/pty.pid"
+	(
+		for _ in $(seq 600); do
+			grep -q -e "$_pat" "$_log" 2>/dev/null && break
+			sleep 0.1
+		done
+		kill -INT "$(cat "$T_WORK/pty.pid")"
+		sleep 3
+	) | PTY_PIDFILE=$T_WORK/pty.pid script -qfec "bash $T_WORK/pty_run.sh" "$_log" >/dev/null 2>&1
+	PTY_RC=${PIPESTATUS[1]}
+}
+
 # --- TAP -------------------------------------------------------------------
 
 diag() {
