@@ -323,7 +323,10 @@ int op_enroll(const struct agent_opts *o, int *result)
 	rc = get_csr(o, &k, &csr);
 	if (rc < 0)
 		goto out;
-	caps = scep_client_caps(c);
+	/* a server that cannot be reached fails here, before anything is sent */
+	rc = scep_client_get_caps(c, &caps);
+	if (rc < 0)
+		goto out;
 	req.csr = csr;
 	if (renew) {
 		req.signer_key = old_key;

@@ -144,7 +144,7 @@ int scep_get_caps(scep_client *c, unsigned *caps)
 
 /*
  * Fetch the caps once. A GetCACaps the server does not support (HTTP
- * 4xx/5xx) is "no capabilities"; any other failure (no connection, a stop
+ * 4xx/5xx but 502-504) is "no capabilities"; any other failure (no connection, a stop
  * signal, ...) is kept with its message, so that the request that needed
  * the caps fails with it instead of going on with the weakest choices.
  */

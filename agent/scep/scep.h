@@ -214,8 +214,8 @@ int scep_next_ca_parse(const unsigned char *der, size_t len,
 
 /*
  * The caps, fetched by the client once (scep_get_caps called lazily). A
- * server that does not support GetCACaps (HTTP 4xx/5xx) gives caps 0 and
- * SA_OK; any other failure of that fetch (SA_ENET: no connection, a
+ * server that does not support GetCACaps (HTTP 4xx/5xx, except 502, 503
+ * and 504, which are outages) gives caps 0 and SA_OK; any other failure of that fetch (SA_ENET: no connection, a
  * timeout; SA_EINTR: a stop signal) is returned, with its message, on this
  * call and every later one, and scep_transact() returns it too: a server
  * that cannot be reached never means "no capabilities".

@@ -84,6 +84,16 @@ t_ok "enroll, bad subject: no key was generated at all" \
 	sh -c '! grep -q -i generat "$1"' sh "$T_ERR"
 t_is "$(count privkey en1) $(count pubkey en1)" "0 0" "enroll, bad subject: nothing in the token"
 t_is "$(grep -c PKIOperation "$CA_LOG")" 0 "enroll, bad subject: nothing sent"
+
+# a CA that cannot be reached (GetCACaps: 503) fails before the request goes
+# out, so the key generated for it is removed, not kept for a -R that
+# could never find the request
+ca_restart -caps-status 503
+t_expect_exit 5 sa enroll -u "$CA_URL" -c ca.crt --module "$MOD" --pin-file pin \
+	--new-key 'pkcs11:token=t2;object=en2' --subject /CN=en2 -l en2.crt
+t_grep 'GetCACaps' "$T_ERR" "CA unavailable: the GetCACaps failure is the error"
+t_grep 'not sent' "$T_ERR" "CA unavailable: says the request was not sent"
+t_is "$(count privkey en2) $(count pubkey en2)" "0 0" "CA unavailable: the new key was removed"
 ca_stop
 
 done_testing
