@@ -305,6 +305,18 @@ int op_enroll(const struct agent_opts *o, int *result)
 				    "LocalCertFile) to write the certificate");
 		goto out;
 	}
+	/* a bad subject or extension is found before a key is generated */
+	if (s->new_key != NULL && s->resume != 1 &&
+	    (rc = agent_csr_check(o)) < 0)
+		goto out;
+	/*
+	 * The CA's capabilities, before any token is touched: a server that
+	 * cannot be reached fails here, before a key is generated or a
+	 * request sent.
+	 */
+	rc = scep_client_get_caps(c, &caps);
+	if (rc < 0)
+		goto out;
 	rc = keyload_new(&o->p11, &kl);
 	if (rc < 0)
 		goto out;
@@ -313,18 +325,10 @@ int op_enroll(const struct agent_opts *o, int *result)
 		if (rc < 0)
 			goto out;
 	}
-	/* a bad subject or extension is found before a key is generated */
-	if (s->new_key != NULL && s->resume != 1 &&
-	    (rc = agent_csr_check(o)) < 0)
-		goto out;
 	rc = agent_key_obtain(o, kl, 0, &k);
 	if (rc < 0)
 		goto out;
 	rc = get_csr(o, &k, &csr);
-	if (rc < 0)
-		goto out;
-	/* a server that cannot be reached fails here, before anything is sent */
-	rc = scep_client_get_caps(c, &caps);
 	if (rc < 0)
 		goto out;
 	req.csr = csr;

@@ -310,6 +310,12 @@ int op_mkrequest(const struct agent_opts *o, int *result)
 		 */
 		char *uri = NULL;
 
+		/*
+		 * From here the new key is never removed again: once it has
+		 * the label, a failed deletion of an old object must not take
+		 * the new key with it (p11_key_commit says what is left).
+		 */
+		k.generated = 0;
 		rc = p11_key_commit(k.tok, k.key, k.label, &uri);
 		if (rc < 0)
 			goto out;

@@ -349,7 +349,8 @@ static int derive(struct agent_opts *o, int engine_from_cli)
 					      "or no -g)", s->engine_id);
 		/* from the file: warned about there; only its keys fail */
 		rc = 0;
-		if (o->op == OP_ENROLL && s->new_key == NULL)
+		if ((o->op == OP_ENROLL || o->op == OP_MKREQUEST) &&
+		    s->new_key == NULL)
 			rc = foreign_engine_key(o, s->private_key,
 						"the private key (-k, PrivateKeyFile)");
 		if (rc == 0 && o->op == OP_ENROLL)

@@ -41,6 +41,7 @@ struct conf_file {
 	char *path;
 	struct conf_entry *e;
 	size_t n;
+	size_t expanded; /* bytes that $variables expanded to, in all */
 };
 
 /*

@@ -65,6 +65,8 @@ struct vbuf {
 };
 
 #define CONF_MAX_VALUE (64 * 1024) /* as OpenSSL's NCONF */
+/* all expansions of one file: $a$a doubling cannot eat the memory */
+#define CONF_MAX_EXPANDED (4 * 1024 * 1024)
 
 static int vb_put(struct vbuf *b, const char *s, size_t len)
 {
@@ -187,16 +189,28 @@ static int expand_var(struct conf_file *cf, const char *cur,
 		name[l1] = '\0';
 	}
 	v = var_value(cf, cur, n2 != NULL ? sec : NULL, name);
+	/*
+	 * The name stays out of the message unless it is an environment
+	 * variable: a '$' inside an unquoted PIN would otherwise print the
+	 * rest of the PIN.
+	 */
+	if (v == NULL && n2 != NULL && strcmp(sec, "ENV") == 0)
+		return sa_fail(SA_EUSAGE, "%s:%d: the environment variable %s "
+			       "is not set", path, line, name);
 	if (v == NULL)
-		return sa_fail(SA_EUSAGE, "%s:%d: variable %s%s%s has no value "
-			       "(it must be set on a line above%s)", path, line,
-			       n2 != NULL ? sec : "", n2 != NULL ? "::" : "", name,
-			       n2 != NULL && strcmp(sec, "ENV") == 0 ?
-			       ", or in the environment" : "");
+		return sa_fail(SA_EUSAGE, "%s:%d: a '$' starts a variable "
+			       "reference, and that variable has no value (it "
+			       "must be set on a line above); quote the value "
+			       "or write \\$ for a dollar sign", path, line);
 	if (out->n + strlen(v) > CONF_MAX_VALUE)
 		return sa_fail(SA_EUSAGE, "%s:%d: value longer than %d bytes "
 			       "after variable expansion", path, line,
 			       CONF_MAX_VALUE);
+	cf->expanded += strlen(v);
+	if (cf->expanded > CONF_MAX_EXPANDED)
+		return sa_fail(SA_EUSAGE, "%s:%d: variables expand to more than "
+			       "%d bytes in all; is the file right?", path, line,
+			       CONF_MAX_EXPANDED);
 	if (vb_put(out, v, strlen(v)) < 0)
 		return sa_fail(SA_ENOMEM, "out of memory");
 	*pin = close ? in : in - 1;
@@ -373,14 +387,16 @@ int conf_file_parse_buf(const char *name, const char *buf, size_t len,
 		klen = (size_t)(s - key);
 		while (*s == ' ' || *s == '\t')
 			s++;
+		if (klen == 8 && strncasecmp(key, ".include", 8) == 0) {
+			/* OpenSSL's ".include path" and ".include = path" */
+			rc = sa_fail(SA_EUSAGE, "%s:%d: .include is not "
+				     "supported; put the settings in this "
+				     "file", name, first);
+			goto out;
+		}
 		if (klen == 0 || *s != '=') {
-			if (klen == 8 && strncmp(key, ".include", 8) == 0)
-				rc = sa_fail(SA_EUSAGE, "%s:%d: .include is not "
-					     "supported; put the settings in "
-					     "this file", name, first);
-			else
-				rc = sa_fail(SA_EUSAGE, "%s:%d: expected 'Key = "
-					     "Value' or '[section]'", name, first);
+			rc = sa_fail(SA_EUSAGE, "%s:%d: expected 'Key = "
+				     "Value' or '[section]'", name, first);
 			goto out;
 		}
 		s++;

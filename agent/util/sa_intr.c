@@ -15,8 +15,17 @@ static const int stop_sigs[] = { SIGINT, SIGTERM, SIGHUP };
 
 static void on_signal(int sig)
 {
+	size_t i;
+
 	caught = sig;
-	signal(sig, SIG_DFL); /* the second one kills */
+	/* the second stop signal, whichever it is, kills (an ignored one stays ignored) */
+	for (i = 0; i < N_STOP_SIGS; i++) {
+		struct sigaction cur;
+
+		if (sigaction(stop_sigs[i], NULL, &cur) == 0 &&
+		    cur.sa_handler == on_signal)
+			signal(stop_sigs[i], SIG_DFL);
+	}
 }
 
 void sa_intr_install(void)
@@ -71,6 +80,13 @@ unsigned sa_intr_sleep(unsigned seconds)
 			break;
 		if (left <= 0)
 			break;
+		/*
+		 * At most a second at a time: a signal that another thread
+		 * (a module's, curl's resolver) handled does not wake this
+		 * ppoll, but the flag is seen within a second.
+		 */
+		if (left > 1)
+			left = 1;
 		ts.tv_sec = (time_t)left;
 		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
 		if (ppoll(NULL, 0, &ts, &old) < 0 && errno != EINTR)
@@ -97,7 +113,9 @@ int sa_intr_wait_readable(int fd)
 		sigaddset(&stop, stop_sigs[i]);
 	sigprocmask(SIG_BLOCK, &stop, &old);
 	while (!caught) {
-		r = ppoll(&pfd, 1, NULL, &old);
+		struct timespec second = { 1, 0 }; /* see sa_intr_sleep() */
+
+		r = ppoll(&pfd, 1, &second, &old);
 		if (r > 0 || (r < 0 && errno != EINTR))
 			break;
 	}

@@ -4,7 +4,7 @@
  * poll wait between CertPolls, an HTTP transfer, the connectivity wait of
  * -W), so that the operation returns and tokens are logged out and
  * finalized on the way out (tpm2-pkcs11 leaks TPM handles otherwise).
- * A second signal kills as usual. A signal that was ignored when the
+ * A second stop signal (any of the three) kills as usual. A signal that was ignored when the
  * program started (nohup) stays ignored.
  */
 #ifndef SA_INTR_H

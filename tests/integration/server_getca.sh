@@ -77,6 +77,10 @@ t_expect_exit 4 sa enroll -f engine.conf
 t_grep '0:01.*capi|capi.*0:01' "$T_ERR" "engine key id: the key and the engine are named"
 t_grep 'pkcs11:' "$T_ERR" "engine key id: says what to give instead"
 t_no_file e.crt "engine key id: nothing enrolled"
+# mkrequest reads [sscep_enroll] too: it must not make a file key named 0:01
+t_expect_exit 4 sa mkrequest -f engine.conf --subject /CN=eng -r e2.csr
+t_grep '0:01' "$T_ERR" "mkrequest, engine key id: the key is named"
+t_no_file 0:01 "mkrequest, engine key id: no file key created in its place"
 t_expect_exit 0 sa enroll -f engine.conf -k e.key
 t_ok "engine capi in the file, key file on the command line: enrolled" cert_has_key e.crt e.key
 t_expect_exit 4 sa getca -f engine.conf -g capi -c eng-ca2.crt

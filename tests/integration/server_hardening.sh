@@ -80,11 +80,11 @@ t_no_file xfer.crt "no certificate written"
 
 # 3. started with SIGHUP ignored (nohup, some service managers): the agent
 # keeps it ignored, as programs should; SIGTERM still stops it
+n=$(grep -c '"delay":' "$CA_LOG") # before the agent starts: it may be quick
 (trap '' HUP; exec ${SCEP_AGENT_WRAP:-} "$SCEP_AGENT" enroll -u "$CA_URL" -c ca.crt \
 	-k local.key -r local.csr -l hup.crt -t 60 >"$T_WORK/hup.out" 2>"$T_WORK/hup.err") &
 pid=$!
 T_PIDS="$T_PIDS $pid"
-n=$(grep -c '"delay":' "$CA_LOG")
 i=0
 while [ "$(grep -c '"delay":' "$CA_LOG")" -le "$n" ] && [ $i -lt 1200 ]; do
 	sleep 0.1

@@ -53,7 +53,8 @@ pty_interrupt() {
 	shift 2
 	{
 		echo 'echo $$ >"$PTY_PIDFILE"'
-		printf 'exec %s' "${SCEP_AGENT_WRAP:-} $SCEP_AGENT"
+		# the wrapper is a command line of its own (split on purpose)
+		printf 'exec %s %q' "${SCEP_AGENT_WRAP:-}" "$SCEP_AGENT"
 		printf ' %q' "$@"
 		echo
 	} >"$T_WORK/pty_run.sh"
@@ -65,7 +66,8 @@ pty_interrupt() {
 		done
 		kill -INT "$(cat "$T_WORK/pty.pid")"
 		sleep 3
-	) | PTY_PIDFILE=$T_WORK/pty.pid script -qfec "bash $T_WORK/pty_run.sh" "$_log" >/dev/null 2>&1
+	) | PTY_PIDFILE=$T_WORK/pty.pid script -qfec "bash $(printf %q "$T_WORK/pty_run.sh")" \
+		"$_log" >/dev/null 2>&1
 	PTY_RC=${PIPESTATUS[1]}
 }
 

@@ -1,4 +1,5 @@
 /* Unit tests for conf/: sscep.conf syntax, scopes, warnings, merge. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -334,9 +335,35 @@ static void test_nconf_compat(void)
 
 	cf = parse("[a]\nx = $nothere\n");
 	ok(cf == NULL && strstr(sa_errmsg(), "test.conf:2") != NULL &&
-	   strstr(sa_errmsg(), "nothere has no value") != NULL,
-	   "undefined variable: error with file, line and name");
+	   strstr(sa_errmsg(), "has no value") != NULL,
+	   "undefined variable: error with file and line");
 	conf_file_free(cf);
+	cf = parse("[sscep_engine]\nPIN = 12$ab34\n");
+	ok(cf == NULL && strstr(sa_errmsg(), "ab34") == NULL &&
+	   strstr(sa_errmsg(), "test.conf:2") != NULL,
+	   "a '$' in an unquoted PIN: the error does not show the rest of it");
+	conf_file_free(cf);
+	unsetenv("SA_TEST_UNSET");
+	cf = parse("x = $ENV::SA_TEST_UNSET\n");
+	ok(cf == NULL && strstr(sa_errmsg(), "SA_TEST_UNSET is not set") != NULL,
+	   "an unset environment variable is named");
+	conf_file_free(cf);
+	{
+		/* $a$a doubling: 2^13 * 2 bytes a value, then many copies */
+		char *big = malloc(1024 * 1024), *q = big;
+		int i;
+
+		q += sprintf(q, "a0 = xx\n");
+		for (i = 1; i <= 13; i++)
+			q += sprintf(q, "a%d = $a%d$a%d\n", i, i - 1, i - 1);
+		for (i = 0; i < 20000; i++)
+			q += sprintf(q, "b%d = $a13\n", i);
+		cf = parse(big);
+		ok(cf == NULL && strstr(sa_errmsg(), "expand to more than") != NULL,
+		   "variables that expand without bound are refused");
+		conf_file_free(cf);
+		free(big);
+	}
 	cf = parse("[a]\nx = ${open\n");
 	ok(cf == NULL && strstr(sa_errmsg(), "closing '}'") != NULL,
 	   "unclosed ${: error");
@@ -352,6 +379,10 @@ static void test_nconf_compat(void)
 	cf = parse(".include other.conf\n");
 	ok(cf == NULL && strstr(sa_errmsg(), ".include is not supported") != NULL,
 	   ".include: a clear error");
+	conf_file_free(cf);
+	cf = parse("[a]\n.include = other.conf\n");
+	ok(cf == NULL && strstr(sa_errmsg(), ".include is not supported") != NULL,
+	   ".include = path: the same error");
 	conf_file_free(cf);
 }
 

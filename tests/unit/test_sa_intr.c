@@ -2,6 +2,7 @@
  * test_sa_intr.c - stop requests (agent/util/sa_intr.c): a stop signal
  * that arrives before a wait, or during it, ends the wait; none is lost.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -113,6 +114,41 @@ static int prompt_wait(void)
 	return sa_intr_wait_readable(fds[0]) == 1 ? 0 : 2;
 }
 
+/* the second stop signal kills even when it is another one */
+static int twice_other(void)
+{
+	sa_intr_install();
+	raise(SIGINT);
+	raise(SIGTERM);
+	return 3; /* not reached */
+}
+
+/* a signal handled by another thread still ends the wait (within 1 s) */
+static void *send_from_thread(void *arg)
+{
+	sigset_t none;
+
+	(void)arg;
+	sigemptyset(&none);
+	pthread_sigmask(SIG_SETMASK, &none, NULL);
+	usleep(200 * 1000);
+	raise(SIGTERM); /* raise() in a thread: delivered to this thread */
+	return NULL;
+}
+
+static int other_thread(void)
+{
+	pthread_t t;
+	unsigned left;
+
+	sa_intr_install();
+	if (pthread_create(&t, NULL, send_from_thread, NULL) != 0)
+		return 9;
+	left = sa_intr_sleep(30);
+	pthread_join(t, NULL);
+	return sa_intr_caught() == SIGTERM && left >= 25 ? 0 : 1;
+}
+
 /* zero seconds: no wait at all, also when stopped */
 static int zero(void)
 {
@@ -136,6 +172,8 @@ int main(void)
 	ok(now_s() - t0 < 25, "and does not sleep the 30 s");
 	is_int(in_child(during), 0, "a SIGHUP during the wait ends it");
 	is_int(in_child(twice), 100 + SIGINT, "a second SIGINT kills");
+	is_int(in_child(twice_other), 100 + SIGTERM, "SIGTERM after SIGINT kills too");
+	is_int(in_child(other_thread), 0, "a stop signal handled by another thread ends the wait");
 	is_int(in_child(ignored), 0, "a SIGHUP ignored at start (nohup) stays ignored");
 	is_int(in_child(prompt_wait), 0, "a prompt's wait: returns for input, "
 	       "and at once for a stop that came before it");
