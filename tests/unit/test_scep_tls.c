@@ -130,9 +130,9 @@ int main(void)
 	sa_log_init("test_scep_tls", SA_LOG_ERR, 0);
 	signal(SIGPIPE, SIG_IGN); /* the server thread writes to aborted clients */
 	scep_crypto_init();
-	ca_key = tu_rsa();
-	other_key = tu_rsa();
-	srv_key = tu_rsa();
+	ca_key = tu_rsa_bits(2048);
+	other_key = tu_rsa_bits(2048);
+	srv_key = tu_rsa_bits(2048);
 	ca = tu_cert("TLS test CA", ca_key, NULL, NULL, "keyCertSign,cRLSign", 1);
 	other = tu_cert("Other CA", other_key, NULL, NULL, "keyCertSign,cRLSign", 1);
 	good = server_cert("IP:127.0.0.1", srv_key, ca, ca_key);
