@@ -223,10 +223,21 @@ static int csr_precheck(const struct csr_params *p)
 
 int agent_csr_check(const struct agent_opts *o)
 {
+	const struct conf_settings *s = &o->s;
 	struct csr_params p;
+	char *challenge = NULL;
+	int rc;
 
-	if (o->s.subject == NULL)
+	if (s->subject == NULL)
 		return 0;
+	/* a challenge file or variable that is not there (never a prompt) */
+	if (s->challenge_file != NULL || s->challenge_env != NULL) {
+		rc = secret_read(s->challenge_file, s->challenge_env, 0,
+				 "challenge password", &challenge);
+		secret_free(challenge);
+		if (rc < 0)
+			return rc;
+	}
 	csr_params_fill(o, NULL, &p);
 	return csr_precheck(&p);
 }

@@ -39,8 +39,9 @@ int agent_csr_make(const struct agent_opts *o, EVP_PKEY *key, X509_REQ **out);
 
 /*
  * Before a key is generated: do --subject, --san, the template, KU and
- * EKU make a request? (Built once with a throwaway software key; the
- * challenge is not read here.) 0 when no --subject is given.
+ * EKU make a request, and can a challenge file or variable be read?
+ * (Built once with a throwaway software key; a challenge prompt waits for
+ * the real request.) 0 when no --subject is given.
  */
 int agent_csr_check(const struct agent_opts *o);
 

@@ -92,7 +92,9 @@ t_grep 'refused the request' "$T_ERR" "the same command again: refused again, no
 # an error before the request is sent does not leave the key behind either
 t_expect_exit 9 enroll --new-key 'pkcs11:token=t2;object=c1' --subject /CN=c1 \
 	--challenge-file nonexistent -l c1.crt
-t_is "$(count privkey c1)" 0 "error before sending: the new key is removed"
+t_is "$(count privkey c1)" 0 "a missing challenge file: no key in the token"
+t_ok "a missing challenge file: found before a key is generated" \
+	sh -c '! grep -q -i generat "$1"' sh "$T_ERR"
 
 # --- pending renewal in place, interrupted (-n 1), then resumed with -R
 ca_restart -allowrenew 0 -pending 2
