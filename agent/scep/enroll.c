@@ -4,10 +4,8 @@
  */
 #include "scep_int.h"
 
-#include <errno.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "sa_err.h"
 #include "sa_intr.h"

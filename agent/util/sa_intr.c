@@ -61,24 +61,33 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-unsigned sa_intr_sleep(unsigned seconds)
+/*
+ * Block the stop signals (the previous mask into *old): from here one
+ * stays pending until a ppoll with *old unblocks it, so checking the flag
+ * and then waiting cannot miss it.
+ */
+static void block_stops(sigset_t *old)
 {
-	sigset_t stop, old;
-	double end = now_s() + (double)seconds;
+	sigset_t stop;
 	size_t i;
 
 	sigemptyset(&stop);
 	for (i = 0; i < N_STOP_SIGS; i++)
 		sigaddset(&stop, stop_sigs[i]);
-	/* from here a stop signal stays pending until ppoll unblocks it */
-	sigprocmask(SIG_BLOCK, &stop, &old);
+	sigprocmask(SIG_BLOCK, &stop, old);
+}
+
+unsigned sa_intr_sleep(unsigned seconds)
+{
+	sigset_t old;
+	double end = now_s() + (double)seconds;
+
+	block_stops(&old);
 	for (;;) {
 		double left = end - now_s();
 		struct timespec ts;
 
-		if (caught)
-			break;
-		if (left <= 0)
+		if (caught || left <= 0)
 			break;
 		/*
 		 * At most a second at a time: a signal that another thread
@@ -95,23 +104,22 @@ unsigned sa_intr_sleep(unsigned seconds)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (caught) {
 		double left = end - now_s();
+		unsigned up = left > 0 ? (unsigned)left : 0;
 
-		return left >= 1 ? (unsigned)left + (left > (unsigned)left) : 1;
+		if ((double)up < left)
+			up++; /* whole seconds, rounded up */
+		return up > 0 ? up : 1;
 	}
 	return 0;
 }
 
 int sa_intr_wait_readable(int fd)
 {
-	sigset_t stop, old;
+	sigset_t old;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	size_t i;
 	int r = 0;
 
-	sigemptyset(&stop);
-	for (i = 0; i < N_STOP_SIGS; i++)
-		sigaddset(&stop, stop_sigs[i]);
-	sigprocmask(SIG_BLOCK, &stop, &old);
+	block_stops(&old);
 	while (!caught) {
 		struct timespec second = { 1, 0 }; /* see sa_intr_sleep() */
 
