@@ -15,8 +15,7 @@ fi
 
 softhsm_new t1
 softhsm_new t2
-printf '1234\n' >pin
-chmod 600 pin
+pin_file
 printf '0000\n' >badpin
 MOD=$P11_MODULE
 

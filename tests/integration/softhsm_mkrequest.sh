@@ -8,8 +8,7 @@
 
 t_require softhsm2-util pkcs11-tool
 softhsm_new t2
-printf '1234\n' >pin
-chmod 600 pin
+pin_file
 MOD=$P11_MODULE
 
 # count CLASS LABEL: objects of a class (privkey, pubkey) with a label in t2

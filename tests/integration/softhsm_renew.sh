@@ -11,8 +11,7 @@
 
 t_require softhsm2-util pkcs11-tool
 softhsm_new t2
-printf '1234\n' >pin
-chmod 600 pin
+pin_file
 MOD=$P11_MODULE
 
 tool() {

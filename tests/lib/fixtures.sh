@@ -11,7 +11,7 @@
 #        t_file PATH D, t_expect_exit CODE CMD..., diag MSG, done_testing
 # CA:    ca_start [scepca flags], ca_restart [flags], ca_stop, ca_log_field
 # Keys:  mkkey FILE [BITS], mkcsr KEY CSR SUBJECT [CHALLENGE]
-# Token: softhsm_new LABEL [PIN] [SOPIN]
+# Token: softhsm_new LABEL [PIN] [SOPIN], pin_file [PIN]
 
 set -u
 
@@ -301,6 +301,12 @@ softhsm_new() {
 	export SOFTHSM2_CONF P11_MODULE
 	softhsm2-util --init-token --free --label "$1" --pin "${2:-1234}" \
 		--so-pin "${3:-5678}" >/dev/null
+}
+
+# pin_file [PIN]: the user PIN (default 1234) in ./pin, mode 0600 from
+# the start
+pin_file() {
+	(umask 077 && printf '%s\n' "${1:-1234}" >pin)
 }
 
 # --- certificates ------------------------------------------------------------
