@@ -104,28 +104,6 @@ out:
 	return rc;
 }
 
-/*
- * A key generated in this run that no CA will certify: remove it from the
- * token, so that the same command can run again; if that fails, say where
- * it is.
- */
-static void discard_new_key(struct agent_key *k, const char *why)
-{
-	if (!k->generated || k->tok == NULL)
-		return;
-	if (p11_key_destroy(k->tok, k->key) == 0) {
-		sa_info("%s: the key \"%s\" generated in this run was removed "
-			"from the token", why, k->label ? k->label : "?");
-		EVP_PKEY_free(k->key);
-		k->key = NULL;
-		k->generated = 0;
-		return;
-	}
-	sa_warn("%s, and the key generated in this run could not be removed "
-		"(%s); it stays in the token as %s: use it with -k and that "
-		"URI, or replace it with --overwrite", why, sa_errmsg(),
-		k->uri ? k->uri : "?");
-}
 
 /*
  * An error after a key was generated in this run: before the request
@@ -143,7 +121,7 @@ static void keep_or_discard(struct agent_key *k, int sent, int rc)
 		return;
 	}
 	msg = strdup(sa_errmsg());
-	discard_new_key(k, "the request was not sent");
+	agent_key_discard(k, "the request was not sent");
 	sa_fail_noossl(rc, "%s", msg ? msg : "enrollment failed");
 	free(msg);
 }
@@ -179,7 +157,7 @@ static void report_failure(const struct agent_opts *o,
 	       r->fail_info_text ? "\")" : "",
 	       scep_fail_info_hint(r->fail_info));
 	if (k->generated)
-		discard_new_key(k, "the CA refused its request");
+		agent_key_discard(k, "the CA refused its request");
 	else if (k->resumed && k->uri != NULL)
 		sa_err("the key generated for this request stays in the token "
 		       "as %s; use it with -k and that URI, or replace it "

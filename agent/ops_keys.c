@@ -242,6 +242,24 @@ int agent_csr_check(const struct agent_opts *o)
 	return csr_precheck(&p);
 }
 
+void agent_key_discard(struct agent_key *k, const char *why)
+{
+	if (!k->generated || k->tok == NULL)
+		return;
+	if (p11_key_destroy(k->tok, k->key) == 0) {
+		sa_info("%s: the key \"%s\" generated in this run was removed "
+			"from the token", why, k->label ? k->label : "?");
+		EVP_PKEY_free(k->key);
+		k->key = NULL;
+		k->generated = 0;
+		return;
+	}
+	sa_warn("%s, and the key generated in this run could not be removed "
+		"(%s); it stays in the token as %s: use it with -k and that "
+		"URI, or replace it with --overwrite", why, sa_errmsg(),
+		k->uri ? k->uri : "?");
+}
+
 /*
  * mkrequest failed after it generated k: remove that key (token objects,
  * or the key file written in this run; k->generated is never set for a
@@ -256,14 +274,7 @@ static void mkrequest_discard(const struct agent_opts *o, struct agent_key *k,
 		return;
 	msg = strdup(sa_errmsg());
 	if (k->tok != NULL) {
-		if (p11_key_destroy(k->tok, k->key) == 0)
-			sa_info("the key \"%s\" generated in this run was "
-				"removed from the token", k->label ? k->label : "?");
-		else
-			sa_warn("the key generated in this run could not be "
-				"removed (%s); it stays in the token as %s: use "
-				"it with -k and that URI, or replace it with "
-				"--overwrite", sa_errmsg(), k->uri ? k->uri : "?");
+		agent_key_discard(k, "no request was made");
 	} else if (unlink(o->s.private_key) == 0) {
 		sa_info("the key file %s written in this run was removed",
 			o->s.private_key);

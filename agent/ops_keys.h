@@ -22,6 +22,13 @@ struct agent_key {
 void agent_key_clear(struct agent_key *k);
 
 /*
+ * A token key generated in this run that no CA will certify: remove it
+ * from the token, so that the same command can run again, saying why; if
+ * that fails, say where it stays. Nothing for other keys.
+ */
+void agent_key_discard(struct agent_key *k, const char *why);
+
+/*
  * The request key: --new-key URI generates it in the token (--key-type,
  * default rsa:2048; refused if the label exists unless --overwrite, which
  * makes it under a provisional label until p11_key_commit(); an id= is
