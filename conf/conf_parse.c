@@ -108,8 +108,8 @@ static void vb_free(struct vbuf *b)
  * the default scope; ENV::NAME from the environment. Only lines above
  * count. NULL when it has no value.
  */
-static struct conf_entry *find_entry(struct conf_file *cf, const char *sec,
-				     const char *key)
+static struct conf_entry *find_entry(const struct conf_file *cf,
+				     const char *sec, const char *key)
 {
 	size_t i = cf->n;
 
@@ -477,16 +477,9 @@ out:
 const char *conf_file_get(const struct conf_file *cf, const char *section,
 			  const char *key)
 {
-	const char *v = NULL;
-	size_t i;
+	const struct conf_entry *e = cf ? find_entry(cf, section, key) : NULL;
 
-	if (cf == NULL)
-		return NULL;
-	for (i = 0; i < cf->n; i++)
-		if (strcasecmp(cf->e[i].section, section) == 0 &&
-		    strcasecmp(cf->e[i].key, key) == 0)
-			v = cf->e[i].value;
-	return v;
+	return e ? e->value : NULL;
 }
 
 void conf_file_free(struct conf_file *cf)
