@@ -150,33 +150,31 @@ static int set_str(char **dst, const char *v)
 	return 0;
 }
 
-static int set_long(long *dst, const char *v, const char *opt)
+/* A whole number, at least min; what opt needs, in the message. */
+static int set_long_min(long *dst, const char *v, const char *opt, long min,
+			const char *what)
 {
 	char *end;
 	long n;
 
 	errno = 0;
 	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < 0)
-		return sa_fail_noossl(SA_EUSAGE, "%s needs a number of 0 or "
-				      "more, not \"%s\"", opt, v);
+	if (errno != 0 || end == v || *end != '\0' || n < min)
+		return sa_fail_noossl(SA_EUSAGE, "%s needs %s, not \"%s\"", opt,
+				      what, v);
 	*dst = n;
 	return 0;
+}
+
+static int set_long(long *dst, const char *v, const char *opt)
+{
+	return set_long_min(dst, v, opt, 0, "a number of 0 or more");
 }
 
 /* A whole number of seconds, at least 1. */
 static int set_secs(long *dst, const char *v, const char *opt)
 {
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < 1)
-		return sa_fail_noossl(SA_EUSAGE, "%s needs a number of seconds, "
-				      "1 or more, not \"%s\"", opt, v);
-	*dst = n;
-	return 0;
+	return set_long_min(dst, v, opt, 1, "a number of seconds, 1 or more");
 }
 
 static int add_san(struct conf_settings *s, const char *v)
