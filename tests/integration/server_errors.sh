@@ -56,7 +56,7 @@ t_no_file out.crt "CA certificate of another CA: no certificate written"
 
 # wrong pinned fingerprint on enroll (the CA certificate file is checked)
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
-wrong=$(fingerprint ca.crt | sed 's/^00/11/;t;s/^../00/')  # never the right one
+wrong=$(wrong_fingerprint ca.crt)
 t_expect_exit 6 sa enroll -u "$CA_URL" -c ca.crt -F "$wrong" -k local.key -r local.csr -l out.crt
 t_grep 'pinned' "$T_ERR" "enroll with a wrong pin: says so"
 t_no_file out.crt "enroll with a wrong pin: no certificate written"

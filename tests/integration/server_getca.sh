@@ -29,8 +29,7 @@ t_grep "$fp1" "$T_OUT" "getca -F sha1 prints the SHA-1 fingerprint"
 t_expect_exit 0 sa getca -u "$CA_URL" -c pinned.crt -F "$fp256"
 t_file pinned.crt "pinned getca wrote the certificate"
 t_expect_exit 0 sa getca -u "$CA_URL" -c pinned2.crt -F "$(printf '%s' "$fp256" | tr -d :)"
-wrong=$(printf '%s' "$fp256" | sed 's/^../00/; s/^00:00/11:00/')
-[ "$wrong" = "$fp256" ] && wrong=$(printf '%s' "$fp256" | sed 's/^../FF/')
+wrong=$(wrong_fingerprint "$CA_CERT")
 t_expect_exit 6 sa getca -u "$CA_URL" -c wrong.crt -F "$wrong"
 t_grep 'pinned' "$T_ERR" "wrong pin: the message names the pinned fingerprint"
 t_grep "$fp256" "$T_ERR" "wrong pin: the message names the CA's real fingerprint"
@@ -101,7 +100,7 @@ t_ok "RA signing certificate chains to the CA" ca_verify chain.crt-0 chain.crt-1
 # pin the CA of a chain
 t_expect_exit 0 sa getca -u "$CA_URL" -c pchain.crt -F "$(fingerprint "$CA_DIR/ca.pem")"
 t_file pchain.crt-2 "pinned chain written"
-t_expect_exit 6 sa getca -u "$CA_URL" -c wchain.crt -F "$(fingerprint chain.crt-1 | sed 's/^../00/')"
+t_expect_exit 6 sa getca -u "$CA_URL" -c wchain.crt -F "$(wrong_fingerprint chain.crt-1)"
 t_no_file wchain.crt-0 "wrong pin on a chain: nothing written"
 
 # getnextca: signed by the current RA, new CA inside
@@ -130,7 +129,7 @@ t_file sscep-next2.crt "sscep form without -w: the next CA written"
 t_expect_exit 4 sa getnextca -u "$CA_URL" -C chain.pem
 t_grep '-c' "$T_ERR" "sscep form without -c: asks for the output file"
 t_expect_exit 6 sa getnextca -u "$CA_URL" -C chain.pem -c pinned-next.crt \
-	-F "$(fingerprint "$CA_DIR/ca.pem" | sed 's/^../00/')"
+	-F "$(wrong_fingerprint "$CA_DIR/ca.pem")"
 t_no_file pinned-next.crt "sscep form, -C not matching the pin: nothing written"
 ca_new
 

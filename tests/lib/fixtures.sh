@@ -344,6 +344,12 @@ fingerprint() {
 	openssl x509 -in "$1" -noout -fingerprint -"${2:-sha256}" | sed 's/.*=//'
 }
 
+# wrong_fingerprint CERT [ALG]: CERT's fingerprint with its first byte
+# changed, so never the right one (00 becomes 11, anything else 00)
+wrong_fingerprint() {
+	fingerprint "$@" | sed 's/^00/11/;t;s/^../00/'
+}
+
 # serial_of CERT: decimal serial number
 serial_of() {
 	printf '%d\n' "0x$(openssl x509 -in "$1" -noout -serial | sed 's/.*=//')"
