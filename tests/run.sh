@@ -31,6 +31,7 @@ total_ok=0 total_fail=0 total_skip=0
 run() { # builddir label [meson test args...]
 	dir=$1 label=$2; shift 2
 	log=$dir/run-$label.log
+	rm -rf "$dir/canary" # the canary test reads this run's outputs only
 	set +e
 	meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" >"$log" 2>&1
 	rc=$?

@@ -12,6 +12,10 @@
 # CA:    ca_start [scepca flags], ca_restart [flags], ca_stop, ca_log_field
 # Keys:  mkkey FILE [BITS], mkcsr KEY CSR SUBJECT [CHALLENGE]
 # Token: softhsm_new LABEL [PIN] [SOPIN], pin_file [PIN]
+# Secrets: T_PIN, T_SOPIN, T_CHAL, T_PROXY_PASS: the suite's secrets, distinctive
+#        strings that the canary test (tests/integration/canary.sh) looks for in
+#        everything the program printed or wrote; secret_file FILE VALUE writes
+#        one owner-only.
 
 set -u
 
@@ -30,7 +34,43 @@ HOME=$T_WORK/home
 export HOME
 cd "$T_WORK" || exit 99
 
+# The suite's secrets. Distinctive, with a space (percent-encoded in URIs as
+# %20) so that any form of them in an output is found by the canary test.
+T_PIN='cnry Pin 4b7d'
+T_SOPIN='cnry SoPin 93ab'
+T_CHAL='cnry Chal 6e2f'
+T_PROXY_PASS='cnryProxy5c1a'
+export T_PIN T_SOPIN T_CHAL T_PROXY_PASS
+
+# Everything the program printed (t_expect_exit, t_ok) is kept here, and at
+# exit it goes with every other readable output of the test to
+# SA_CANARY_DIR (set by meson), where the canary test looks for secrets.
+: "${SA_CANARY_DIR:=}"
+T_CANARY=$T_WORK/.canary.log
+: >"$T_CANARY"
+t_canary_keep() {
+	for _f in "$@"; do
+		[ -f "$_f" ] && cat "$_f" >>"$T_CANARY" 2>/dev/null
+	done
+	return 0
+}
+
+# canary_collect: copy what the test produced to SA_CANARY_DIR/<test>.<pid>/:
+# every regular file of the work dir that others may read (files holding a
+# secret are owner-only, as the program writes them; the tokens and
+# configuration files are inputs the test wrote with secrets in them).
+canary_collect() {
+	[ -n "$SA_CANARY_DIR" ] || return 0
+	_dst=$SA_CANARY_DIR/$(basename "$0" .sh).$$
+	mkdir -p "$_dst" || return 0
+	(cd "$T_WORK" && find . -path ./tokens -prune -o -type f -perm -044 \
+		! -name '*.conf' ! -name '*.cnf' -print0 2>/dev/null |
+		xargs -0 -r cp --parents -t "$_dst" 2>/dev/null)
+	return 0
+}
+
 t_cleanup() {
+	canary_collect
 	for p in $T_PIDS; do
 		if kill -0 "$p" 2>/dev/null; then
 			kill "$p" 2>/dev/null
@@ -98,9 +138,11 @@ t_ok() {
 	_d=$1
 	shift
 	if "$@" >"$T_WORK/.ok.out" 2>"$T_WORK/.ok.err"; then
+		t_canary_keep "$T_WORK/.ok.out" "$T_WORK/.ok.err"
 		t_pass "$_d"
 	else
 		t_fail "$_d (exit $?)"
+		t_canary_keep "$T_WORK/.ok.out" "$T_WORK/.ok.err"
 		diag "command: $*"
 		t_show_output "$T_WORK/.ok.out" "$T_WORK/.ok.err"
 	fi
@@ -160,6 +202,7 @@ t_expect_exit() {
 	shift
 	T_RC=0
 	"$@" >"$T_OUT" 2>"$T_ERR" || T_RC=$?
+	t_canary_keep "$T_OUT" "$T_ERR"
 	if [ "$T_RC" = "$_want" ]; then
 		t_pass "exit $_want: $(t_short "$@")"
 	else
@@ -284,6 +327,12 @@ mkcsr() {
 	_rc=$?
 	rm -f "$T_WORK/.req.cnf"
 	return $_rc
+}
+
+# secret_file FILE VALUE: a secret input (PIN, challenge) the way a user keeps
+# it: owner-only from creation
+secret_file() {
+	(umask 077 && printf '%s\n' "$2" >"$1")
 }
 
 # --- SoftHSM2 ----------------------------------------------------------------
