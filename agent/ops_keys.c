@@ -70,6 +70,7 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 	const struct conf_settings *s = &o->s;
 	struct p11_keyspec ks;
 	const char *type = s->key_type ? s->key_type : "rsa:2048";
+	char shown[KEYLOAD_SHOWN];
 	int rc;
 
 	memset(k, 0, sizeof(*k));
@@ -98,12 +99,13 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 			if (rc < 0)
 				goto out;
 			sa_info("resuming with the key \"%s\" generated for the "
-				"pending request", k->label);
+				"pending request",
+				keyload_display(k->label, shown, sizeof(shown)));
 			k->resumed = 1;
 			return 0;
 		}
 		sa_info("generating a %s key \"%s\" in the token", type,
-			k->label);
+			keyload_display(k->label, shown, sizeof(shown)));
 		rc = p11_keygen(k->tok, k->label, &ks, k->replace,
 				&k->key, &k->uri);
 		if (rc == SA_EEXIST && o->op == OP_ENROLL)
@@ -244,11 +246,14 @@ int agent_csr_check(const struct agent_opts *o)
 
 void agent_key_discard(struct agent_key *k, const char *why)
 {
+	char shown[KEYLOAD_SHOWN];
+
 	if (!k->generated || k->tok == NULL)
 		return;
 	if (p11_key_destroy(k->tok, k->key) == 0) {
 		sa_info("%s: the key \"%s\" generated in this run was removed "
-			"from the token", why, k->label ? k->label : "?");
+			"from the token", why,
+			keyload_display(k->label, shown, sizeof(shown)));
 		EVP_PKEY_free(k->key);
 		k->key = NULL;
 		k->generated = 0;
@@ -257,7 +262,7 @@ void agent_key_discard(struct agent_key *k, const char *why)
 	sa_warn("%s, and the key generated in this run could not be removed "
 		"(%s); it stays in the token as %s: use it with -k and that "
 		"URI, or replace it with --overwrite", why, sa_errmsg(),
-		k->uri ? k->uri : "?");
+		keyload_display(k->uri, shown, sizeof(shown)));
 }
 
 /*
@@ -344,8 +349,12 @@ int op_mkrequest(const struct agent_opts *o, int *result)
 		free(k.uri);
 		k.uri = uri;
 	}
-	if (k.uri != NULL)
-		agent_out("key in the token: %s", k.uri);
+	if (k.uri != NULL) {
+		char shown[KEYLOAD_SHOWN];
+
+		agent_out("key in the token: %s",
+			  keyload_display(k.uri, shown, sizeof(shown)));
+	}
 	else if (k.generated && k.tok == NULL)
 		agent_out("key written as %s", o->s.private_key);
 	agent_out("request written as %s", o->s.cert_req_file);

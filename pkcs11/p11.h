@@ -56,6 +56,17 @@ typedef struct p11_token p11_token;
 int p11_is_uri(const char *s);
 
 /*
+ * s as it may be shown to users, in a message or on stdout: a pkcs11: URI
+ * parsed by p11-kit and formatted again without its PIN attributes
+ * (pin-value, pin-source; in the path or the query), control characters
+ * %-encoded; a string p11-kit does not parse (or any other string) with
+ * every pin-value=/pin-source= attribute cut out textually and control
+ * characters %-encoded. Every key or token URI the program prints goes
+ * through here. Caller frees; NULL only when out of memory (or s NULL).
+ */
+char *p11_uri_display(const char *s);
+
+/*
  * Open the token named by uri (a pkcs11: URI; object attributes ignored
  * here). Module: opts->module, else URI module-path, else module-name via
  * p11-kit config, else p11-kit's proxy of registered modules.
