@@ -143,6 +143,17 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 		return 0;
 	}
 	rc = keyload_get1(kl, s->private_key, &k->key, &k->tok);
+	if (rc == SA_ENOTFOUND && o->op == OP_MKREQUEST) {
+		/* -k names an existing token key; new ones come from --new-key */
+		char *why = strdup(sa_errmsg());
+
+		rc = sa_fail_noossl(rc, "%s; mkrequest -k uses a key that is "
+				    "already in the token: create it there first "
+				    "(e.g. pkcs11-tool --keypairgen --id ...), or "
+				    "let --new-key 'pkcs11:token=...;object=LABEL' "
+				    "generate one", why ? why : "no such key");
+		free(why);
+	}
 	if (rc < 0)
 		goto out;
 	if (k->tok != NULL) {

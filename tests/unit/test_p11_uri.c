@@ -288,6 +288,49 @@ static void test_display(void)
 	ok(p11_uri_display(NULL) == NULL, "NULL: NULL");
 }
 
+static void test_engine_id(void)
+{
+	static const struct {
+		const char *s;
+		int bare, want;
+	} tab[] = {
+		{ "0:01", 0, 1 }, { "12:a0b1", 0, 1 }, { "slot_0-id_01", 0, 1 },
+		{ "id_01", 0, 1 }, { "id_ABC", 0, 1 }, { "label_k 1", 0, 1 },
+		{ "slot_3-label_gw", 0, 1 }, { "4294967295:01", 0, 1 },
+		{ "01", 1, 1 }, { "01", 0, 0 }, { "cafe", 1, 1 },
+		{ "local.key", 1, 0 }, { "/etc/k.pem", 1, 0 }, { "0:", 0, 0 },
+		{ "0:xy", 0, 0 }, { "id_", 0, 0 }, { "id_rsa", 0, 0 },
+		{ "label_", 0, 0 }, { "slot_-id_01", 0, 0 }, { "slot_1", 0, 0 },
+		{ "slot_1-id_zz", 0, 0 }, { "pkcs11:id=%01", 1, 0 }, { "", 1, 0 },
+		{ "12345678901:01", 0, 0 }, { "dir/0:01", 0, 0 },
+	};
+	char *uri = (char *)"x";
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		is_int(p11_engine_id_is(tab[i].s, tab[i].bare), tab[i].want,
+		       "engine key id? \"%s\"%s", tab[i].s,
+		       tab[i].bare ? " (engine configured)" : "");
+	rc = p11_engine_id_to_uri("id_01", 0, NULL, &uri);
+	is_int(rc, SA_EUSAGE, "no module: SA_EUSAGE");
+	ok(uri == NULL, "no module: no URI");
+	ok(strstr(sa_errmsg(), "pkcs11:id=%01;type=private") != NULL,
+	   "no module: the message names the URI to write");
+	rc = p11_engine_id_to_uri("1:0a0b", 0, NULL, &uri);
+	ok(rc == SA_EUSAGE && strstr(sa_errmsg(),
+	   "pkcs11:token=LABEL;id=%0A%0B;type=private") != NULL,
+	   "slot, no module: names the URI with a token label to fill in");
+	rc = p11_engine_id_to_uri("label_a;b", 0, NULL, &uri);
+	ok(rc == SA_EUSAGE && strstr(sa_errmsg(),
+	   "pkcs11:object=a%3Bb;type=private") != NULL,
+	   "a label is %%-encoded in the URI");
+	rc = p11_engine_id_to_uri("id_abc", 0, "/nonexistent/module.so", &uri);
+	ok(rc == 0 && uri != NULL && !strcmp(uri, "pkcs11:id=%AB%0C;type=private"),
+	   "no slot: no module needed; odd hex as libp11 reads it");
+	free(uri);
+}
+
 int main(void)
 {
 	sa_log_init("test_p11_uri", SA_LOG_ERR, 0);
@@ -300,5 +343,6 @@ int main(void)
 	test_pin_flags();
 	test_match();
 	test_display();
+	test_engine_id();
 	return tap_done();
 }
