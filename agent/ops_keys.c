@@ -211,6 +211,8 @@ int agent_csr_make(const struct agent_opts *o, EVP_PKEY *key, X509_REQ **out)
 	csr_params_fill(o, challenge, &p);
 	rc = csr_build(&p, key, out);
 	secret_free(challenge);
+	/* the one request of the run is made: the challenge is not needed */
+	secret_forget();
 	return rc;
 }
 
@@ -243,7 +245,10 @@ int agent_csr_check(const struct agent_opts *o)
 
 	if (s->subject == NULL)
 		return 0;
-	/* a challenge file or variable that is not there (never a prompt) */
+	/*
+	 * a challenge file or variable that is not there (never a prompt);
+	 * what is read is kept for agent_csr_make(): a FIFO is read once
+	 */
 	if (s->challenge_file != NULL || s->challenge_env != NULL) {
 		rc = secret_read(s->challenge_file, s->challenge_env, 0,
 				 "challenge password", &challenge);
@@ -373,6 +378,7 @@ out:
 	if (rc < 0)
 		mkrequest_discard(o, &k, rc);
 	secret_free(challenge);
+	secret_forget();
 	X509_REQ_free(req);
 	agent_key_clear(&k);
 	keyload_free(kl);

@@ -114,6 +114,31 @@ t_expect_exit 0 sa list-objects --module "$P11_MODULE" --pin-file pinf \
 no_pin "list-objects of a URI with a path pin-value: the PIN is not shown"
 t_grep 'uri: *pkcs11:.*object=e%1B%5B2Jsc' "$T_OUT" "list-objects: URIs %-encoded"
 
+# each secret source is read once per run: a challenge and a PIN given as
+# FIFOs (process substitution, /dev/fd/N) work for enroll and mkrequest
+# has_chal CSR WORD: the request carries the challenge password WORD
+has_chal() {
+	openssl req -in "$1" -noout -text 2>/dev/null | grep -A1 -i challengePassword | grep -q "$2"
+}
+t_expect_exit 0 sa mkrequest --module "$P11_MODULE" --pin-file <(printf '%s\n' "$PIN") \
+	--new-key "pkcs11:token=sec1;object=fifo1" --key-type ec:P-256 \
+	--subject /CN=fifo1.example --challenge-file <(printf 'Fifo-chal-1\n') -r fifo1.csr
+t_ok "mkrequest, PIN and challenge from FIFOs: the challenge is in the request" has_chal fifo1.csr Fifo-chal-1
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt --module "$P11_MODULE" \
+	--pin-file <(printf '%s\n' "$PIN") --new-key "pkcs11:token=sec1;object=fifo2" \
+	--key-type rsa:2048 --subject /CN=fifo2.example \
+	--challenge-file <(printf 'Fifo-chal-2\n') -r fifo2.csr -l fifo2.crt
+t_file fifo2.crt "enroll --new-key, challenge from a FIFO (read once): enrolled"
+t_ok "enroll: the FIFO's challenge is in the request" has_chal fifo2.csr Fifo-chal-2
+# two tokens logged in with one PIN source: a renewal whose old key is in
+# sec1 and whose new key is made in sec2, the PIN from one FIFO
+softhsm_new sec2 "$PIN"
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt --module "$P11_MODULE" \
+	--pin-file <(printf '%s\n' "$PIN") -K "pkcs11:token=sec1;object=fifo2" -O fifo2.crt \
+	--new-key "pkcs11:token=sec2;object=fifo3" --key-type rsa:2048 \
+	--subject /CN=fifo3.example -l fifo3.crt
+t_file fifo3.crt "two tokens, one PIN FIFO (read once): renewed into the second token"
+
 # a request with a challenge password is owner-readable only; others 0644
 printf 'S3cret-chal\n' >chal
 chmod 600 chal

@@ -4,6 +4,7 @@
  */
 #include "p11_int.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -173,6 +174,19 @@ static void test_pin_get(void)
 	rc = p11_pin_get(&po, u, "t", pin, sizeof(pin));
 	is_int(rc, SA_EPIN, "no source and no prompt: SA_EPIN");
 	p11_kit_uri_free(u);
+	/* each source is read once per run: a FIFO gives its PIN once */
+	fd = open(file, O_WRONLY | O_TRUNC);
+	if (fd < 0 || write(fd, "9999\n", 5) != 5)
+		diag("short write");
+	if (fd >= 0)
+		close(fd);
+	po.pin_file = file;
+	rc = p11_pin_get(&po, NULL, "t", pin, sizeof(pin));
+	ok(rc == 0 && !strcmp(pin, "4321"), "PIN file read once: the first PIN again");
+	p11_pin_forget();
+	rc = p11_pin_get(&po, NULL, "t", pin, sizeof(pin));
+	ok(rc == 0 && !strcmp(pin, "9999"), "after p11_pin_forget: read again");
+	p11_pin_forget();
 	po.pin_file = "/nonexistent/pin";
 	rc = p11_pin_get(&po, NULL, "t", pin, sizeof(pin));
 	is_int(rc, SA_EPIN, "missing PIN file: SA_EPIN");
