@@ -263,7 +263,7 @@ static void display_is(const char *s, const char *want, const char *name)
 {
 	char *d = p11_uri_display(s);
 
-	is_str(d, want, name);
+	is_str(d, want, "%s", name);
 	ok(d != NULL && strstr(d, "1234") == NULL && strstr(d, "pin-") == NULL,
 	   "%s: no PIN, no PIN attribute", name);
 	free(d);
