@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -235,7 +236,7 @@ int keyload_get1(struct keyload *kl, const char *name, EVP_PKEY **out,
 	if (rc < 0)
 		return rc;
 	if (sa_log_level() >= SA_LOG_VERBOSE) {
-		char shown[512];
+		char shown[KEYLOAD_SHOWN];
 
 		sa_verbose("using the key %s in the token",
 			   keyload_display(name, shown, sizeof(shown)));
@@ -248,14 +249,21 @@ int keyload_get1(struct keyload *kl, const char *name, EVP_PKEY **out,
 /* See keyload.h. */
 const char *keyload_display(const char *name, char *buf, size_t len)
 {
+	char *d;
 	size_t n;
 
 	if (len == 0)
 		return "";
-	n = p11_is_uri(name) ? strcspn(name, "?") : strlen(name);
+	d = name != NULL ? p11_uri_display(name) : NULL;
+	if (d == NULL) {
+		snprintf(buf, len, "?");
+		return buf;
+	}
+	n = strlen(d);
 	if (n >= len)
 		n = len - 1;
-	memcpy(buf, name, n);
+	memcpy(buf, d, n);
 	buf[n] = '\0';
+	free(d);
 	return buf;
 }

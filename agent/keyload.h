@@ -33,9 +33,12 @@ int keyload_token(struct keyload *kl, const char *uri, p11_token **out);
 int keyload_file_get1(const char *path, EVP_PKEY **out);
 
 /*
- * name as it may be shown to users: a pkcs11: URI without its query part
- * (which may carry pin-value), a file path as it is. Into buf; returns buf.
+ * name (a key's pkcs11: URI or file name) as it may be shown to users:
+ * p11_uri_display() - the canonical URI without pin-value or pin-source,
+ * control characters %-encoded - into buf (truncated); returns buf ("?"
+ * for NULL). Every key or certificate name printed goes through here.
  */
+#define KEYLOAD_SHOWN 1024
 const char *keyload_display(const char *name, char *buf, size_t len);
 
 /*

@@ -48,15 +48,15 @@ static int get_csr(const struct agent_opts *o, const struct agent_key *k,
 		if (rc < 0)
 			return rc;
 		if (EVP_PKEY_eq(X509_REQ_get0_pubkey(req), k->key) != 1) {
-			char shown[512];
+			char shown[KEYLOAD_SHOWN];
 
 			rc = sa_fail_noossl(SA_EKEY, "the request %s was not "
 					    "made for the key %s; make it again "
 					    "(mkrequest, or --subject) or give the "
 					    "right key", s->cert_req_file,
-					    k->uri ? k->uri : s->private_key ?
-					    keyload_display(s->private_key, shown,
-							    sizeof(shown)) : "?");
+					    keyload_display(k->uri ? k->uri :
+							    s->private_key, shown,
+							    sizeof(shown)));
 			goto out;
 		}
 	}
@@ -88,7 +88,7 @@ static int get_renewal_signer(const struct agent_opts *o, struct keyload *kl,
 	if (rc < 0)
 		goto out;
 	if (EVP_PKEY_eq(X509_get0_pubkey(*cert), *key) != 1) {
-		char shown[512];
+		char shown[KEYLOAD_SHOWN];
 
 		rc = sa_fail_noossl(SA_EKEY, "the old certificate %s does not "
 				    "belong to the old key %s", s->sign_cert_file,
@@ -115,9 +115,11 @@ static void keep_or_discard(struct agent_key *k, int sent, int rc)
 	char *msg;
 
 	if (sent) {
+		char shown[KEYLOAD_SHOWN];
+
 		sa_warn("the key generated in this run stays in the token as %s; "
 			"the same command with -R continues with it",
-			k->uri ? k->uri : "?");
+			keyload_display(k->uri, shown, sizeof(shown)));
 		return;
 	}
 	msg = strdup(sa_errmsg());
@@ -131,6 +133,7 @@ static void report_pending(const struct scep_reply *r, X509_REQ *csr,
 {
 	char *tid = r->transaction_id ? NULL :
 		    scep_transaction_id(X509_REQ_get0_pubkey(csr));
+	char shown[KEYLOAD_SHOWN];
 
 	sa_info("pkistatus: PENDING");
 	if ((k->generated || k->resumed) && k->uri != NULL)
@@ -138,7 +141,7 @@ static void report_pending(const struct scep_reply *r, X509_REQ *csr,
 		       "the new key stays in the token as %s; run the same "
 		       "command again with -R to resume polling with it",
 		       r->transaction_id ? r->transaction_id : tid ? tid : "?",
-		       k->uri);
+		       keyload_display(k->uri, shown, sizeof(shown)));
 	else
 		sa_err("the CA has not decided yet (PENDING, transactionID %s); "
 		       "run the same command again with -R to resume polling",
@@ -149,6 +152,8 @@ static void report_pending(const struct scep_reply *r, X509_REQ *csr,
 static void report_failure(const struct agent_opts *o,
 			   const struct scep_reply *r, struct agent_key *k)
 {
+	char shown[KEYLOAD_SHOWN];
+
 	sa_info("pkistatus: FAILURE");
 	sa_err("the CA at %s refused the request: failInfo %s%s%s%s: %s",
 	       o->s.url, scep_fail_info_name(r->fail_info),
@@ -161,7 +166,8 @@ static void report_failure(const struct agent_opts *o,
 	else if (k->resumed && k->uri != NULL)
 		sa_err("the key generated for this request stays in the token "
 		       "as %s; use it with -k and that URI, or replace it "
-		       "with --overwrite", k->uri);
+		       "with --overwrite",
+		       keyload_display(k->uri, shown, sizeof(shown)));
 }
 
 /* After SUCCESS: token, disk, report. */
@@ -171,6 +177,7 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 	const struct conf_settings *s = &o->s;
 	const char *label = s->cert_label ? s->cert_label : k->label;
 	char *cert_uri = NULL, *subj = NULL, *serial = NULL;
+	char shown[KEYLOAD_SHOWN];
 	int i, rc;
 
 	/* disk first: if the token refuses, the certificate is not lost */
@@ -223,9 +230,11 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 	agent_out("subject: %s", subj ? subj : "?");
 	agent_out("serial: %s", serial ? serial : "?");
 	if (k->uri != NULL)
-		agent_out("key: %s", k->uri);
+		agent_out("key: %s", keyload_display(k->uri, shown,
+						     sizeof(shown)));
 	if (cert_uri != NULL)
-		agent_out("certificate: %s", cert_uri);
+		agent_out("certificate: %s", keyload_display(cert_uri, shown,
+							     sizeof(shown)));
 	rc = 0;
 out:
 	free(cert_uri);

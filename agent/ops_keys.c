@@ -70,6 +70,7 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 	const struct conf_settings *s = &o->s;
 	struct p11_keyspec ks;
 	const char *type = s->key_type ? s->key_type : "rsa:2048";
+	char shown[KEYLOAD_SHOWN];
 	int rc;
 
 	memset(k, 0, sizeof(*k));
@@ -98,12 +99,13 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 			if (rc < 0)
 				goto out;
 			sa_info("resuming with the key \"%s\" generated for the "
-				"pending request", k->label);
+				"pending request",
+				keyload_display(k->label, shown, sizeof(shown)));
 			k->resumed = 1;
 			return 0;
 		}
 		sa_info("generating a %s key \"%s\" in the token", type,
-			k->label);
+			keyload_display(k->label, shown, sizeof(shown)));
 		rc = p11_keygen(k->tok, k->label, &ks, k->replace,
 				&k->key, &k->uri);
 		if (rc == SA_EEXIST && o->op == OP_ENROLL)
@@ -141,6 +143,17 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 		return 0;
 	}
 	rc = keyload_get1(kl, s->private_key, &k->key, &k->tok);
+	if (rc == SA_ENOTFOUND && o->op == OP_MKREQUEST) {
+		/* -k names an existing token key; new ones come from --new-key */
+		char *why = strdup(sa_errmsg());
+
+		rc = sa_fail_noossl(rc, "%s; mkrequest -k uses a key that is "
+				    "already in the token: create it there first "
+				    "(e.g. pkcs11-tool --keypairgen --id ...), or "
+				    "let --new-key 'pkcs11:token=...;object=LABEL' "
+				    "generate one", why ? why : "no such key");
+		free(why);
+	}
 	if (rc < 0)
 		goto out;
 	if (k->tok != NULL) {
@@ -198,6 +211,8 @@ int agent_csr_make(const struct agent_opts *o, EVP_PKEY *key, X509_REQ **out)
 	csr_params_fill(o, challenge, &p);
 	rc = csr_build(&p, key, out);
 	secret_free(challenge);
+	/* the one request of the run is made: the challenge is not needed */
+	secret_forget();
 	return rc;
 }
 
@@ -230,7 +245,10 @@ int agent_csr_check(const struct agent_opts *o)
 
 	if (s->subject == NULL)
 		return 0;
-	/* a challenge file or variable that is not there (never a prompt) */
+	/*
+	 * a challenge file or variable that is not there (never a prompt);
+	 * what is read is kept for agent_csr_make(): a FIFO is read once
+	 */
 	if (s->challenge_file != NULL || s->challenge_env != NULL) {
 		rc = secret_read(s->challenge_file, s->challenge_env, 0,
 				 "challenge password", &challenge);
@@ -244,11 +262,14 @@ int agent_csr_check(const struct agent_opts *o)
 
 void agent_key_discard(struct agent_key *k, const char *why)
 {
+	char shown[KEYLOAD_SHOWN];
+
 	if (!k->generated || k->tok == NULL)
 		return;
 	if (p11_key_destroy(k->tok, k->key) == 0) {
 		sa_info("%s: the key \"%s\" generated in this run was removed "
-			"from the token", why, k->label ? k->label : "?");
+			"from the token", why,
+			keyload_display(k->label, shown, sizeof(shown)));
 		EVP_PKEY_free(k->key);
 		k->key = NULL;
 		k->generated = 0;
@@ -257,7 +278,7 @@ void agent_key_discard(struct agent_key *k, const char *why)
 	sa_warn("%s, and the key generated in this run could not be removed "
 		"(%s); it stays in the token as %s: use it with -k and that "
 		"URI, or replace it with --overwrite", why, sa_errmsg(),
-		k->uri ? k->uri : "?");
+		keyload_display(k->uri, shown, sizeof(shown)));
 }
 
 /*
@@ -344,8 +365,12 @@ int op_mkrequest(const struct agent_opts *o, int *result)
 		free(k.uri);
 		k.uri = uri;
 	}
-	if (k.uri != NULL)
-		agent_out("key in the token: %s", k.uri);
+	if (k.uri != NULL) {
+		char shown[KEYLOAD_SHOWN];
+
+		agent_out("key in the token: %s",
+			  keyload_display(k.uri, shown, sizeof(shown)));
+	}
 	else if (k.generated && k.tok == NULL)
 		agent_out("key written as %s", o->s.private_key);
 	agent_out("request written as %s", o->s.cert_req_file);
@@ -353,6 +378,7 @@ out:
 	if (rc < 0)
 		mkrequest_discard(o, &k, rc);
 	secret_free(challenge);
+	secret_forget();
 	X509_REQ_free(req);
 	agent_key_clear(&k);
 	keyload_free(kl);

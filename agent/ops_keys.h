@@ -48,7 +48,9 @@ int agent_csr_make(const struct agent_opts *o, EVP_PKEY *key, X509_REQ **out);
  * Before a key is generated: do --subject, --san, the template, KU and
  * EKU make a request, and can a challenge file or variable be read?
  * (Built once with a throwaway software key; a challenge prompt waits for
- * the real request.) 0 when no --subject is given.
+ * the real request.) 0 when no --subject is given. The challenge read
+ * here is kept (secret_read) for agent_csr_make(), which wipes it once the
+ * request is built: each source is read once per run.
  */
 int agent_csr_check(const struct agent_opts *o);
 

@@ -58,7 +58,7 @@ static int query_open(const struct agent_opts *o, struct query *q)
 	if (rc == 0)
 		rc = keyload_get1(q->kl, s->private_key, &q->key, NULL);
 	if (rc == 0 && EVP_PKEY_eq(X509_get0_pubkey(q->cert), q->key) != 1) {
-		char shown[512];
+		char shown[KEYLOAD_SHOWN];
 
 		/* a key problem (exit 7); the URI without its pin-value */
 		rc = sa_fail_noossl(SA_EKEY, "the certificate %s does not "

@@ -293,6 +293,41 @@ static int foreign_engine_key(const struct agent_opts *o, const char *key,
 			      o->s.engine_id);
 }
 
+/*
+ * sscep with its pkcs11 engine names token keys by libp11's engine key
+ * ids (PrivateKeyFile = 0:01). Such a name is never a file name here: it
+ * becomes the equivalent pkcs11: URI on the configured module, or it is a
+ * usage error naming the URI to write. The one exception: with no engine
+ * configured, a file of that name that exists is the key file it always
+ * was (sscep without an engine reads files). A plain hex id counts only
+ * with an engine configured.
+ */
+static int engine_key_id(const struct agent_opts *o, char **key,
+			 const char *what)
+{
+	int engine = o->s.engine_id != NULL;
+	char *uri = NULL;
+	int rc;
+
+	if (*key == NULL || !p11_engine_id_is(*key, engine))
+		return 0;
+	if (!engine && files_exist(*key))
+		return 0;
+	rc = p11_engine_id_to_uri(*key, engine, o->s.pkcs11_module, &uri);
+	if (rc < 0) {
+		char *msg = strdup(sa_errmsg());
+
+		rc = sa_fail_noossl(rc, "%s: %s", what, msg ? msg : "?");
+		free(msg);
+		return rc;
+	}
+	sa_verbose("%s \"%s\" is a PKCS#11 engine key id: using the key %s",
+		   what, *key, uri);
+	free(*key);
+	*key = uri;
+	return 0;
+}
+
 /* Values derived from the effective settings, checked once. */
 static int derive(struct agent_opts *o, int engine_from_cli)
 {
@@ -357,6 +392,19 @@ static int derive(struct agent_opts *o, int engine_from_cli)
 		if (rc == 0 && (o->op == OP_GETCERT || o->op == OP_GETCRL))
 			rc = foreign_engine_key(o, s->private_key,
 						"the signing key (-k, PrivateKeyFile)");
+		if (rc < 0)
+			return rc;
+	} else {
+		/* no engine, or the pkcs11 engine: its key ids become URIs */
+		rc = 0;
+		if (o->op == OP_ENROLL || o->op == OP_MKREQUEST ||
+		    o->op == OP_GETCERT || o->op == OP_GETCRL ||
+		    o->op == OP_LIST_OBJECTS)
+			rc = engine_key_id(o, &s->private_key,
+					   "the private key (-k, PrivateKeyFile)");
+		if (rc == 0 && o->op == OP_ENROLL)
+			rc = engine_key_id(o, &s->sign_key,
+					   "the old key (-K, SignKeyFile)");
 		if (rc < 0)
 			return rc;
 	}

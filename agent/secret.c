@@ -17,6 +17,19 @@
 #include "sa_intr.h"
 
 #define SECRET_MAX 1024
+#define SECRET_SOURCES 4
+
+/*
+ * The secrets read in this run, by source ("file:PATH", "env:VAR",
+ * "prompt:WHAT"): each source is read once (a FIFO or /dev/fd/N gives its
+ * secret only once), later reads get a copy. Wiped by secret_forget(),
+ * at the latest when the program ends.
+ */
+static struct {
+	char *source;
+	char *value;
+} cache[SECRET_SOURCES];
+static int cache_atexit;
 
 void secret_free(char *s)
 {
@@ -24,6 +37,56 @@ void secret_free(char *s)
 		OPENSSL_cleanse(s, strlen(s));
 		free(s);
 	}
+}
+
+void secret_forget(void)
+{
+	int i;
+
+	for (i = 0; i < SECRET_SOURCES; i++) {
+		free(cache[i].source);
+		secret_free(cache[i].value);
+		cache[i].source = NULL;
+		cache[i].value = NULL;
+	}
+}
+
+/* A copy of the cached secret of source into *out: 1; not cached: 0. */
+static int cache_get(const char *source, char **out)
+{
+	int i;
+
+	for (i = 0; i < SECRET_SOURCES; i++)
+		if (cache[i].source != NULL &&
+		    strcmp(cache[i].source, source) == 0) {
+			*out = strdup(cache[i].value);
+			return *out != NULL ? 1 : sa_fail_noossl(SA_ENOMEM,
+							"out of memory");
+		}
+	return 0;
+}
+
+/* Keep a copy of value for source (silently not, when full or no memory). */
+static void cache_put(const char *source, const char *value)
+{
+	int i;
+
+	if (!cache_atexit) {
+		atexit(secret_forget);
+		cache_atexit = 1;
+	}
+	for (i = 0; i < SECRET_SOURCES; i++)
+		if (cache[i].source == NULL) {
+			cache[i].source = strdup(source);
+			cache[i].value = strdup(value);
+			if (cache[i].source == NULL || cache[i].value == NULL) {
+				free(cache[i].source);
+				secret_free(cache[i].value);
+				cache[i].source = NULL;
+				cache[i].value = NULL;
+			}
+			return;
+		}
 }
 
 /* Read one line (without CR/LF) from fd into a new string. */
@@ -101,8 +164,8 @@ static int prompt_tty(const char *what, char **out)
 	return rc;
 }
 
-int secret_read(const char *file, const char *env, int prompt,
-		const char *what, char **out)
+static int secret_read_source(const char *file, const char *env, int prompt,
+			      const char *what, char **out)
 {
 	char from[4200];
 	int fd, rc;
@@ -132,4 +195,28 @@ int secret_read(const char *file, const char *env, int prompt,
 	if (prompt)
 		return prompt_tty(what, out);
 	return 0;
+}
+
+int secret_read(const char *file, const char *env, int prompt,
+		const char *what, char **out)
+{
+	char *source = NULL;
+	int rc;
+
+	*out = NULL;
+	if (file == NULL && env == NULL && !prompt)
+		return 0;
+	if (asprintf(&source, "%s:%s", file ? "file" : env ? "env" : "prompt",
+		     file ? file : env ? env : what) < 0)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	rc = cache_get(source, out);
+	if (rc != 0) {
+		free(source);
+		return rc < 0 ? rc : 0;
+	}
+	rc = secret_read_source(file, env, prompt, what, out);
+	if (rc == 0 && *out != NULL)
+		cache_put(source, *out);
+	free(source);
+	return rc;
 }

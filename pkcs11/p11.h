@@ -56,6 +56,37 @@ typedef struct p11_token p11_token;
 int p11_is_uri(const char *s);
 
 /*
+ * s as it may be shown to users, in a message or on stdout: a pkcs11: URI
+ * parsed by p11-kit and formatted again without its PIN attributes
+ * (pin-value, pin-source; in the path or the query), control characters
+ * %-encoded; a string p11-kit does not parse (or any other string) with
+ * every pin-value=/pin-source= attribute cut out textually and control
+ * characters %-encoded. Every key or token URI the program prints goes
+ * through here. Caller frees; NULL only when out of memory (or s NULL).
+ */
+char *p11_uri_display(const char *s);
+
+/*
+ * sscep's key names for libp11's pkcs11 engine ("engine key ids"):
+ * <slot>:<hexid>, slot_<slot>-id_<hexid>, id_<hexid>, label_<label>,
+ * slot_<slot>-label_<label>, and with bare_hex also a plain <hexid> (what
+ * libp11 reads when an engine is configured). <slot> is a PKCS#11 slot id
+ * in decimal. 1 if name is one, else 0 (pkcs11: URIs are not).
+ */
+int p11_engine_id_is(const char *name, int bare_hex);
+
+/*
+ * The pkcs11: URI equivalent to the engine key id name on module (a path
+ * or a p11-kit module name): with a slot, the token in that slot by
+ * token= and serial= (the module is loaded to look), else no token
+ * attributes (the one token of the module matches); id= and/or object=,
+ * type=private. No module, or no initialized token in that slot:
+ * SA_EUSAGE naming the URI to write. *uri_out: caller frees.
+ */
+int p11_engine_id_to_uri(const char *name, int bare_hex, const char *module,
+			 char **uri_out);
+
+/*
  * Open the token named by uri (a pkcs11: URI; object attributes ignored
  * here). Module: opts->module, else URI module-path, else module-name via
  * p11-kit config, else p11-kit's proxy of registered modules.

@@ -79,6 +79,8 @@ char *p11_hex(const unsigned char *p, size_t n);
 /* p11_pin.c: fill pin (NUL-terminated, at most P11_PIN_MAX-1 chars). */
 int p11_pin_get(const struct p11_pin_opts *po, P11KitUri *uri,
 		const char *token_label, char *pin, size_t pinsz);
+/* Wipe the PINs kept so that each source is read once per run. */
+void p11_pin_forget(void);
 
 /* p11_token.c */
 int p11_module_get(const char *path, struct p11_module **out);

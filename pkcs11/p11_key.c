@@ -276,6 +276,45 @@ out:
 	return rc;
 }
 
+/*
+ * Did the token honour the template? Read back what makes the new private
+ * key's value stay inside: sensitive, not extractable, and so always
+ * sensitive and never extractable. SA_EKEY when any is not so (or cannot
+ * be read): the caller removes the pair.
+ */
+static int check_custody(p11_token *t, CK_OBJECT_HANDLE priv)
+{
+	CK_BBOOL sens = CK_FALSE, ext = CK_TRUE, asens = CK_FALSE, next = CK_FALSE;
+	CK_ATTRIBUTE a[4] = {
+		{ CKA_SENSITIVE, &sens, sizeof(sens) },
+		{ CKA_EXTRACTABLE, &ext, sizeof(ext) },
+		{ CKA_ALWAYS_SENSITIVE, &asens, sizeof(asens) },
+		{ CKA_NEVER_EXTRACTABLE, &next, sizeof(next) },
+	};
+	CK_RV rv;
+
+	rv = t->mod->fl->C_GetAttributeValue(t->sess, priv, a, 4);
+	if (rv != CKR_OK)
+		return p11_rv_fail(SA_EKEY, rv, "token '%s' does not tell whether "
+				   "the new private key can leave it (CKA_SENSITIVE, "
+				   "CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE, "
+				   "CKA_NEVER_EXTRACTABLE); the new key pair is "
+				   "removed", t->slot->token->label);
+	if (sens == CK_TRUE && ext == CK_FALSE && asens == CK_TRUE &&
+	    next == CK_TRUE)
+		return 0;
+	return sa_fail_noossl(SA_EKEY, "token '%s' ignored the key template: "
+			      "the new private key has CKA_SENSITIVE=%s, "
+			      "CKA_EXTRACTABLE=%s, CKA_ALWAYS_SENSITIVE=%s, "
+			      "CKA_NEVER_EXTRACTABLE=%s, so its value could be "
+			      "read or wrapped out of the token; the new key pair "
+			      "is removed. Use a token (or token policy) that "
+			      "keeps generated keys sensitive and unextractable",
+			      t->slot->token->label, sens ? "true" : "false",
+			      ext ? "true" : "false", asens ? "true" : "false",
+			      next ? "true" : "false");
+}
+
 /* See p11.h. */
 int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	       int overwrite, EVP_PKEY **out, char **uri_out)
@@ -400,6 +439,9 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 				 t->slot->token->label);
 		goto out;
 	}
+	rc = check_custody(t, priv);
+	if (rc < 0)
+		goto out;
 
 	rc = derive_id(t, pub, ks->type, id);
 	if (rc < 0)

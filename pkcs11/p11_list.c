@@ -174,7 +174,7 @@ int p11_list_objects(p11_token *t, FILE *fp)
 	CK_OBJECT_HANDLE *h = NULL;
 	CK_ULONG n = 0, i, cls, llen, idlen;
 	unsigned char *label, *id;
-	char *uri, *hex;
+	char *uri, *hex, *shown;
 	int rc;
 
 	rc = p11_find(t, NULL, 0, &h, &n);
@@ -191,8 +191,11 @@ int p11_list_objects(p11_token *t, FILE *fp)
 		if (p11_attr_get1(t, h[i], CKA_ID, &id, &idlen) < 0)
 			id = NULL;
 		hex = id ? p11_hex(id, idlen) : NULL;
+		/* labels come from the token: control characters %-encoded */
+		shown = p11_uri_display(label ? (char *)label : "");
 		fprintf(fp, "%s '%s' id %s\n", class_name(cls),
-			label ? (char *)label : "", hex ? hex : "-");
+			shown ? shown : "?", hex ? hex : "-");
+		free(shown);
 		if (cls == CKO_PRIVATE_KEY || cls == CKO_PUBLIC_KEY)
 			print_key(t, h[i], cls, fp);
 		else if (cls == CKO_CERTIFICATE)

@@ -21,6 +21,57 @@
 #include "sa_intr.h"
 #include "sa_log.h"
 
+/*
+ * PINs read in this run, by source ("file:PATH", "env:VAR", "tty:LABEL"):
+ * each source is read once, so a FIFO or /dev/fd/N also serves a second
+ * token opened with the same source. Wiped by p11_pin_forget() when the
+ * last module is unloaded (no token is open to log in to any more).
+ */
+#define PIN_SOURCES 4
+static struct {
+	char source[4200];
+	char pin[P11_PIN_MAX];
+	int used;
+} pin_cache[PIN_SOURCES];
+
+void p11_pin_forget(void)
+{
+	OPENSSL_cleanse(pin_cache, sizeof(pin_cache));
+}
+
+static int cache_get(const char *kind, const char *arg, char *pin, size_t pinsz)
+{
+	int i;
+
+	for (i = 0; i < PIN_SOURCES; i++)
+		if (pin_cache[i].used &&
+		    strncmp(pin_cache[i].source, kind, strlen(kind)) == 0 &&
+		    strcmp(pin_cache[i].source + strlen(kind), arg) == 0 &&
+		    strlen(pin_cache[i].pin) < pinsz) {
+			memcpy(pin, pin_cache[i].pin, strlen(pin_cache[i].pin) + 1);
+			return 1;
+		}
+	return 0;
+}
+
+static void cache_put(const char *kind, const char *arg, const char *pin)
+{
+	int i;
+
+	if (strlen(kind) + strlen(arg) >= sizeof(pin_cache[0].source) ||
+	    strlen(pin) >= sizeof(pin_cache[0].pin))
+		return;
+	for (i = 0; i < PIN_SOURCES; i++)
+		if (!pin_cache[i].used) {
+			memcpy(pin_cache[i].source, kind, strlen(kind));
+			memcpy(pin_cache[i].source + strlen(kind), arg,
+			       strlen(arg) + 1);
+			memcpy(pin_cache[i].pin, pin, strlen(pin) + 1);
+			pin_cache[i].used = 1;
+			return;
+		}
+}
+
 /* Strip one trailing "\n" or "\r\n". */
 static void chomp(char *s)
 {
@@ -30,7 +81,7 @@ static void chomp(char *s)
 		s[--n] = '\0';
 }
 
-static int pin_from_file(const char *path, char *pin, size_t pinsz)
+static int pin_from_file_once(const char *path, char *pin, size_t pinsz)
 {
 	char buf[P11_PIN_MAX + 2];
 	struct stat st;
@@ -73,7 +124,7 @@ static int pin_from_file(const char *path, char *pin, size_t pinsz)
 	return rc;
 }
 
-static int pin_from_env(const char *var, char *pin, size_t pinsz)
+static int pin_from_env_once(const char *var, char *pin, size_t pinsz)
 {
 	const char *v = getenv(var);
 
@@ -88,8 +139,34 @@ static int pin_from_env(const char *var, char *pin, size_t pinsz)
 	return 0;
 }
 
+/* The PIN file's first line, read once per run. */
+static int pin_from_file(const char *path, char *pin, size_t pinsz)
+{
+	int rc;
+
+	if (cache_get("file:", path, pin, pinsz))
+		return 0;
+	rc = pin_from_file_once(path, pin, pinsz);
+	if (rc == 0)
+		cache_put("file:", path, pin);
+	return rc;
+}
+
+/* The PIN variable, read once per run. */
+static int pin_from_env(const char *var, char *pin, size_t pinsz)
+{
+	int rc;
+
+	if (cache_get("env:", var, pin, pinsz))
+		return 0;
+	rc = pin_from_env_once(var, pin, pinsz);
+	if (rc == 0)
+		cache_put("env:", var, pin);
+	return rc;
+}
+
 /* Prompt on the controlling terminal without echo. 1: no terminal. */
-static int pin_from_tty(const char *label, char *pin, size_t pinsz)
+static int pin_from_tty_once(const char *label, char *pin, size_t pinsz)
 {
 	struct termios old, noecho;
 	char buf[P11_PIN_MAX + 2];
@@ -141,6 +218,19 @@ static int pin_from_tty(const char *label, char *pin, size_t pinsz)
 	else
 		memcpy(pin, buf, len + 1);
 	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}
+
+/* The PIN for the token label from the terminal, asked once per run. */
+static int pin_from_tty(const char *label, char *pin, size_t pinsz)
+{
+	int rc;
+
+	if (cache_get("tty:", label ? label : "?", pin, pinsz))
+		return 0;
+	rc = pin_from_tty_once(label, pin, pinsz);
+	if (rc == 0)
+		cache_put("tty:", label ? label : "?", pin);
 	return rc;
 }
 

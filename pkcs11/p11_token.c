@@ -186,6 +186,8 @@ void p11_module_put(struct p11_module *m)
 	free(m->path);
 	free(m->real);
 	free(m);
+	if (modules == NULL)
+		p11_pin_forget(); /* no token left to log in to */
 }
 
 static int slot_matches(struct p11_module *m, PKCS11_SLOT *s, P11KitUri *u,

@@ -32,37 +32,50 @@ int p11_is_uri(const char *s)
 }
 
 /*
+ * p11-kit's parse of s (scheme in any case) into u, without a message:
+ * a P11_KIT_URI_* code.
+ */
+static int uri_parse_quiet(const char *s, P11KitUri *u)
+{
+	char *c;
+	int r;
+
+	if (strncmp(s, "pkcs11:", 7) == 0)
+		return p11_kit_uri_parse(s, P11_KIT_URI_FOR_ANY, u);
+	/* p11-kit wants the scheme in lower case */
+	c = strdup(s);
+	if (c == NULL)
+		return P11_KIT_URI_UNEXPECTED;
+	memcpy(c, "pkcs11:", 7);
+	r = p11_kit_uri_parse(c, P11_KIT_URI_FOR_ANY, u);
+	OPENSSL_cleanse(c, strlen(c));
+	free(c);
+	return r;
+}
+
+/*
  * Parse s into a new P11KitUri (caller frees with p11_kit_uri_free).
- * The URI itself is never echoed in the message: it may hold a pin-value.
+ * The URI is echoed only through p11_uri_display(): it may hold a PIN.
  */
 int p11_uri_parse(const char *s, P11KitUri **out)
 {
 	P11KitUri *u = NULL;
-	int r;
+	char *shown;
+	int r, rc;
 
 	*out = NULL;
-	if (!p11_is_uri(s))
-		return sa_fail_noossl(SA_EUSAGE, "'%s' is not a pkcs11: URI; "
-				      "write it as pkcs11:token=...;object=...",
-				      s ? s : "(null)");
+	if (!p11_is_uri(s)) {
+		shown = s ? p11_uri_display(s) : NULL;
+		rc = sa_fail_noossl(SA_EUSAGE, "'%s' is not a pkcs11: URI; "
+				    "write it as pkcs11:token=...;object=...",
+				    shown ? shown : "(null)");
+		free(shown);
+		return rc;
+	}
 	u = p11_kit_uri_new();
 	if (u == NULL)
 		return sa_fail_noossl(SA_ENOMEM, "out of memory parsing a pkcs11: URI");
-	/* p11-kit wants the scheme in lower case */
-	if (strncmp(s, "pkcs11:", 7) != 0) {
-		char *c = strdup(s);
-
-		if (c == NULL) {
-			p11_kit_uri_free(u);
-			return sa_fail_noossl(SA_ENOMEM, "out of memory parsing a pkcs11: URI");
-		}
-		memcpy(c, "pkcs11:", 7);
-		r = p11_kit_uri_parse(c, P11_KIT_URI_FOR_ANY, u);
-		OPENSSL_cleanse(c, strlen(c));
-		free(c);
-	} else {
-		r = p11_kit_uri_parse(s, P11_KIT_URI_FOR_ANY, u);
-	}
+	r = uri_parse_quiet(s, u);
 	if (r != P11_KIT_URI_OK) {
 		p11_kit_uri_free(u);
 		return sa_fail_noossl(SA_EUSAGE, "the pkcs11: URI is not valid: %s; "
@@ -73,6 +86,113 @@ int p11_uri_parse(const char *s, P11KitUri **out)
 	}
 	*out = u;
 	return 0;
+}
+
+/* Is [p, p+n) the attribute name want (case, blanks, %-escapes ignored)? */
+static int attr_name_is(const char *p, size_t n, const char *want)
+{
+	size_t i = 0;
+
+	while (n > 0) {
+		int c = (unsigned char)*p;
+
+		if (c == '%' && n >= 3 && isxdigit((unsigned char)p[1]) &&
+		    isxdigit((unsigned char)p[2])) {
+			char h[3] = { p[1], p[2], 0 };
+
+			c = (int)strtol(h, NULL, 16);
+			p += 3;
+			n -= 3;
+		} else {
+			p++;
+			n--;
+		}
+		if (isspace(c))
+			continue;
+		if (want[i] == '\0' || tolower(c) != want[i])
+			return 0;
+		i++;
+	}
+	return want[i] == '\0';
+}
+
+/*
+ * The textual fallback for a string p11-kit does not parse: every
+ * attribute (between ';', '?' and '&') named pin-value or pin-source is
+ * dropped with its separator, control characters are %-encoded.
+ */
+static char *display_strip(const char *s)
+{
+	size_t len = strlen(s), i = 0, k = 0;
+	char *out = malloc(3 * len + 1);
+	int in_query = 0, query_shown = 0, first = 1, is_uri = p11_is_uri(s);
+
+	if (out == NULL)
+		return NULL;
+	if (is_uri) {
+		memcpy(out, s, 7);
+		k = i = 7;
+	}
+	while (i <= len) {
+		char sep = 0;
+		size_t n, eq, j;
+
+		if (!first && i < len && strchr(";?&", s[i]) != NULL)
+			sep = s[i++];
+		else if (!first && i >= len)
+			break;
+		if (sep == '?')
+			in_query = 1;
+		n = strcspn(s + i, ";?&");
+		eq = strcspn(s + i, "=;?&");
+		if (eq < n && (attr_name_is(s + i, eq, "pin-value") ||
+			       attr_name_is(s + i, eq, "pin-source"))) {
+			i += n;
+			first = 0;
+			continue;
+		}
+		if (in_query && !query_shown) {
+			sep = '?';
+			query_shown = 1;
+		} else if (sep == ';' && is_uri && k == 7) {
+			sep = 0; /* the first path attribute went */
+		}
+		if (sep != 0)
+			out[k++] = sep;
+		for (j = 0; j < n; j++) {
+			unsigned char c = (unsigned char)s[i + j];
+
+			if (c < 0x20 || c == 0x7f)
+				k += (size_t)sprintf(out + k, "%%%02X", c);
+			else
+				out[k++] = (char)c;
+		}
+		i += n;
+		first = 0;
+		if (i >= len)
+			break;
+	}
+	out[k] = '\0';
+	return out;
+}
+
+/* See p11.h. */
+char *p11_uri_display(const char *s)
+{
+	P11KitUri *u;
+	char *out = NULL;
+
+	if (s == NULL)
+		return NULL;
+	if (!p11_is_uri(s))
+		return display_strip(s);
+	u = p11_kit_uri_new();
+	if (u == NULL)
+		return NULL;
+	if (uri_parse_quiet(s, u) == P11_KIT_URI_OK)
+		out = p11_uri_format(u, P11_KIT_URI_FOR_ANY);
+	p11_kit_uri_free(u);
+	return out != NULL ? out : display_strip(s);
 }
 
 /* A p11-kit registered module by name, or a module file in the module dir. */
@@ -222,11 +342,17 @@ int p11_pin_source_parse(const char *src, int *kind, char **arg)
 	return 0;
 }
 
-/* Format u; NULL on failure. Caller frees. */
+/*
+ * Format u, the one formatter of every URI shown: its PIN attributes
+ * (pin-value, pin-source) are removed from u first; p11-kit %-encodes
+ * control characters. NULL on failure. Caller frees.
+ */
 char *p11_uri_format(P11KitUri *u, int type)
 {
 	char *s = NULL;
 
+	p11_kit_uri_set_pin_value(u, NULL);
+	p11_kit_uri_set_pin_source(u, NULL);
 	if (p11_kit_uri_format(u, (P11KitUriType)type, &s) != P11_KIT_URI_OK)
 		return NULL;
 	return s;

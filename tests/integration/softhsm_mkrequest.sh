@@ -94,6 +94,31 @@ t_expect_exit 5 sa enroll -u "$CA_URL" -c ca.crt --module "$MOD" --pin-file pin 
 t_grep 'GetCACaps' "$T_ERR" "CA unavailable: the GetCACaps failure is the error"
 t_ok "CA unavailable: no key was generated" sh -c '! grep -q -i generat "$1"' sh "$T_ERR"
 t_is "$(count privkey en2) $(count pubkey en2)" "0 0" "CA unavailable: nothing in the token"
+
+# a token that ignores the key template (tests/p11shim makes the private
+# key extractable and not sensitive): the readback after C_GenerateKeyPair
+# finds it, the pair is removed, exit 7, no request made or sent
+ca_restart
+export P11SHIM_MODULE=$MOD
+t_expect_exit 0 sa mkrequest --module "$P11SHIM" --pin-file pin \
+	--new-key 'pkcs11:token=t2;object=sh0' --key-type ec:P-256 --subject /CN=sh0 -r sh0.csr
+t_file sh0.csr "through the shim without a mode: the token behaves as itself"
+export P11SHIM_KEYGEN=extractable
+for kt in ec:P-256 rsa:2048; do
+	t_expect_exit 7 sa mkrequest --module "$P11SHIM" --pin-file pin \
+		--new-key 'pkcs11:token=t2;object=sh1' --key-type $kt --subject /CN=sh1 -r sh1.csr
+	t_grep "ignored the key template.*CKA_SENSITIVE=false, CKA_EXTRACTABLE=true" "$T_ERR" \
+		"$kt: the weakened key is named for what it is"
+	t_is "$(count privkey sh1) $(count pubkey sh1)" "0 0" "$kt: the weakened key pair is removed"
+	t_no_file sh1.csr "$kt: no request written"
+done
+t_expect_exit 7 sa enroll -u "$CA_URL" -c ca.crt --module "$P11SHIM" --pin-file pin \
+	--new-key 'pkcs11:token=t2;object=sh2' --key-type ec:P-256 --subject /CN=sh2 -l sh2.crt
+t_grep "ignored the key template" "$T_ERR" "enroll: the weakened key is refused"
+t_is "$(count privkey sh2) $(count pubkey sh2)" "0 0" "enroll: the weakened key pair is removed"
+t_is "$(grep -c PKIOperation "$CA_LOG")" 0 "enroll: no request sent"
+t_no_file sh2.crt "enroll: no certificate"
+unset P11SHIM_KEYGEN P11SHIM_MODULE
 ca_stop
 
 done_testing

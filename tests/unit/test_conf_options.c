@@ -262,8 +262,16 @@ static void test_foreign_engine(void)
 	rc = parse(&o, &help, "getcert", "-f", path, "-k", "0:03", NULL);
 	is_int(rc, SA_EUSAGE, "getcert signing key that is an engine key id: refused");
 	agent_opts_free(&o);
-	rc = parse(&o, &help, "enroll", "-f", path, "-g", "pkcs11", NULL);
+	rc = parse(&o, &help, "enroll", "-f", path, "-g", "pkcs11", "-k",
+		   keyfile, NULL);
 	is_int(rc, 0, "-g pkcs11 overrides the file's engine");
+	agent_opts_free(&o);
+	/* the pkcs11 engine's key id with no module to find it in */
+	rc = parse(&o, &help, "enroll", "-f", path, "-g", "pkcs11", NULL);
+	is_int(rc, SA_EUSAGE, "-g pkcs11, key 0:01, no module: refused");
+	ok(strstr(sa_errmsg(), "0:01") && strstr(sa_errmsg(),
+	   "pkcs11:token=LABEL;id=%01;type=private"),
+	   "names the URI to write: %s", sa_errmsg());
 	agent_opts_free(&o);
 	rc = parse(&o, &help, "getca", "-f", path, "-g", "capi", NULL);
 	is_int(rc, SA_EUSAGE, "-g capi on the command line: refused");

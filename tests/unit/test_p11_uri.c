@@ -4,6 +4,7 @@
  */
 #include "p11_int.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -173,6 +174,19 @@ static void test_pin_get(void)
 	rc = p11_pin_get(&po, u, "t", pin, sizeof(pin));
 	is_int(rc, SA_EPIN, "no source and no prompt: SA_EPIN");
 	p11_kit_uri_free(u);
+	/* each source is read once per run: a FIFO gives its PIN once */
+	fd = open(file, O_WRONLY | O_TRUNC);
+	if (fd < 0 || write(fd, "9999\n", 5) != 5)
+		diag("short write");
+	if (fd >= 0)
+		close(fd);
+	po.pin_file = file;
+	rc = p11_pin_get(&po, NULL, "t", pin, sizeof(pin));
+	ok(rc == 0 && !strcmp(pin, "4321"), "PIN file read once: the first PIN again");
+	p11_pin_forget();
+	rc = p11_pin_get(&po, NULL, "t", pin, sizeof(pin));
+	ok(rc == 0 && !strcmp(pin, "9999"), "after p11_pin_forget: read again");
+	p11_pin_forget();
 	po.pin_file = "/nonexistent/pin";
 	rc = p11_pin_get(&po, NULL, "t", pin, sizeof(pin));
 	is_int(rc, SA_EPIN, "missing PIN file: SA_EPIN");
@@ -244,6 +258,93 @@ static void test_match(void)
 	EVP_PKEY_free(b);
 }
 
+/* p11_uri_display(s) is want, and holds neither "1234" nor "pin-". */
+static void display_is(const char *s, const char *want, const char *name)
+{
+	char *d = p11_uri_display(s);
+
+	is_str(d, want, "%s", name);
+	ok(d != NULL && strstr(d, "1234") == NULL && strstr(d, "pin-") == NULL,
+	   "%s: no PIN, no PIN attribute", name);
+	free(d);
+}
+
+static void test_display(void)
+{
+	display_is("pkcs11:token=t;object=k;pin-value=1234",
+		   "pkcs11:token=t;object=k", "pin-value in the path");
+	display_is("pkcs11:token=t;object=k?pin-value=1234",
+		   "pkcs11:token=t;object=k", "pin-value in the query");
+	display_is("pkcs11:pin-value=1234;token=t",
+		   "pkcs11:token=t", "pin-value first in the path");
+	display_is("PKCS11:token=t;pin-source=/run/1234;object=k",
+		   "pkcs11:token=t;object=k", "pin-source in the path, upper-case scheme");
+	display_is("pkcs11:token=t?pin-source=file:/1234&module-path=/m.so",
+		   "pkcs11:token=t?module-path=%2Fm.so", "pin-source in the query, module kept");
+	display_is("pkcs11:token=t%0a;object=k%1b?pin-value=1234",
+		   "pkcs11:token=t%0A;object=k%1B", "control characters stay %-encoded");
+	display_is("pkcs11:token=t;object=k;pin-value=12%34",
+		   "pkcs11:token=t;object=k", "%-encoded PIN");
+	/* p11-kit refuses these (bad %-encoding): the textual strip */
+	display_is("pkcs11:token=t;id=%zz;pin-value=1234;object=k",
+		   "pkcs11:token=t;id=%zz;object=k", "unparsable: pin-value cut out");
+	display_is("pkcs11:pin-value=1234;id=%zz?pin-source=/1234&x=1",
+		   "pkcs11:id=%zz?x=1", "unparsable: first attribute and query PIN cut out");
+	display_is("pkcs11:id=%zz;PIN-Value=1234?pin%2Dsource=1234",
+		   "pkcs11:id=%zz", "unparsable: attribute names in any case or %-encoded");
+	display_is("pkcs11:id=%zz;object=a\nb\x1b",
+		   "pkcs11:id=%zz;object=a%0Ab%1B", "unparsable: control characters %-encoded");
+	display_is("/etc/keys/k.pem", "/etc/keys/k.pem", "a path stays as it is");
+	display_is("pkcs12:token=t;pin-value=1234", "pkcs12:token=t",
+		   "not a pkcs11: URI: pin-value cut out all the same");
+	display_is("dir/\x1b[2Jk.pem", "dir/%1B[2Jk.pem",
+		   "a path: control characters %-encoded");
+	ok(p11_uri_display(NULL) == NULL, "NULL: NULL");
+}
+
+static void test_engine_id(void)
+{
+	static const struct {
+		const char *s;
+		int bare, want;
+	} tab[] = {
+		{ "0:01", 0, 1 }, { "12:a0b1", 0, 1 }, { "slot_0-id_01", 0, 1 },
+		{ "id_01", 0, 1 }, { "id_ABC", 0, 1 }, { "label_k 1", 0, 1 },
+		{ "slot_3-label_gw", 0, 1 }, { "4294967295:01", 0, 1 },
+		{ "01", 1, 1 }, { "01", 0, 0 }, { "cafe", 1, 1 },
+		{ "local.key", 1, 0 }, { "/etc/k.pem", 1, 0 }, { "0:", 0, 0 },
+		{ "0:xy", 0, 0 }, { "id_", 0, 0 }, { "id_rsa", 0, 0 },
+		{ "label_", 0, 0 }, { "slot_-id_01", 0, 0 }, { "slot_1", 0, 0 },
+		{ "slot_1-id_zz", 0, 0 }, { "pkcs11:id=%01", 1, 0 }, { "", 1, 0 },
+		{ "12345678901:01", 0, 0 }, { "dir/0:01", 0, 0 },
+	};
+	char *uri = (char *)"x";
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		is_int(p11_engine_id_is(tab[i].s, tab[i].bare), tab[i].want,
+		       "engine key id? \"%s\"%s", tab[i].s,
+		       tab[i].bare ? " (engine configured)" : "");
+	rc = p11_engine_id_to_uri("id_01", 0, NULL, &uri);
+	is_int(rc, SA_EUSAGE, "no module: SA_EUSAGE");
+	ok(uri == NULL, "no module: no URI");
+	ok(strstr(sa_errmsg(), "pkcs11:id=%01;type=private") != NULL,
+	   "no module: the message names the URI to write");
+	rc = p11_engine_id_to_uri("1:0a0b", 0, NULL, &uri);
+	ok(rc == SA_EUSAGE && strstr(sa_errmsg(),
+	   "pkcs11:token=LABEL;id=%0A%0B;type=private") != NULL,
+	   "slot, no module: names the URI with a token label to fill in");
+	rc = p11_engine_id_to_uri("label_a;b", 0, NULL, &uri);
+	ok(rc == SA_EUSAGE && strstr(sa_errmsg(),
+	   "pkcs11:object=a%3Bb;type=private") != NULL,
+	   "a label is %%-encoded in the URI");
+	rc = p11_engine_id_to_uri("id_abc", 0, "/nonexistent/module.so", &uri);
+	ok(rc == 0 && uri != NULL && !strcmp(uri, "pkcs11:id=%AB%0C;type=private"),
+	   "no slot: no module needed; odd hex as libp11 reads it");
+	free(uri);
+}
+
 int main(void)
 {
 	sa_log_init("test_p11_uri", SA_LOG_ERR, 0);
@@ -255,5 +356,7 @@ int main(void)
 	test_keyspec();
 	test_pin_flags();
 	test_match();
+	test_display();
+	test_engine_id();
 	return tap_done();
 }
