@@ -155,7 +155,8 @@ static int anchor_pinned(const STACK_OF(X509) *certs, const char *pin, X509 **an
 	if (is_weak_md(md))
 		sa_warn("the pinned fingerprint is %s, a weak digest: a certificate made to "
 			"match it could take the CA's place; pin the SHA-256 fingerprint of %s "
-			"instead", EVP_MD_get0_name(md), describe(*anchor, d, sizeof(d)));
+			"instead", EVP_MD_is_a(md, "MD5") ? "MD5" : "SHA-1",
+			describe(*anchor, d, sizeof(d)));
 	return SA_OK;
 }
 

@@ -219,15 +219,44 @@ type rogueMode struct {
 	crl   bool // it signs the CRL (which names the genuine CA as issuer)
 }
 
-// addRogue loads or makes the rogue CA: self-signed, with the CA template
-// and the CommonName of the genuine issuing CA (an attacker copies names).
+// addRogue loads or makes the rogue CA: self-signed, with the subject of
+// the genuine issuing CA (an attacker copies names) but its own serial
+// number, so that a reply's signer (issuer and serial) names it alone.
 func (c *certAuthority) addRogue(m rogueMode) error {
-	var err error
-	if c.rogue, err = selfSignedCA(c.dir, "rogue", c.ca.cert.Subject.CommonName); err != nil {
-		return fmt.Errorf("rogue CA: %v", err)
-	}
 	c.rogueMode = m
-	return nil
+	p, ok, err := loadPair(c.dir, "rogue")
+	if ok || err != nil {
+		c.rogue = p
+		return err
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	ski, err := cryptoutil.GenerateSubjectKeyID(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(0x5eed),
+		Subject:               c.ca.cert.Subject,
+		NotBefore:             time.Now().Add(-time.Hour).UTC(),
+		NotAfter:              time.Now().AddDate(10, 0, 0).UTC(),
+		SubjectKeyId:          ski,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	c.rogue = &keyPair{cert, key}
+	return savePair(c.dir, "rogue", c.rogue)
 }
 
 // issuer is the pair that issues certificates (the rogue CA with -rogue-issue).
