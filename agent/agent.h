@@ -76,8 +76,10 @@ int agent_client_new(const struct agent_opts *o, scep_client **out);
 
 /*
  * The CA certificates of -c (or its -0, -1 ... files), -e as encryption
- * certificate, roles selected as sscep does; checked against a pinned
- * fingerprint (-F) if one is given.
+ * certificate, roles selected as sscep does, trusted as scep_ca_trust()
+ * says: the anchor is the pinned CA (-F) or the CA of the RA certificates;
+ * certificates not chaining to it are dropped with a warning; -e must
+ * chain to it (SA_EUSAGE).
  */
 int agent_ca_load(const struct agent_opts *o, struct scep_ca *ca);
 

@@ -350,3 +350,34 @@ out:
 	sk_X509_pop_free(all, X509_free);
 	return rc;
 }
+
+/* Remove one stale CA file if it exists. */
+static int remove_stale(const char *name)
+{
+	if (unlink(name) == 0) {
+		sa_info("removed %s: the CA no longer sends that certificate", name);
+		return 0;
+	}
+	if (errno == ENOENT)
+		return 0;
+	return sa_fail_noossl(SA_EIO, "cannot remove the stale CA certificate file "
+			      "%s: %s; remove it by hand, or later runs will still "
+			      "load it", name, strerror(errno));
+}
+
+int files_remove_stale_ca(const char *path, int n)
+{
+	char *name = NULL;
+	int i, rc = 0;
+
+	if (n > 1)
+		rc = remove_stale(path);
+	for (i = n > 1 ? n : 0; rc == 0 && i < 100; i++) {
+		if (asprintf(&name, "%s-%d", path, i) < 0)
+			return sa_fail_noossl(SA_ENOMEM, "out of memory");
+		rc = remove_stale(name);
+		free(name);
+		name = NULL;
+	}
+	return rc;
+}

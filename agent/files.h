@@ -44,6 +44,15 @@ int files_read_csr(const char *path, X509_REQ **out);
  */
 int files_load_ca(const char *path, STACK_OF(X509) **out);
 
+/*
+ * After writing n CA certificates as getca does (n == 1: path; else
+ * path-0 .. path-(n-1)), remove the files of that family it did not
+ * write: path-n .. path-99 (files_load_ca reads up to path-99), and with
+ * n == 1 path-0 too, with n > 1 path itself. Each removal is logged. 0 or
+ * SA_EIO (a stale CA certificate left behind would still be trusted).
+ */
+int files_remove_stale_ca(const char *path, int n);
+
 /* Does path exist? */
 int files_exist(const char *path);
 

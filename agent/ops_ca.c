@@ -39,7 +39,10 @@ out:
 
 /*
  * Write certs as sscep does: one certificate to path, a chain to path-0,
- * path-1, ... in reply order, printing each.
+ * path-1, ... in reply order, printing each. Then what an earlier run
+ * wrote and this one did not goes (path-N past the chain, path-0... after
+ * a single certificate, path after a chain), so that a certificate the
+ * CA no longer sends is not loaded, and trusted, by later runs.
  */
 static int write_chain(const struct agent_opts *o, STACK_OF(X509) *certs,
 		       const char *path)
@@ -66,6 +69,8 @@ static int write_chain(const struct agent_opts *o, STACK_OF(X509) *certs,
 		agent_out("certificate written as %s", name);
 	}
 	free(name);
+	if (rc == 0)
+		rc = files_remove_stale_ca(path, n);
 	return rc;
 }
 
@@ -90,12 +95,12 @@ int op_getca(const struct agent_opts *o, int *result)
 	if (rc < 0)
 		goto out;
 	sa_info("valid response from server");
-	if (o->fp_pin != NULL) {
-		rc = scep_ca_check_pin(&ca, o->fp_pin);
-		if (rc < 0)
-			goto out;
+	/* only what chains to the anchor (pinned, or the RA's CA) is written */
+	rc = scep_ca_trust(&ca, o->fp_pin, NULL);
+	if (rc < 0)
+		goto out;
+	if (o->fp_pin != NULL)
 		sa_info("the CA certificate matches the pinned fingerprint");
-	}
 	rc = write_chain(o, ca.certs, path);
 out:
 	scep_ca_clear(&ca);
@@ -116,11 +121,7 @@ static int chain_load(const struct agent_opts *o, struct scep_ca *ca)
 	rc = files_load_ca(o->s.ca_chain_file, &ca->certs);
 	if (rc < 0)
 		goto out;
-	rc = scep_ca_select(ca, NULL, NULL);
-	if (rc < 0)
-		goto out;
-	if (o->fp_pin != NULL)
-		rc = scep_ca_check_pin(ca, o->fp_pin);
+	rc = scep_ca_trust(ca, o->fp_pin, NULL);
 out:
 	if (rc < 0)
 		scep_ca_clear(ca);

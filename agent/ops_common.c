@@ -75,14 +75,10 @@ int agent_ca_load(const struct agent_opts *o, struct scep_ca *ca)
 		if (rc < 0)
 			goto out;
 	}
-	rc = scep_ca_select(ca, NULL, enc);
+	/* the anchor, certificates not chaining to it dropped, -e checked */
+	rc = scep_ca_trust(ca, o->fp_pin, enc);
 	if (rc < 0)
 		goto out;
-	if (o->fp_pin != NULL) {
-		rc = scep_ca_check_pin(ca, o->fp_pin);
-		if (rc < 0)
-			goto out;
-	}
 	rc = 0;
 out:
 	X509_free(enc);

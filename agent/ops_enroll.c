@@ -385,6 +385,10 @@ int op_enroll(const struct agent_opts *o, int *result)
 				    "carry our public key; not storing it");
 		goto out;
 	}
+	/* issued by the trusted CA, before anything is written or replaced */
+	rc = scep_ca_verify_issued(&ca, cert, reply.certs);
+	if (rc < 0)
+		goto out;
 	rc = store_result(o, &k, &ca, cert);
 out:
 	if (rc == SA_EINTR && sent) {

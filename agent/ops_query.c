@@ -164,6 +164,10 @@ int op_getcert(const struct agent_opts *o, int *result)
 				    "a certificate");
 		goto out;
 	}
+	/* a certificate of another CA is not what was asked for */
+	rc = scep_ca_verify_issued(&q.ca, got, r.certs);
+	if (rc < 0)
+		goto out;
 	if (o->s.get_cert_file != NULL) {
 		rc = files_write_cert(o->s.get_cert_file, got);
 		if (rc < 0)
@@ -231,6 +235,9 @@ int op_getcrl(const struct agent_opts *o, int *result)
 		goto out;
 	}
 	crl = sk_X509_CRL_value(r.crls, 0);
+	rc = scep_ca_verify_crl(&q.ca, crl);
+	if (rc < 0)
+		goto out;
 	if (o->s.get_crl_file != NULL) {
 		rc = files_write_crl(o->s.get_crl_file, crl);
 		if (rc < 0)

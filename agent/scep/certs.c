@@ -325,7 +325,7 @@ static const EVP_MD *md_for_prefix(const char *name, size_t n)
  * Normalise a pin: optional "alg:" prefix, hex with optional separators.
  * Fills hex (lowercase, NUL-terminated) and *md. 0 or SA_EUSAGE.
  */
-static int pin_parse(const char *pin, char *hex, size_t hexlen, const EVP_MD **md)
+int scep_pin_parse(const char *pin, char *hex, size_t hexlen, const EVP_MD **md)
 {
 	const char *colon = strchr(pin, ':'), *p = pin;
 	size_t n = 0;
@@ -371,7 +371,7 @@ static int pin_parse(const char *pin, char *hex, size_t hexlen, const EVP_MD **m
 	return SA_OK;
 }
 
-static int fp_matches(X509 *cert, const char *hex, const EVP_MD *md)
+int scep_fp_matches(X509 *cert, const char *hex, const EVP_MD *md)
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int n = 0, i;
@@ -394,9 +394,9 @@ int scep_fingerprint_check(X509 *cert, const char *pin)
 
 	if (cert == NULL || pin == NULL)
 		return sa_fail_noossl(SA_EINTERNAL, "no certificate or fingerprint to compare");
-	if ((rc = pin_parse(pin, hex, sizeof(hex), &md)) != SA_OK)
+	if ((rc = scep_pin_parse(pin, hex, sizeof(hex), &md)) != SA_OK)
 		return rc;
-	if (fp_matches(cert, hex, md))
+	if (scep_fp_matches(cert, hex, md))
 		return SA_OK;
 	fp = scep_fingerprint(cert, md);
 	X509_NAME_oneline(X509_get_subject_name(cert), name, sizeof(name));
@@ -446,10 +446,10 @@ int scep_ca_check_pin(const struct scep_ca *ca, const char *pin)
 	X509 *anchor = NULL;
 	int i, rc;
 
-	if ((rc = pin_parse(pin, hex, sizeof(hex), &md)) != SA_OK)
+	if ((rc = scep_pin_parse(pin, hex, sizeof(hex), &md)) != SA_OK)
 		return rc;
 	for (i = 0; i < sk_X509_num(ca->certs) && anchor == NULL; i++)
-		if (fp_matches(sk_X509_value(ca->certs, i), hex, md))
+		if (scep_fp_matches(sk_X509_value(ca->certs, i), hex, md))
 			anchor = sk_X509_value(ca->certs, i);
 	if (anchor == NULL) {
 		/* name the CA's own fingerprint in the message */

@@ -231,7 +231,7 @@ static int next_ca_parse(const unsigned char *der, size_t len,
 	CMS_ContentInfo *cms = NULL;
 	BIO *content = NULL;
 	BUF_MEM *bm;
-	STACK_OF(X509) *signers = NULL;
+	STACK_OF(X509) *signers = NULL, *trusted = NULL;
 	X509 *who = NULL;
 	struct scep_ca next = { 0 };
 	int rc = SA_EREPLY;
@@ -252,7 +252,13 @@ static int next_ca_parse(const unsigned char *der, size_t len,
 		rc = sa_fail(SA_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (!CMS_verify(cms, current->certs, NULL, NULL, content,
+	/* only the current RA signing certificate, CA or anchor may sign it */
+	trusted = scep_ca_signers(current);
+	if (trusted == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!CMS_verify(cms, trusted, NULL, NULL, content,
 			CMS_NO_SIGNER_CERT_VERIFY | CMS_NOINTERN | CMS_BINARY)) {
 		rc = sa_fail(SA_EREPLY, "the GetNextCACert reply is not signed by the current "
 			     "CA/RA certificate; refusing the new CA certificates");
@@ -283,6 +289,7 @@ static int next_ca_parse(const unsigned char *der, size_t len,
 	}
 out:
 	X509_free(who);
+	sk_X509_free(trusted);
 	sk_X509_free(signers);
 	scep_ca_clear(&next);
 	CMS_ContentInfo_free(cms);

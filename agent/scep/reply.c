@@ -188,7 +188,7 @@ int scep_reply_parse(const unsigned char *der, size_t len,
 	const unsigned char *p = der;
 	CMS_ContentInfo *cms = NULL;
 	STACK_OF(CMS_SignerInfo) *sis;
-	STACK_OF(X509) *signers = NULL;
+	STACK_OF(X509) *signers = NULL, *trusted = NULL;
 	CMS_SignerInfo *si;
 	ASN1_OCTET_STRING **pos;
 	ASN1_TYPE *rn;
@@ -231,12 +231,22 @@ int scep_reply_parse(const unsigned char *der, size_t len,
 		rc = sa_fail(SA_ENOMEM, "out of memory");
 		goto out;
 	}
-	/* signer must be one of the CA/RA certificates; never the reply's own */
-	if (!CMS_verify(cms, ca->certs, NULL, dcont, content,
+	/*
+	 * The signer must be the RA signing certificate, the CA or the anchor
+	 * (scep_ca_signers): never another certificate of the CA files, never
+	 * the reply's own.
+	 */
+	trusted = scep_ca_signers(ca);
+	if (trusted == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!CMS_verify(cms, trusted, NULL, dcont, content,
 			CMS_NO_SIGNER_CERT_VERIFY | CMS_NOINTERN | CMS_BINARY)) {
-		rc = sa_fail(SA_EREPLY, "the CertRep signature does not verify with the CA/RA "
-			     "certificates from GetCACert: the reply was not signed by this CA, "
-			     "or was altered");
+		rc = sa_fail(SA_EREPLY, "the CertRep signature does not verify with the RA "
+			     "signing certificate or the CA from GetCACert (no other certificate "
+			     "is trusted to sign): the reply was not signed by this CA, or was "
+			     "altered");
 		goto out;
 	}
 	signers = CMS_get0_signers(cms);
@@ -310,6 +320,7 @@ int scep_reply_parse(const unsigned char *der, size_t len,
 	rc = SA_OK;
 out:
 	scep_reply_clear(&r);
+	sk_X509_free(trusted);
 	sk_X509_free(signers);
 	CMS_ContentInfo_free(cms);
 	BIO_free(content);

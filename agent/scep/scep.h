@@ -141,6 +141,7 @@ struct scep_ca {
 	X509 *ca;       /* borrowed from certs: the issuing CA (self-signed or top) */
 	X509 *ra_sign;  /* borrowed: verifies CertRep (RA with digitalSignature, or CA) */
 	X509 *ra_enc;   /* borrowed: encrypt requests to (keyEncipherment, or CA) */
+	X509 *anchor;   /* borrowed: the trust anchor, set by scep_ca_trust(); NULL before */
 };
 void scep_ca_clear(struct scep_ca *ca);
 
@@ -166,6 +167,50 @@ int scep_certs_parse(const unsigned char *buf, size_t len, STACK_OF(X509) **out)
  * 0, SA_ECAPIN with a sentence, or SA_EUSAGE for a malformed pin.
  */
 int scep_ca_check_pin(const struct scep_ca *ca, const char *pin);
+
+/*
+ * The trust anchor of a set of CA certificates (borrowed from certs).
+ * With pin (see scep_fingerprint_check for the format), the certificate of
+ * that fingerprint (none: SA_ECAPIN; malformed pin: SA_EUSAGE; an MD5 or
+ * SHA-1 pin works with a warning that it is weak). Without a pin, the CA
+ * that issued the RA certificates, or the only CA certificate: each
+ * certificate that issues none of the others (signatures checked) names
+ * one candidate, itself if it is a CA certificate, else its issuer among
+ * certs (itself if none); two or more distinct candidates are an ambiguous
+ * reply, SA_EREPLY with a sentence naming each (subject and SHA-256
+ * fingerprint) and saying to pin one with -F.
+ */
+int scep_ca_anchor(const STACK_OF(X509) *certs, const char *pin, X509 **anchor);
+
+/*
+ * Establish trust in a set of CA certificates (ca->certs, from GetCACert
+ * or from files): compute the anchor (scep_ca_anchor), drop with a warning
+ * naming it every certificate that does not chain to the anchor
+ * (signatures and CA constraints checked, validity times not), except the
+ * anchor's own issuers (kept for writing, never trusted to sign), select
+ * the roles (scep_ca_select) and check that the CA, ra_sign and ra_enc
+ * chain to the anchor. user_enc (-e), when not NULL, becomes ra_enc and
+ * must chain to the anchor too (SA_EUSAGE otherwise: the command line
+ * names a certificate of another CA). Sets ca->anchor. 0, SA_ECAPIN,
+ * SA_EREPLY or SA_EUSAGE; on error ca is only fit for scep_ca_clear().
+ */
+int scep_ca_trust(struct scep_ca *ca, const char *pin, X509 *user_enc);
+
+/*
+ * Does cert verify under ca->anchor (signatures and CA constraints, not
+ * validity times), with ca->certs and extra (may be NULL: the certificates
+ * that came with a reply) as possible intermediates? 0 or SA_EREPLY with a
+ * sentence naming the certificate and the anchor. Used for the issued
+ * certificate of a SUCCESS and the certificate GetCert fetched.
+ */
+int scep_ca_verify_issued(const struct scep_ca *ca, X509 *cert,
+			  STACK_OF(X509) *extra);
+
+/*
+ * Is crl signed by a CA certificate of ca (of the CRL's issuer name) that
+ * chains to the anchor? 0 or SA_EREPLY with a sentence.
+ */
+int scep_ca_verify_crl(const struct scep_ca *ca, X509_CRL *crl);
 
 /* Fingerprint of a DER certificate with md, as "AB:CD:..". Caller frees. */
 char *scep_fingerprint(X509 *cert, const EVP_MD *md);
@@ -195,15 +240,18 @@ int scep_get_caps(scep_client *c, unsigned *caps);
 /*
  * GetCACert: a single DER certificate (application/x-x509-ca-cert) or a
  * degenerate PKCS#7 chain (application/x-x509-ca-ra-cert). Fills out with
- * all certificates, roles selected.
+ * all certificates, roles selected; nothing is trusted yet: call
+ * scep_ca_trust() before using it.
  */
 int scep_get_ca(scep_client *c, struct scep_ca *out);
 
 /*
  * GetNextCACert: the reply is SignedData signed by the current CA/RA;
- * verified against current (SA_EREPLY if not). out gets the new chain;
- * signer, unless NULL, the certificate (one of current's) that signed the
- * reply (get1).
+ * verified against current's trusted signers only (ra_sign, the CA, the
+ * anchor: see scep_ca_trust), SA_EREPLY if not. out gets the new chain
+ * as it is (a rollover CA need not chain to the current anchor); signer,
+ * unless NULL, the certificate (one of current's) that signed the reply
+ * (get1).
  */
 int scep_get_next_ca(scep_client *c, const struct scep_ca *current,
 		     struct scep_ca *out, X509 **signer);
@@ -309,7 +357,8 @@ int scep_msg_build(scep_client *c, const struct scep_ca *ca,
 		   size_t *der_len, unsigned char nonce_out[16]);
 
 /*
- * Parse and verify a CertRep: signature chains to ca->ra_sign (or the CA),
+ * Parse and verify a CertRep: signed by ca->ra_sign, the CA or the anchor
+ * (nothing else of ca->certs),
  * messageType is CertRep, transactionID equals tid, recipientNonce equals
  * nonce; for SUCCESS decrypt the envelope with key (any cipher the server
  * chose, DES-CBC included) and extract certificates/CRLs.

@@ -46,6 +46,22 @@ char *scep_hex(const unsigned char *buf, size_t len);
 /* Does any certificate in sk equal cert (X509_cmp)? */
 int scep_certs_contain(const STACK_OF(X509) *sk, const X509 *cert);
 
+/*
+ * Parse a pinned fingerprint: optional "alg:" prefix, hex with optional
+ * separators, into lowercase hex and its digest. 0 or SA_EUSAGE.
+ */
+int scep_pin_parse(const char *pin, char *hex, size_t hexlen, const EVP_MD **md);
+
+/* Does cert's md fingerprint equal hex (lowercase, no separators)? */
+int scep_fp_matches(X509 *cert, const char *hex, const EVP_MD *md);
+
+/*
+ * The certificates trusted to sign replies: ca->ra_sign, ca->ca and
+ * ca->anchor (those set, each once). A new stack of borrowed certificates
+ * (free with sk_X509_free), NULL if out of memory.
+ */
+STACK_OF(X509) *scep_ca_signers(const struct scep_ca *ca);
+
 /* Set in tests only: a fixed sleep function for the polling loop. */
 extern unsigned (*scep_enroll_sleep)(unsigned seconds);
 

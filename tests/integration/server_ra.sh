@@ -16,12 +16,18 @@ t_ok "auto selection: certificate of our key" cert_has_key auto.crt local.key
 t_ok "auto selection: issued by the CA" ca_verify ca.crt-0 auto.crt
 t_is "$(ca_log_field -1 status)" SUCCESS "auto selection: the RA decrypted the request"
 
-# explicit: -c the RA signing certificate, -e the RA encryption certificate
-t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt-1 -e ca.crt-2 -k local.key -r local.csr -l explicit.crt
-t_ok "explicit -c/-e: certificate of our key" cert_has_key explicit.crt local.key
+# explicit: -e the RA encryption certificate, -c the CA certificates
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -e ca.crt-2 -k local.key -r local.csr -l explicit.crt
+t_ok "explicit -e: certificate of our key" cert_has_key explicit.crt local.key
+# sscep's -c RA-signing-certificate -e RA-encryption-certificate: -c holds
+# no CA, so neither -e nor the issued certificate can be checked: refused
+t_expect_exit 4 sa enroll -u "$CA_URL" -c ca.crt-1 -e ca.crt-2 -k local.key -r local.csr -l ra-only.crt
+t_grep 'encryption certificate \(-e\).*not issued by the trusted CA' "$T_ERR" \
+	"-c with the RA certificate alone: -e is not issued by it, says so"
+t_no_file ra-only.crt "-c with the RA certificate alone: nothing written"
 
 # explicit, but encrypting to the CA certificate: the RA cannot decrypt
-t_expect_exit 2 sa enroll -u "$CA_URL" -c ca.crt-1 -e ca.crt-0 -k local.key -r local.csr -l wrongenc.crt
+t_expect_exit 2 sa enroll -u "$CA_URL" -c ca.crt -e ca.crt-0 -k local.key -r local.csr -l wrongenc.crt
 t_grep 'badMessageCheck' "$T_ERR" "encrypted to the wrong certificate: badMessageCheck"
 t_no_file wrongenc.crt "encrypted to the wrong certificate: nothing written"
 

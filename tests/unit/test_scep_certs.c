@@ -1,6 +1,8 @@
 /*
  * test_scep_certs.c - GetCACert parsing (DER, PKCS#7, PEM), CA/RA role
- * selection, fingerprints and pinning, GetNextCACert verification.
+ * selection, fingerprints and pinning, the trust anchor and what is kept,
+ * issued certificates and CRLs under the anchor, GetNextCACert
+ * verification.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +221,252 @@ static void test_pin(void)
 	X509_free(fake_ra);
 }
 
+
+static char *fp256(X509 *x)
+{
+	return scep_fingerprint(x, EVP_sha256());
+}
+
+/* push x (up-ref'd) onto sk */
+static void push(STACK_OF(X509) *sk, X509 *x)
+{
+	X509_up_ref(x);
+	sk_X509_push(sk, x);
+}
+
+static void test_anchor(void)
+{
+	STACK_OF(X509) *sk;
+	X509 *a = NULL;
+	char *fc = fp256(ca), *fo = fp256(other), *fr = fp256(ra_sign);
+	char *md5 = scep_fingerprint(ca, EVP_md5()), *sha1 = scep_fingerprint(ca, EVP_sha1());
+
+	sk = tu_stack(ca, NULL, NULL);
+	is_int(scep_ca_anchor(sk, NULL, &a), SA_OK, "lone CA: anchor");
+	ok(a == sk_X509_value(sk, 0), "lone CA: it is the anchor");
+	sk_X509_pop_free(sk, X509_free);
+
+	sk = tu_stack(ra_enc, ca, ra_sign);
+	is_int(scep_ca_anchor(sk, NULL, &a), SA_OK, "CA and RA, no pin");
+	ok(a == sk_X509_value(sk, 1), "no pin: the CA that issued the RA certificates");
+	sk_X509_pop_free(sk, X509_free);
+
+	sk = tu_stack(ca, other, NULL);
+	is_int(scep_ca_anchor(sk, NULL, &a), SA_EREPLY, "two unrelated CAs, no pin: refused");
+	ok(a == NULL, "no anchor on error");
+	ok(strstr(sa_errmsg(), "pin one with -F") != NULL, "says how to pin: %s", sa_errmsg());
+	ok(strstr(sa_errmsg(), fc) && strstr(sa_errmsg(), fo), "names both SHA-256 fingerprints");
+	is_int(scep_ca_anchor(sk, fc, &a), SA_OK, "two CAs, pinned");
+	ok(a == sk_X509_value(sk, 0), "the pinned one is the anchor");
+	is_int(scep_ca_anchor(sk, fo, &a), SA_OK, "the other one pinned");
+	ok(a == sk_X509_value(sk, 1), "pin decides");
+	is_int(scep_ca_anchor(sk, md5, &a), SA_OK, "MD5 pin works");
+	ok(a == sk_X509_value(sk, 0), "MD5 pin: anchor");
+	is_int(scep_ca_anchor(sk, sha1, &a), SA_OK, "SHA-1 pin works");
+	is_int(scep_ca_anchor(sk, fr, &a), SA_ECAPIN, "pin matching nothing: refused");
+	ok(strstr(sa_errmsg(), fc) && strstr(sa_errmsg(), fo), "names what the CA sent");
+	is_int(scep_ca_anchor(sk, "abc", &a), SA_EUSAGE, "malformed pin: usage");
+	sk_X509_pop_free(sk, X509_free);
+
+	/* an attacker appends a CA and an RA of their own */
+	{
+		X509 *rra = tu_cert("Test RA sign", ra2_key, other, bad_key, "digitalSignature", 0);
+
+		sk = tu_stack(ca, ra_sign, ra_enc);
+		push(sk, other);
+		push(sk, rra);
+		is_int(scep_ca_anchor(sk, NULL, &a), SA_EREPLY, "RA certificates of two CAs: ambiguous");
+		sk_X509_pop_free(sk, X509_free);
+		X509_free(rra);
+	}
+	/* a forged RA naming the CA but signed by another key names no candidate of the CA */
+	{
+		X509 *forged = tu_cert("Test RA enc", ra2_key, ca, bad_key, "keyEncipherment", 0);
+
+		sk = tu_stack(ca, ra_sign, forged);
+		is_int(scep_ca_anchor(sk, NULL, &a), SA_EREPLY,
+		       "a forged RA (CA's name, bad signature) makes the set ambiguous");
+		sk_X509_pop_free(sk, X509_free);
+		X509_free(forged);
+	}
+	free(fc);
+	free(fo);
+	free(fr);
+	free(md5);
+	free(sha1);
+}
+
+static void test_trust(void)
+{
+	struct scep_ca c = { 0 };
+	EVP_PKEY *sub_key = tu_rsa(), *x_key = tu_rsa();
+	X509 *sub = tu_cert("Sub CA", sub_key, ca, ca_key, "keyCertSign,cRLSign", 1);
+	X509 *sub_ra_s = tu_cert("Sub RA sign", ra_key, sub, sub_key, "digitalSignature", 0);
+	X509 *sub_ra_e = tu_cert("Sub RA enc", ra2_key, sub, sub_key, "keyEncipherment", 0);
+	/* our CA certifies another CA (a cross-certificate) */
+	X509 *cross = tu_cert("Partner CA", x_key, ca, ca_key, "keyCertSign,cRLSign", 1);
+	/* the CA re-issued: same name and key, another serial */
+	X509 *again = tu_cert("Test CA", ca_key, NULL, NULL, "critical,keyCertSign,cRLSign", 1);
+	char *fc = fp256(ca), *fo = fp256(other), *fs = fp256(sub), *fr = fp256(ra_sign);
+
+	/* pinned CA, a stranger appended: dropped; the RA stays */
+	c.certs = tu_stack(ca, ra_sign, ra_enc);
+	push(c.certs, other);
+	is_int(scep_ca_trust(&c, fc, NULL), SA_OK, "pinned CA with a stranger appended");
+	is_int(sk_X509_num(c.certs), 3, "the stranger is dropped");
+	ok(!scep_certs_contain(c.certs, other), "not in the set any more");
+	ok(X509_cmp(c.anchor, ca) == 0 && X509_cmp(c.ca, ca) == 0, "anchor and CA are the pinned CA");
+	ok(X509_cmp(c.ra_sign, ra_sign) == 0 && X509_cmp(c.ra_enc, ra_enc) == 0, "RA roles kept");
+	scep_ca_clear(&c);
+
+	/* pinned stranger: the genuine CA and its RA certificates are dropped */
+	c.certs = tu_stack(ca, ra_sign, other);
+	is_int(scep_ca_trust(&c, fo, NULL), SA_OK, "the stranger pinned");
+	is_int(sk_X509_num(c.certs), 1, "only the pinned certificate left");
+	ok(X509_cmp(c.ra_sign, other) == 0, "it plays every role");
+	scep_ca_clear(&c);
+
+	/* cross-certificate issued by the anchor stays, a re-issued anchor stays */
+	c.certs = tu_stack(ca, ra_sign, ra_enc);
+	push(c.certs, cross);
+	push(c.certs, again);
+	is_int(scep_ca_trust(&c, fc, NULL), SA_OK, "pinned, with a cross-certificate");
+	is_int(sk_X509_num(c.certs), 5, "cross-certificate and re-issued CA kept");
+	ok(X509_cmp(c.ra_sign, ra_sign) == 0, "roles unchanged by the cross-certificate");
+	scep_ca_clear(&c);
+	c.certs = tu_stack(ca, ra_sign, cross);
+	is_int(scep_ca_trust(&c, NULL, NULL), SA_EREPLY,
+	       "the same without a pin: two candidate CAs, ambiguous");
+	scep_ca_clear(&c);
+
+	/* issuing CA under a root (GetCACert: issuing CA, RA, root) */
+	c.certs = tu_stack(sub, sub_ra_s, sub_ra_e);
+	push(c.certs, ca);
+	is_int(scep_ca_trust(&c, NULL, NULL), SA_OK, "intermediate, no pin");
+	ok(X509_cmp(c.anchor, sub) == 0, "the anchor is the CA that issued the RA certificates");
+	is_int(sk_X509_num(c.certs), 4, "the root above the anchor is kept (for writing)");
+	ok(X509_cmp(c.ca, sub) == 0 && X509_cmp(c.ra_sign, sub_ra_s) == 0 &&
+	   X509_cmp(c.ra_enc, sub_ra_e) == 0, "roles under the issuing CA");
+	{
+		STACK_OF(X509) *sg = scep_ca_signers(&c);
+
+		ok(sg && !scep_certs_contain(sg, ca), "the root is not trusted to sign replies");
+		is_int(sk_X509_num(sg), 2, "signers: RA and issuing CA");
+		sk_X509_free(sg);
+	}
+	scep_ca_clear(&c);
+	c.certs = tu_stack(sub, sub_ra_s, sub_ra_e);
+	push(c.certs, ca);
+	push(c.certs, other);
+	is_int(scep_ca_trust(&c, fc, NULL), SA_OK, "intermediate, the root pinned");
+	ok(X509_cmp(c.anchor, ca) == 0 && X509_cmp(c.ca, sub) == 0,
+	   "anchor the root, issuing CA the sub CA");
+	is_int(sk_X509_num(c.certs), 4, "stranger dropped, the rest kept");
+	scep_ca_clear(&c);
+	c.certs = tu_stack(sub, ca, NULL);
+	is_int(scep_ca_trust(&c, NULL, NULL), SA_OK, "issuing CA and root only, no pin");
+	ok(X509_cmp(c.anchor, sub) == 0 && X509_cmp(c.ca, sub) == 0, "anchor: the issuing CA");
+	scep_ca_clear(&c);
+	c.certs = tu_stack(sub, sub_ra_s, sub_ra_e);
+	push(c.certs, ca);
+	is_int(scep_ca_trust(&c, fs, NULL), SA_OK, "intermediate, the issuing CA pinned");
+	is_int(sk_X509_num(c.certs), 4, "its root is kept");
+	scep_ca_clear(&c);
+
+	/* pinning an RA certificate: the CA does not chain to it */
+	c.certs = tu_stack(ca, ra_sign, ra_enc);
+	is_int(scep_ca_trust(&c, fr, NULL), SA_ECAPIN, "an RA certificate pinned: refused");
+	ok(strstr(sa_errmsg(), "pin the CA itself") != NULL, "says what to pin: %s", sa_errmsg());
+	scep_ca_clear(&c);
+
+	/* -e must chain to the anchor */
+	c.certs = tu_stack(ca, ra_sign, NULL);
+	is_int(scep_ca_trust(&c, NULL, ra_enc), SA_OK, "-e issued by the CA");
+	ok(X509_cmp(c.ra_enc, ra_enc) == 0, "-e used for encryption");
+	scep_ca_clear(&c);
+	c.certs = tu_stack(ca, ra_sign, NULL);
+	is_int(scep_ca_trust(&c, NULL, other), SA_EUSAGE, "-e of another CA: refused");
+	ok(strstr(sa_errmsg(), "-e") && strstr(sa_errmsg(), fo), "names -e and its fingerprint");
+	scep_ca_clear(&c);
+
+	X509_free(sub);
+	X509_free(sub_ra_s);
+	X509_free(sub_ra_e);
+	X509_free(cross);
+	X509_free(again);
+	EVP_PKEY_free(sub_key);
+	EVP_PKEY_free(x_key);
+	free(fc);
+	free(fo);
+	free(fs);
+	free(fr);
+}
+
+static X509_CRL *crl_by(X509 *issuer, EVP_PKEY *key)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+
+	X509_CRL_set_version(crl, 1);
+	X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer));
+	X509_gmtime_adj(t, 0);
+	X509_CRL_set1_lastUpdate(crl, t);
+	X509_CRL_sign(crl, key, EVP_sha256());
+	ASN1_TIME_free(t);
+	return crl;
+}
+
+static void test_verify_issued(void)
+{
+	struct scep_ca c = { 0 };
+	EVP_PKEY *k = tu_rsa(), *sub_key = tu_rsa();
+	X509 *good = tu_cert("dev", k, ca, ca_key, "digitalSignature", 0);
+	X509 *bad = tu_cert("dev", k, other, bad_key, "digitalSignature", 0);
+	/* the CA's name, another key: what the rogue CA issues */
+	X509 *forged = tu_cert("dev", k, ca, bad_key, "digitalSignature", 0);
+	X509 *sub = tu_cert("Sub CA", sub_key, ca, ca_key, "keyCertSign,cRLSign", 1);
+	X509 *under = tu_cert("dev", k, sub, sub_key, "digitalSignature", 0);
+	STACK_OF(X509) *extra = tu_stack(sub, NULL, NULL);
+	X509_CRL *crl;
+
+	c.certs = tu_stack(ca, ra_sign, ra_enc);
+	is_int(scep_ca_verify_issued(&c, good, NULL), SA_EINTERNAL, "no anchor yet: error");
+	scep_ca_trust(&c, NULL, NULL);
+	is_int(scep_ca_verify_issued(&c, good, NULL), SA_OK, "issued by the anchor");
+	is_int(scep_ca_verify_issued(&c, bad, NULL), SA_EREPLY, "issued by a stranger: refused");
+	ok(strstr(sa_errmsg(), "does not verify under the trusted CA") != NULL, "message: %s",
+	   sa_errmsg());
+	is_int(scep_ca_verify_issued(&c, forged, NULL), SA_EREPLY,
+	       "the CA's name with another key: refused");
+	is_int(scep_ca_verify_issued(&c, under, NULL), SA_EREPLY,
+	       "under a sub CA the reply did not carry: refused");
+	is_int(scep_ca_verify_issued(&c, under, extra), SA_OK,
+	       "under a sub CA carried in the reply: verified through it");
+	is_int(scep_ca_verify_issued(&c, ra_sign, NULL), SA_OK, "RA certificate: issued by the CA");
+	is_int(scep_ca_verify_issued(&c, ca, NULL), SA_EREPLY, "the anchor itself is not issued");
+
+	crl = crl_by(ca, ca_key);
+	is_int(scep_ca_verify_crl(&c, crl), SA_OK, "CRL signed by the CA");
+	X509_CRL_free(crl);
+	crl = crl_by(ca, bad_key);
+	is_int(scep_ca_verify_crl(&c, crl), SA_EREPLY, "CRL in the CA's name, another key: refused");
+	ok(strstr(sa_errmsg(), "CRL") != NULL, "message: %s", sa_errmsg());
+	X509_CRL_free(crl);
+	crl = crl_by(other, bad_key);
+	is_int(scep_ca_verify_crl(&c, crl), SA_EREPLY, "CRL of a stranger: refused");
+	X509_CRL_free(crl);
+	scep_ca_clear(&c);
+
+	sk_X509_pop_free(extra, X509_free);
+	X509_free(good);
+	X509_free(bad);
+	X509_free(forged);
+	X509_free(sub);
+	X509_free(under);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(sub_key);
+}
+
 /* SignedData by (cert, key) over the degenerate bag of certs. */
 static int next_ca_reply(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *certs,
 			 unsigned char **der)
@@ -260,6 +508,12 @@ static void test_next_ca(void)
 	scep_ca_clear(&next);
 	OPENSSL_free(der);
 
+	/* in the set but not a signer: the RA encryption certificate */
+	n = next_ca_reply(ra_enc, ra2_key, bag, &der);
+	is_int(scep_next_ca_parse(der, (size_t)n, &cur, &next), SA_EREPLY,
+	       "signed by the RA encryption certificate: refused");
+	OPENSSL_free(der);
+
 	n = next_ca_reply(other, bad_key, bag, &der);
 	is_int(scep_next_ca_parse(der, (size_t)n, &cur, &next), SA_EREPLY,
 	       "signed by a stranger: refused");
@@ -291,6 +545,9 @@ int main(void)
 	test_select();
 	test_fingerprint();
 	test_pin();
+	test_anchor();
+	test_trust();
+	test_verify_issued();
 	test_next_ca();
 
 	X509_free(ca);

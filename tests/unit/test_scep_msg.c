@@ -311,6 +311,35 @@ static void test_replies(void)
 	       SA_EREPLY, "RA signature refused when only the CA is known");
 	OPENSSL_free(der);
 
+	/* a certificate of the CA set that is not a signer: never trusted to sign */
+	x = base;
+	x.signer = ra_enc;
+	x.signer_key = ra2_key;
+	n = ca_reply(&x, &der);
+	is_int(scep_reply_parse(der, (size_t)n, &ca_ra, tid, nonce, cli_key, cli_cert, &r),
+	       SA_EREPLY, "signed by the RA encryption certificate: refused");
+	{
+		/* nor an unrelated certificate added to the set */
+		struct scep_ca mixed = { 0 };
+
+		OPENSSL_free(der);
+		x = base;
+		x.signer = stranger;
+		x.signer_key = bad_key;
+		n = ca_reply(&x, &der);
+		mixed.certs = tu_stack(ca, stranger, NULL);
+		is_int(scep_ca_trust(&mixed, NULL, NULL), SA_EREPLY,
+		       "CA and stranger without a pin: ambiguous");
+		scep_ca_clear(&mixed);
+		mixed.certs = tu_stack(ca, stranger, NULL);
+		is_int(scep_ca_select(&mixed, NULL, NULL), SA_OK, "CA and stranger: roles");
+		ok(scep_certs_contain(mixed.certs, stranger), "the stranger is in the set");
+		is_int(scep_reply_parse(der, (size_t)n, &mixed, tid, nonce, cli_key, cli_cert, &r),
+		       SA_EREPLY, "signed by a stranger that is in the CA set: refused");
+		scep_ca_clear(&mixed);
+	}
+	OPENSSL_free(der);
+
 	x = base;
 	x.status = "3";
 	x.enc_to = NULL;

@@ -39,6 +39,8 @@ type certAuthority struct {
 	raSign     *keyPair // -ra: signs CertReps
 	raEnc      *keyPair // -ra: decrypts requests
 	next       *keyPair // -next-ca: the rollover CA
+	rogue      *keyPair // -rogue*: an unrelated self-signed CA, same CN as ca
+	rogueMode  rogueMode
 	depot      depot.Depot
 	valid      time.Duration // 0: stock 365 days
 	allowRenew int           // days, stock -allowrenew
@@ -209,8 +211,67 @@ func newCertAuthority(dir string, ra, next, intermediate bool) (*certAuthority, 
 	return c, nil
 }
 
+// rogueMode says what the rogue CA of -rogue, -rogue-issue, -rogue-crl does.
+type rogueMode struct {
+	getCA bool // GetCACert also sends the rogue certificate
+	sign  bool // it signs CertReps and GetNextCACert replies
+	issue bool // it issues the certificates
+	crl   bool // it signs the CRL (which names the genuine CA as issuer)
+}
+
+// addRogue loads or makes the rogue CA: self-signed, with the subject of
+// the genuine issuing CA (an attacker copies names) but its own serial
+// number, so that a reply's signer (issuer and serial) names it alone.
+func (c *certAuthority) addRogue(m rogueMode) error {
+	c.rogueMode = m
+	p, ok, err := loadPair(c.dir, "rogue")
+	if ok || err != nil {
+		c.rogue = p
+		return err
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	ski, err := cryptoutil.GenerateSubjectKeyID(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(0x5eed),
+		Subject:               c.ca.cert.Subject,
+		NotBefore:             time.Now().Add(-time.Hour).UTC(),
+		NotAfter:              time.Now().AddDate(10, 0, 0).UTC(),
+		SubjectKeyId:          ski,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	c.rogue = &keyPair{cert, key}
+	return savePair(c.dir, "rogue", c.rogue)
+}
+
+// issuer is the pair that issues certificates (the rogue CA with -rogue-issue).
+func (c *certAuthority) issuer() *keyPair {
+	if c.rogue != nil && c.rogueMode.issue {
+		return c.rogue
+	}
+	return &c.ca
+}
+
 // signer is the pair that signs CertReps; decrypter opens requests.
 func (c *certAuthority) signer() *keyPair {
+	if c.rogue != nil && c.rogueMode.sign {
+		return c.rogue
+	}
 	if c.raSign != nil {
 		return c.raSign
 	}
@@ -233,6 +294,9 @@ func (c *certAuthority) caCerts() []*x509.Certificate {
 	if c.root != nil {
 		certs = append(certs, c.root.cert)
 	}
+	if c.rogue != nil && c.rogueMode.getCA {
+		certs = append(certs, c.rogue.cert)
+	}
 	return certs
 }
 
@@ -246,6 +310,9 @@ func (c *certAuthority) signerKind(cert *x509.Certificate) string {
 		return "issued"
 	}
 	if c.next != nil && cert.CheckSignatureFrom(c.next.cert) == nil {
+		return "issued"
+	}
+	if c.rogue != nil && cert.CheckSignatureFrom(c.rogue.cert) == nil {
 		return "issued"
 	}
 	if cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil {
@@ -291,7 +358,8 @@ func (c *certAuthority) issue(csr *x509.CertificateRequest) (*x509.Certificate, 
 		IPAddresses:        csr.IPAddresses,
 		URIs:               csr.URIs,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.ca.cert, csr.PublicKey, c.ca.key)
+	iss := c.issuer()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, iss.cert, csr.PublicKey, iss.key)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +395,8 @@ func (c *certAuthority) findBySerial(serial *big.Int) *x509.Certificate {
 		if err != nil {
 			continue
 		}
-		if cert.SerialNumber.Cmp(serial) == 0 && cert.CheckSignatureFrom(c.ca.cert) == nil {
+		if cert.SerialNumber.Cmp(serial) == 0 && (cert.CheckSignatureFrom(c.ca.cert) == nil ||
+			cert.CheckSignatureFrom(c.issuer().cert) == nil) {
 			return cert
 		}
 	}
@@ -362,11 +431,15 @@ func (c *certAuthority) crl() ([]byte, []string, error) {
 		serials = append(serials, strings.ToUpper(fields[3]))
 	}
 	now := time.Now().UTC()
+	key := c.ca.key
+	if c.rogue != nil && c.rogueMode.crl {
+		key = c.rogue.key // a forgery: the genuine CA's name, the rogue key
+	}
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 		Number:              big.NewInt(now.Unix()),
 		ThisUpdate:          now,
 		NextUpdate:          now.Add(24 * time.Hour),
 		RevokedCertificates: revoked,
-	}, c.ca.cert, c.ca.key)
+	}, c.ca.cert, key)
 	return der, serials, err
 }

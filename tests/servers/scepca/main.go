@@ -74,6 +74,9 @@ func main() {
 		capsStatus = flag.Int("caps-status", 0, "answer GetCACaps with this HTTP error status (404: a server without GetCACaps; 503: an outage)")
 		delay      = flag.Int("delay", 0, "hold every PKIOperation reply back SECS seconds (logged with \"delay\" first)")
 		lifetime   = flag.Int("lifetime", 0, "exit after SECS seconds (a safety net for killed tests; 0: never)")
+		rogue      = flag.Bool("rogue", false, "an unrelated self-signed CA (same CN) is appended to GetCACert, signs CertReps, GetNextCACert and the CRL, and issues the certificates")
+		rogueIss   = flag.Bool("rogue-issue", false, "only the issued certificates come from the rogue CA (CertReps signed as usual)")
+		rogueCRL   = flag.Bool("rogue-crl", false, "only the GetCRL CRL is signed by the rogue CA's key (in the genuine CA's name)")
 	)
 	flag.Parse()
 	if (*dir == "" && !*proxy) || flag.NArg() != 0 {
@@ -132,6 +135,12 @@ func main() {
 		ca, err := newCertAuthority(*dir, *ra, *nextCA, *inter)
 		if err != nil {
 			die("%s: %v", *dir, err)
+		}
+		if *rogue || *rogueIss || *rogueCRL {
+			m := rogueMode{getCA: *rogue, sign: *rogue, issue: *rogue || *rogueIss, crl: *rogue || *rogueCRL}
+			if err := ca.addRogue(m); err != nil {
+				die("%s: %v", *dir, err)
+			}
 		}
 		ca.valid = time.Duration(*valid) * time.Second
 		ca.allowRenew = *allowRenew

@@ -344,3 +344,38 @@ func TestGetRequestAndCaps(t *testing.T) {
 		t.Fatalf("caps %q", body)
 	}
 }
+
+// -rogue: GetCACert carries a second, unrelated CA of the same name, which
+// signs the replies, issues the certificates and signs the CRL.
+func TestRogue(t *testing.T) {
+	ts, s := newTestServer(t, &config{}, false, false)
+	if err := s.ca.addRogue(rogueMode{getCA: true, sign: true, issue: true, crl: true}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, ts.URL)
+	if len(c.caCert) != 2 || c.caCert[1].Subject.CommonName != c.caCert[0].Subject.CommonName ||
+		bytes.Equal(c.caCert[0].Raw, c.caCert[1].Raw) {
+		t.Fatalf("want the CA and a rogue CA of the same name, got %d", len(c.caCert))
+	}
+	genuine, rogue := c.caCert[0], c.caCert[1]
+	r := c.enroll("victim", "", mtPKCSReq)
+	if r.status != stSuccess {
+		t.Fatalf("status %q %q", r.status, r.text)
+	}
+	if !bytes.Equal(r.p7.GetOnlySigner().Raw, rogue.Raw) {
+		t.Fatal("CertRep not signed by the rogue CA")
+	}
+	certs, _ := scep.CACerts(r.content)
+	if len(certs) != 1 || certs[0].CheckSignatureFrom(rogue) != nil || certs[0].CheckSignatureFrom(genuine) == nil {
+		t.Fatal("certificate not issued by the rogue CA")
+	}
+	gc, _ := asn1.Marshal(issuerAndSerial{Issuer: asn1.RawValue{FullBytes: genuine.RawSubject}, Serial: certs[0].SerialNumber})
+	r = c.post(c.request(mtGetCRL, "crl", gc, c.self, c.key))
+	p7, err := pkcs7.Parse(r.content)
+	if r.status != stSuccess || err != nil || len(p7.CRLs) != 1 {
+		t.Fatalf("GetCRL: %+v %v", r, err)
+	}
+	if genuine.CheckCRLSignature(&p7.CRLs[0]) == nil || rogue.CheckCRLSignature(&p7.CRLs[0]) != nil {
+		t.Fatal("CRL not signed by the rogue key")
+	}
+}

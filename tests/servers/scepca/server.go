@@ -267,6 +267,12 @@ func (s *server) pkiOperation(data []byte, e *logEntry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.decErr != nil && s.ca.rogue != nil {
+		// a client that trusted the rogue CA may have encrypted to it
+		if r2, err := parseRequest(data, s.ca.rogue.cert, s.ca.rogue.key); err == nil && r2.decErr == nil {
+			req = r2
+		}
+	}
 	e.Tid, e.Digest, e.Enc = req.tid, req.digest, req.envAlg
 	e.MsgType, _ = strconv.Atoi(req.msgType)
 	e.Signer = s.ca.signerKind(req.signer)
