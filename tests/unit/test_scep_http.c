@@ -44,6 +44,7 @@ static struct {
 	int connections;
 	int pending_left;   /* M_FAKE_CA: PENDING replies left; -1 forever */
 	int status_fail;    /* M_FAKE_CA: FAILURE instead */
+	const char *tid;    /* M_FAKE_CA: this transactionID instead of the request's */
 	char last_line[16384];
 	char last_ctype[128];
 	size_t last_body_len;
@@ -145,7 +146,7 @@ static void fake_ca(int fd, const unsigned char *msg, size_t len)
 	ca_read(msg, len, ca_cert, ca_key, &p);
 	pthread_mutex_lock(&srv.mu);
 	srv.last_msg_type = p.mtype ? atoi(p.mtype) : -1;
-	r.tid = p.tid;
+	r.tid = srv.tid ? srv.tid : p.tid;
 	r.rnonce = p.nonce;
 	r.rnonce_len = 16;
 	if (srv.status_fail) {
@@ -511,6 +512,14 @@ static void test_sent(void)
 
 	scep_client_new(&o, &c);
 	srv.mode = M_FAKE_CA;
+	/* a transactionID with terminal controls: refused, shown escaped */
+	srv.tid = "\x1b]0;owned\x07\x1b[2J";
+	is_int(scep_transact(c, &ca, &req, &r), SA_EREPLY, "a foreign transactionID refused");
+	ok(strstr(sa_errmsg(), "transactionID \\x1B]0;owned\\x07\\x1B[2J is not ours") != NULL,
+	   "shown escaped: %s", sa_errmsg());
+	ok(strchr(sa_errmsg(), '\x1b') == NULL && strchr(sa_errmsg(), '\x07') == NULL,
+	   "no control character in the message");
+	srv.tid = NULL;
 	is_int(scep_transact(c, &ca, &req, &r), SA_OK, "a complete round trip");
 	is_int(scep_client_request_sent(c), 1, "sent");
 	scep_reply_clear(&r);
