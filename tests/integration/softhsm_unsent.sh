@@ -1,5 +1,6 @@
 #!/bin/bash
-# softhsm suite: a key generated in this run (--new-key) is removed from
+# softhsm suite (EC keys: quick to make, and the CA is never asked to issue
+# here): a key generated in this run (--new-key) is removed from
 # the token whenever no request reached the CA, and "-R" is advised only
 # when one may have:
 # - the message cannot be built (an EC encryption certificate given with
@@ -39,7 +40,7 @@ openssl x509 -req -in ec.csr -CA "$CA_CERT" -CAkey "$CA_DIR/ca.key" -CAcreateser
 t_file ec.crt "an EC certificate issued by the test CA"
 npki=$(grep -c '"op":"PKIOperation"' "$CA_LOG")
 t_expect_exit 1 sa enroll -u "$CA_URL" -c ca.crt -e ec.crt --module "$MOD" --pin-file pin \
-	--new-key "pkcs11:token=t1;object=eck" --key-type rsa:2048 --subject /CN=eck.example \
+	--new-key "pkcs11:token=t1;object=eck" --key-type ec:P-256 --subject /CN=eck.example \
 	-l eck.crt
 t_grep 'cannot encrypt the request to .*ec-ra.*needs an RSA key' "$T_ERR" \
 	"EC -e: says the request cannot be encrypted to it"
@@ -117,7 +118,7 @@ oneshot() {
 # --- the CA is down when the PKIOperation goes out: refused, nothing sent
 oneshot down
 t_expect_exit 5 sa enroll -u "$OS_URL" -c ca.crt --module "$MOD" --pin-file pin \
-	--new-key "pkcs11:token=t1;object=downk" --key-type rsa:2048 --subject /CN=down.example \
+	--new-key "pkcs11:token=t1;object=downk" --key-type ec:P-256 --subject /CN=down.example \
 	-l down.crt
 t_grep 'PKIOperation request to .* failed' "$T_ERR" "CA down at PKIOperation: a network error"
 t_grep 'no request reached the CA: the key "downk" generated in this run was removed' \
@@ -129,7 +130,7 @@ wait "$OS_PID" 2>/dev/null
 # --- the request went out, the connection broke: the CA may hold it
 oneshot drop
 t_expect_exit 5 sa enroll -u "$OS_URL" -c ca.crt --module "$MOD" --pin-file pin \
-	--new-key "pkcs11:token=t1;object=dropk" --key-type rsa:2048 --subject /CN=drop.example \
+	--new-key "pkcs11:token=t1;object=dropk" --key-type ec:P-256 --subject /CN=drop.example \
 	-l drop.crt
 wait "$OS_PID" 2>/dev/null
 t_grep '^POST /scep\?operation=PKIOperation' os-drop.port.req "the request reached the server"
