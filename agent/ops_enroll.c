@@ -15,6 +15,7 @@
 #include "files.h"
 #include "keyload.h"
 #include "sa_err.h"
+#include "sa_esc.h"
 #include "sa_intr.h"
 #include "sa_log.h"
 
@@ -106,9 +107,11 @@ out:
 
 
 /*
- * An error after a key was generated in this run: before the request
- * went out no CA knows the key, so it goes (keeping the error message);
- * afterwards the CA may hold the request, so it stays for -R.
+ * An error after a key was generated in this run: while no request
+ * reached the CA (scep_client_request_sent: a message that could not be
+ * built or encrypted, a connection refused) no CA knows the key, so it
+ * goes (keeping the error message); once one may have, the CA may hold
+ * the request, so the key stays for -R.
  */
 static void keep_or_discard(struct agent_key *k, int sent, int rc)
 {
@@ -123,7 +126,7 @@ static void keep_or_discard(struct agent_key *k, int sent, int rc)
 		return;
 	}
 	msg = strdup(sa_errmsg());
-	agent_key_discard(k, "the request was not sent");
+	agent_key_discard(k, "no request reached the CA");
 	sa_fail_noossl(rc, "%s", msg ? msg : "enrollment failed");
 	free(msg);
 }
@@ -133,32 +136,38 @@ static void report_pending(const struct scep_reply *r, X509_REQ *csr,
 {
 	char *tid = r->transaction_id ? NULL :
 		    scep_transaction_id(X509_REQ_get0_pubkey(csr));
-	char shown[KEYLOAD_SHOWN];
+	char shown[160], key[KEYLOAD_SHOWN];
 
+	/* the CA's echo: verified equal to ours, escaped all the same */
+	if (r->transaction_id != NULL)
+		sa_esc_str(r->transaction_id, shown, sizeof(shown));
 	sa_info("pkistatus: PENDING");
 	if ((k->generated || k->resumed) && k->uri != NULL)
 		sa_err("the CA has not decided yet (PENDING, transactionID %s); "
 		       "the new key stays in the token as %s; run the same "
 		       "command again with -R to resume polling with it",
-		       r->transaction_id ? r->transaction_id : tid ? tid : "?",
-		       keyload_display(k->uri, shown, sizeof(shown)));
+		       r->transaction_id ? shown : tid ? tid : "?",
+		       keyload_display(k->uri, key, sizeof(key)));
 	else
 		sa_err("the CA has not decided yet (PENDING, transactionID %s); "
 		       "run the same command again with -R to resume polling",
-		       r->transaction_id ? r->transaction_id : tid ? tid : "?");
+		       r->transaction_id ? shown : tid ? tid : "?");
 	free(tid);
 }
 
 static void report_failure(const struct agent_opts *o,
 			   const struct scep_reply *r, struct agent_key *k)
 {
-	char shown[KEYLOAD_SHOWN];
+	char shown[KEYLOAD_SHOWN], url[512], text[1024];
 
 	sa_info("pkistatus: FAILURE");
+	/* failInfoText is the CA's own words: escaped, bounded */
 	sa_err("the CA at %s refused the request: failInfo %s%s%s%s: %s",
-	       o->s.url, scep_fail_info_name(r->fail_info),
+	       sa_url_shown(o->s.url, url, sizeof(url)),
+	       scep_fail_info_name(r->fail_info),
 	       r->fail_info_text ? " (\"" : "",
-	       r->fail_info_text ? r->fail_info_text : "",
+	       r->fail_info_text ? sa_esc_str(r->fail_info_text, text,
+					      sizeof(text)) : "",
 	       r->fail_info_text ? "\")" : "",
 	       scep_fail_info_hint(r->fail_info));
 	if (k->generated)
@@ -200,7 +209,7 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 		if (s->store_ca == 1)
 			for (i = 0; i < sk_X509_num(ca->certs); i++) {
 				X509 *x = sk_X509_value(ca->certs, i);
-				char cal[128];
+				char cal[128], calshown[160];
 				int lr;
 
 				lr = X509_NAME_get_text_by_NID(
@@ -212,7 +221,8 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 				if (rc < 0)
 					goto out;
 				sa_verbose("CA certificate \"%s\" stored in "
-					   "the token", cal);
+					   "the token", sa_esc_str(cal, calshown,
+								   sizeof(calshown)));
 			}
 		if (k->replace) {
 			/* only now may the old key and certificate go */
@@ -361,8 +371,9 @@ int op_enroll(const struct agent_opts *o, int *result)
 				    "was sent", sa_intr_name(sa_intr_caught()));
 		goto out;
 	}
-	sent = 1;
 	rc = scep_enroll(c, &ca, &req, &po, &reply);
+	/* building or encrypting the message, or connecting, may fail first */
+	sent = scep_client_request_sent(c);
 	if (rc < 0)
 		goto out;
 	sa_info("valid response from server");

@@ -13,6 +13,7 @@
 #include "files.h"
 #include "keyload.h"
 #include "sa_err.h"
+#include "sa_esc.h"
 #include "sa_log.h"
 
 struct query {
@@ -97,6 +98,8 @@ static void query_debug(const char *what, const X509_NAME *issuer,
 static int query_verdict(const struct agent_opts *o, const struct scep_reply *r,
 			 int *result)
 {
+	char url[512], text[1024];
+
 	if (r->status == SCEP_STATUS_SUCCESS) {
 		sa_info("pkistatus: SUCCESS");
 		return 1;
@@ -109,10 +112,12 @@ static int query_verdict(const struct agent_opts *o, const struct scep_reply *r,
 		return 0;
 	}
 	sa_info("pkistatus: FAILURE");
-	sa_err("the CA at %s refused %s: failInfo %s%s%s%s: %s", o->s.url,
+	/* the URL without credentials, the CA's text escaped */
+	sa_err("the CA at %s refused %s: failInfo %s%s%s%s: %s",
+	       sa_url_shown(o->s.url, url, sizeof(url)),
 	       o->op_name, scep_fail_info_name(r->fail_info),
 	       r->fail_info_text ? " (\"" : "",
-	       r->fail_info_text ? r->fail_info_text : "",
+	       r->fail_info_text ? sa_esc_str(r->fail_info_text, text, sizeof(text)) : "",
 	       r->fail_info_text ? "\")" : "", scep_fail_info_hint(r->fail_info));
 	*result = SA_EXIT_FAILURE;
 	return 0;

@@ -50,7 +50,7 @@ void agent_usage(FILE *fp)
 "  list-objects  list the objects of a token: list-objects pkcs11:token=...\n"
 "General options:\n"
 "  -u, --url URL  SCEP server URL\n"
-"  -p HOST:PORT  use a proxy server\n"
+"  -p PROXY      HTTP proxy: host:port or http://[user:pass@]host:port\n"
 "  -g ENGINE     engine: only \"pkcs11\" (keys are named by pkcs11: URIs)\n"
 "  -f, --config FILE  configuration file (sscep.conf format)\n"
 "  -c FILE       CA certificate file, or FILE-0, FILE-1 ... (written by getca)\n"

@@ -11,6 +11,7 @@
 #include <openssl/provider.h>
 
 #include "sa_err.h"
+#include "sa_esc.h"
 #include "sa_log.h"
 
 static int crypto_ready;
@@ -105,11 +106,26 @@ void scep_client_free(scep_client *c)
 	free(c);
 }
 
+/*
+ * A CA without capabilities gets the weakest choices RFC 8894 leaves:
+ * say so, and what is lost, unless the options chose otherwise.
+ */
+static void caps_fallback_warn(scep_client *c, const char *why)
+{
+	char shown[512];
+
+	sa_warn("the CA at %s %s: falling back to what every SCEP server "
+		"supports: PKIOperation by GET, 3DES and SHA-1 (unless -E/-S "
+		"choose otherwise); lost: POST, AES, SHA-256, RenewalReq and "
+		"GetNextCACert", sa_url_shown(scep_http_url(c->http), shown,
+		sizeof(shown)), why);
+}
+
 /* GetCACaps; see scep.h. */
 int scep_get_caps(scep_client *c, unsigned *caps)
 {
 	struct scep_buf b = { 0 };
-	char names[256];
+	char names[256], why[64];
 	int rc;
 
 	*caps = 0;
@@ -124,7 +140,8 @@ int scep_get_caps(scep_client *c, unsigned *caps)
 		 */
 		if (rc == SA_ENET && st >= 400 && st < 600 && st != 502 &&
 		    st != 503 && st != 504) {
-			sa_verbose("GetCACaps: HTTP %ld; assuming no capabilities", st);
+			snprintf(why, sizeof(why), "does not answer GetCACaps (HTTP %ld)", st);
+			caps_fallback_warn(c, why);
 			c->caps = 0;
 			c->caps_fetched = 1;
 			c->caps_rc = SA_OK;
@@ -137,6 +154,9 @@ int scep_get_caps(scep_client *c, unsigned *caps)
 	c->caps_fetched = 1;
 	c->caps_rc = SA_OK;
 	sa_verbose("CA capabilities: %s", scep_caps_str(c->caps, names, sizeof(names)));
+	if (c->caps == 0)
+		caps_fallback_warn(c, b.len ? "lists no capability it knows in its GetCACaps "
+				   "reply" : "sends an empty GetCACaps reply");
 	scep_buf_clear(&b);
 	*caps = c->caps;
 	return SA_OK;
@@ -332,6 +352,12 @@ static char *base64(const unsigned char *der, size_t len)
 	return s;
 }
 
+/* Did a PKIOperation of this client reach the server? See scep.h. */
+int scep_client_request_sent(const scep_client *c)
+{
+	return c ? c->sent : 0;
+}
+
 /* One PKIOperation round trip; see scep.h. */
 int scep_transact(scep_client *c, const struct scep_ca *ca,
 		  const struct scep_request *req, struct scep_reply *out)
@@ -368,6 +394,8 @@ int scep_transact(scep_client *c, const struct scep_ca *ca,
 		}
 		rc = scep_http_get(c->http, "PKIOperation", msg, &b);
 	}
+	if (scep_http_sent(c->http))
+		c->sent = 1;
 	if (rc != SA_OK)
 		goto out;
 	if (b.content_type &&

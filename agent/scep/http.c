@@ -3,7 +3,9 @@
  *
  * One curl easy handle per transport, reused for every request of a run
  * (keep-alive). Verification of HTTPS peers is on unless the caller sets
- * insecure explicitly.
+ * insecure explicitly. An https URL only follows redirects to https, at
+ * most SCEP_HTTP_MAX_REDIRS of them. Messages show URLs through
+ * sa_url_shown() (no credentials) and server text through sa_esc().
  */
 #include "scep_int.h"
 
@@ -16,8 +18,12 @@
 #include <curl/curl.h>
 
 #include "sa_err.h"
+#include "sa_esc.h"
 #include "sa_intr.h"
 #include "sa_log.h"
+
+/* Redirects followed per request (documented in scep-agent(1)). */
+#define SCEP_HTTP_MAX_REDIRS 5
 
 struct scep_http {
 	CURL *curl;
@@ -31,6 +37,10 @@ struct scep_http {
 	long wait_connect;
 	double wait_until;  /* -W deadline: set by the run's first request */
 	long last_status;
+	int https;          /* the base URL is https: redirects must stay https */
+	int sent;           /* the last request may have reached the server */
+	char url_shown[512];   /* h->url for messages (sa_url_shown) */
+	char proxy_shown[256]; /* h->proxy for messages */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -77,6 +87,9 @@ int scep_http_new(const struct scep_http_opts *opts, scep_http **out)
 	    (opts->ca_bundle && !h->ca_bundle))
 		goto out;
 	h->insecure = opts->insecure;
+	h->https = strncasecmp(h->url, "https://", 8) == 0;
+	sa_url_shown(h->url, h->url_shown, sizeof(h->url_shown));
+	sa_url_shown(h->proxy, h->proxy_shown, sizeof(h->proxy_shown));
 	h->connect_timeout = opts->connect_timeout > 0 ? opts->connect_timeout : 30;
 	h->timeout = opts->timeout > 0 ? opts->timeout : 120;
 	h->max_response = opts->max_response ? opts->max_response : 8u << 20;
@@ -112,6 +125,11 @@ void scep_http_free(scep_http *h)
 long scep_http_last_status(const scep_http *h)
 {
 	return h ? h->last_status : 0;
+}
+
+int scep_http_sent(const scep_http *h)
+{
+	return h ? h->sent : 0;
 }
 
 const char *scep_http_url(const scep_http *h)
@@ -257,6 +275,51 @@ static int xfer_check_stop(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 }
 
 /*
+ * May the request of the last transfer have reached the server? Yes once
+ * it completed, or once curl wrote any of it (CURLINFO_REQUEST_SIZE: the
+ * bytes of requests sent, 0 after a refused or timed-out connection or a
+ * failed TLS handshake). Counted conservatively: bytes that reached a
+ * proxy count, and so does not knowing.
+ */
+static int request_went_out(scep_http *h, CURLcode cc)
+{
+	long sent = 0;
+
+	if (cc == CURLE_OK)
+		return 1;
+	if (curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
+		return 1;
+	return sent > 0;
+}
+
+/*
+ * " (redirected to URL)" when the transfer followed a redirect, for
+ * messages; "" otherwise. The URL is shown without credentials, escaped.
+ */
+static const char *redirect_note(scep_http *h, char *buf, size_t len)
+{
+	char *eff = NULL;
+	long n = 0;
+	size_t k;
+
+	buf[0] = '\0';
+	if (curl_easy_getinfo(h->curl, CURLINFO_REDIRECT_COUNT, &n) != CURLE_OK ||
+	    n <= 0 || curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK ||
+	    eff == NULL || len < 32)
+		return buf;
+	k = (size_t)snprintf(buf, len, " (redirected to ");
+	sa_url_shown(eff, buf + k, len - k - 1);
+	strcat(buf, ")");
+	return buf;
+}
+
+/* curl's error text, escaped (it may quote what a server sent). */
+static const char *curl_error(scep_http *h, CURLcode cc, char *buf, size_t len)
+{
+	return sa_esc_str(h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc), buf, len);
+}
+
+/*
  * Perform one request on the prepared handle, with the -W retry loop. -W
  * is one deadline for the whole run, counted from its first request: a
  * server that stays down is waited for once, not once per request.
@@ -266,10 +329,12 @@ static int perform(scep_http *h, const char *url, const char *opname,
 {
 	struct sink s = { .b = reply, .max = h->max_response };
 	CURLcode cc;
-	char *ct = NULL;
+	char *ct = NULL, *target = NULL;
+	char shown[512], err[CURL_ERROR_SIZE + 64], redir[600];
 	long status = 0;
 	int rc, attempt = 0;
 
+	h->sent = 0;
 	curl_easy_setopt(h->curl, CURLOPT_URL, url);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &s);
@@ -281,10 +346,12 @@ static int perform(scep_http *h, const char *url, const char *opname,
 	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, h->connect_timeout);
 	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT, h->timeout);
 	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(h->curl, CURLOPT_MAXREDIRS, (long)SCEP_HTTP_MAX_REDIRS);
 	curl_easy_setopt(h->curl, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
 	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	/* https stays https: a redirect to http would drop TLS unnoticed */
+	curl_easy_setopt(h->curl, CURLOPT_REDIR_PROTOCOLS_STR,
+			 h->https ? "https" : "http,https");
 	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "scep-agent/" SA_VERSION);
 	if (h->proxy)
 		curl_easy_setopt(h->curl, CURLOPT_PROXY, h->proxy);
@@ -303,6 +370,8 @@ static int perform(scep_http *h, const char *url, const char *opname,
 		s.too_big = 0;
 		attempt++;
 		cc = curl_easy_perform(h->curl);
+		if (request_went_out(h, cc))
+			h->sent = 1;
 		if (cc == CURLE_OPERATION_TIMEDOUT) {
 			curl_off_t ct = 0;
 
@@ -315,8 +384,8 @@ static int perform(scep_http *h, const char *url, const char *opname,
 		    (left = h->wait_until - now_s()) <= 0)
 			break;
 		sa_verbose("%s: %s; retrying (waiting %.0f s more for connectivity, "
-			   "-W %ld)", url, h->errbuf[0] ? h->errbuf :
-			   curl_easy_strerror(cc), left < 1 ? 1 : left,
+			   "-W %ld)", sa_url_shown(url, shown, sizeof(shown)),
+			   curl_error(h, cc, err, sizeof(err)), left < 1 ? 1 : left,
 			   h->wait_connect);
 		/* 1 s between the first tries, then 5 s, never past the deadline */
 		if (sa_intr_sleep(attempt < 5 || left <= 1 ? 1 :
@@ -325,37 +394,62 @@ static int perform(scep_http *h, const char *url, const char *opname,
 	}
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
 	h->last_status = status;
+	redirect_note(h, redir, sizeof(redir));
 	if (cc != CURLE_OK && sa_intr_caught())
-		return sa_fail_noossl(SA_EINTR, "%s request to %s stopped by %s",
-				      opname, h->url, sa_intr_name(sa_intr_caught()));
+		return sa_fail_noossl(SA_EINTR, "%s request to %s%s stopped by %s",
+				      opname, h->url_shown, redir,
+				      sa_intr_name(sa_intr_caught()));
+	/*
+	 * A redirect curl refused for its scheme: the transfer stops with the
+	 * refused URL as the effective one, and nothing was sent to it.
+	 */
+	if (cc == CURLE_UNSUPPORTED_PROTOCOL && h->https && redir[0] &&
+	    curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &target) == CURLE_OK &&
+	    target != NULL && strncasecmp(target, "https://", 8) != 0)
+		return sa_fail_noossl(SA_EREPLY, "%s request to %s was redirected to %s, "
+				      "which is not https: refused, the reply would "
+				      "not be protected by TLS; give the https URL "
+				      "that serves SCEP itself (-u), or have the "
+				      "server's redirect fixed", opname, h->url_shown,
+				      sa_url_shown(target, shown, sizeof(shown)));
+	if (cc == CURLE_TOO_MANY_REDIRECTS)
+		return sa_fail_noossl(SA_ENET, "%s request to %s failed: more than %d "
+				      "redirects%s; is the URL (-u) right? (a redirect "
+				      "loop on the server)", opname, h->url_shown,
+				      SCEP_HTTP_MAX_REDIRS, redir);
 	if (cc != CURLE_OK) {
 		if (s.too_big)
 			return sa_fail_noossl(SA_EREPLY,
-				"%s reply from %s is larger than %zu bytes; is the URL a SCEP server?",
-				opname, h->url, h->max_response);
+				"%s reply from %s%s is larger than %zu bytes; is the URL a SCEP server?",
+				opname, h->url_shown, redir, h->max_response);
 		if (h->proxy != NULL && (connect_error(cc) || cc == CURLE_OPERATION_TIMEDOUT ||
 					 cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR))
-			return sa_fail_noossl(SA_ENET, "%s request to %s through the proxy %s "
+			return sa_fail_noossl(SA_ENET, "%s request to %s%s through the proxy %s "
 					      "failed: %s; is the proxy (-p) running and "
 					      "reachable, and the server behind it?", opname,
-					      h->url, h->proxy,
-					      h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
+					      h->url_shown, redir, h->proxy_shown,
+					      curl_error(h, cc, err, sizeof(err)));
 		if (connect_error(cc) && h->wait_connect > 0)
-			return sa_fail_noossl(SA_ENET, "%s request to %s failed: %s; no "
+			return sa_fail_noossl(SA_ENET, "%s request to %s%s failed: %s; no "
 					      "connection within the %ld s of -W: is the "
 					      "server running and the URL (-u) right?",
-					      opname, h->url, h->errbuf[0] ? h->errbuf :
-					      curl_easy_strerror(cc), h->wait_connect);
-		return sa_fail_noossl(SA_ENET, "%s request to %s failed: %s%s", opname,
-				      h->url, h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc),
+					      opname, h->url_shown, redir,
+					      curl_error(h, cc, err, sizeof(err)), h->wait_connect);
+		return sa_fail_noossl(SA_ENET, "%s request to %s%s failed: %s%s", opname,
+				      h->url_shown, redir, curl_error(h, cc, err, sizeof(err)),
 				      connect_error(cc) || cc == CURLE_OPERATION_TIMEDOUT ?
 				      "; is the server running and the URL (-u) right?" :
 				      cc == CURLE_PEER_FAILED_VERIFICATION ||
 				      cc == CURLE_SSL_CACERT_BADFILE ?
 				      "; check the CA bundle for HTTPS" : "");
 	}
+	if (redir[0])
+		sa_verbose("%s:%s", opname, redir);
 	if (curl_easy_getinfo(h->curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct) {
-		reply->content_type = strdup(ct);
+		char esc[256];
+
+		/* the server's words: escaped once here for every message */
+		reply->content_type = strdup(sa_esc_str(ct, esc, sizeof(esc)));
 		if (reply->content_type == NULL)
 			return sa_fail_noossl(SA_ENOMEM, "out of memory");
 	}
@@ -370,9 +464,9 @@ static int perform(scep_http *h, const char *url, const char *opname,
 		char title[160];
 
 		html_summary(reply, title, sizeof(title));
-		rc = sa_fail_noossl(SA_ENET, "%s request to %s failed: HTTP status %ld%s%s%s",
-				    opname, h->url, status, title[0] ? " (" : "", title,
-				    title[0] ? ")" : "");
+		rc = sa_fail_noossl(SA_ENET, "%s request to %s%s failed: HTTP status %ld%s%s%s",
+				    opname, h->url_shown, redir, status, title[0] ? " (" : "",
+				    title, title[0] ? ")" : "");
 		return rc;
 	}
 	if (is_html(reply)) {
@@ -380,9 +474,10 @@ static int perform(scep_http *h, const char *url, const char *opname,
 
 		html_summary(reply, title, sizeof(title));
 		return sa_fail_noossl(SA_EREPLY,
-			"%s at %s returned an HTML page%s%s%s instead of a SCEP reply; "
+			"%s at %s%s returned an HTML page%s%s%s instead of a SCEP reply; "
 			"check the URL (-u): it must name the SCEP endpoint, not a web page",
-			opname, h->url, title[0] ? " (\"" : "", title, title[0] ? "\")" : "");
+			opname, h->url_shown, redir, title[0] ? " (\"" : "", title,
+			title[0] ? "\")" : "");
 	}
 	return SA_OK;
 }
@@ -412,7 +507,11 @@ int scep_http_get(scep_http *h, const char *operation, const char *message,
 		goto out;
 	curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
-	sa_debug("GET %.200s%s", url, strlen(url) > 200 ? "..." : "");
+	if (sa_log_level() >= SA_LOG_DEBUG) {
+		char shown[256];
+
+		sa_debug("GET %s", sa_url_shown(url, shown, sizeof(shown)));
+	}
 	rc = perform(h, url, operation, reply);
 	if (rc != SA_OK)
 		scep_buf_clear(reply);
@@ -444,7 +543,11 @@ int scep_http_post(scep_http *h, const char *operation,
 	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, (const char *)body);
 	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdr);
-	sa_debug("POST %s (%zu bytes)", url, len);
+	if (sa_log_level() >= SA_LOG_DEBUG) {
+		char shown[512];
+
+		sa_debug("POST %s (%zu bytes)", sa_url_shown(url, shown, sizeof(shown)), len);
+	}
 	rc = perform(h, url, operation, reply);
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, NULL);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "sa_err.h"
+#include "sa_esc.h"
 #include "sa_log.h"
 
 static const char *const fail_names[] = {
@@ -195,6 +196,7 @@ int scep_reply_parse(const unsigned char *der, size_t len,
 	BIO *content = NULL, *dcont = NULL;
 	BUF_MEM *bm;
 	char *mtype = NULL, *status = NULL, *finfo = NULL;
+	char shown[128]; /* server text in messages, escaped */
 	struct scep_reply r = { .fail_info = -1 };
 	int rc = SA_EREPLY, v;
 
@@ -261,7 +263,7 @@ int scep_reply_parse(const unsigned char *der, size_t len,
 	mtype = attr_string(si, SCEP_OID_MESSAGE_TYPE);
 	if (!small_int(mtype, &v) || v != SCEP_MSG_CERTREP) {
 		rc = sa_fail_noossl(SA_EREPLY, "the reply's messageType is %s, not CertRep (3)",
-				    mtype ? mtype : "missing");
+				    mtype ? sa_esc_str(mtype, shown, sizeof(shown)) : "missing");
 		goto out;
 	}
 	r.transaction_id = attr_string(si, SCEP_OID_TRANSACTION_ID);
@@ -270,8 +272,9 @@ int scep_reply_parse(const unsigned char *der, size_t len,
 		goto out;
 	}
 	if (tid != NULL && strcmp(tid, r.transaction_id) != 0) {
-		rc = sa_fail_noossl(SA_EREPLY, "the CertRep's transactionID %.80s is not ours (%s); "
-				    "the reply belongs to another request", r.transaction_id, tid);
+		rc = sa_fail_noossl(SA_EREPLY, "the CertRep's transactionID %s is not ours (%s); "
+				    "the reply belongs to another request",
+				    sa_esc_str(r.transaction_id, shown, sizeof(shown)), tid);
 		goto out;
 	}
 	rn = signed_attr(si, SCEP_OID_RECIPIENT_NONCE);
@@ -291,7 +294,7 @@ int scep_reply_parse(const unsigned char *der, size_t len,
 	    (r.status != SCEP_STATUS_SUCCESS && r.status != SCEP_STATUS_FAILURE &&
 	     r.status != SCEP_STATUS_PENDING)) {
 		rc = sa_fail_noossl(SA_EREPLY, "the CertRep's pkiStatus is %s",
-				    status ? status : "missing");
+				    status ? sa_esc_str(status, shown, sizeof(shown)) : "missing");
 		goto out;
 	}
 	switch (r.status) {

@@ -375,6 +375,16 @@ int scep_reply_parse(const unsigned char *der, size_t len,
 int scep_transact(scep_client *c, const struct scep_ca *ca,
 		  const struct scep_request *req, struct scep_reply *out);
 
+/*
+ * 1 once a PKIOperation of this client may have reached the server: its
+ * transfer completed, or bytes of it went out before it failed (a
+ * connection that broke after sending counts; one refused or timed out
+ * before any byte, a failed TLS handshake, a message that could not be
+ * built or encrypted do not). It stays 1 for the client's life. The agent
+ * keeps a key generated for the request (for -R) only then.
+ */
+int scep_client_request_sent(const scep_client *c);
+
 /* ------------------------------------------------------------------ */
 /* Enrollment transaction with polling (enroll.c)                      */
 

@@ -30,10 +30,17 @@ struct scep_client {
 	int caps_fetched;
 	int caps_rc;       /* error of the GetCACaps fetch, SA_OK if none */
 	char *caps_err;    /* its message, owned */
+	int sent;          /* a PKIOperation may have reached the server */
 };
 
 /* Last HTTP status seen by the transport (0 if none). */
 long scep_http_last_status(const scep_http *h);
+/*
+ * 1 if the last request may have reached the server: it completed, or
+ * bytes of it went out before it failed; 0 if it never left (connection
+ * refused or timed out, TLS handshake failed, stopped before sending).
+ */
+int scep_http_sent(const scep_http *h);
 /* The base URL of the transport (borrowed). */
 const char *scep_http_url(const scep_http *h);
 

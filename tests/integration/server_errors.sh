@@ -153,6 +153,8 @@ ca_restart -caps-status 404
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca2.crt -k caps.key -r caps.csr -l caps404.crt
 t_file caps404.crt "GetCACaps 404: enrolled without capabilities"
 t_is "$(ca_log_field -1 method)" GET "GetCACaps 404: PKIOperation by GET"
+t_grep 'warning: the CA at http://127.0.0.1:[0-9]+/scep does not answer GetCACaps \(HTTP 404\): .*GET, 3DES and SHA-1.*lost: POST, AES, SHA-256' \
+	"$T_ERR" "GetCACaps 404: a warning names the fallback and what was lost"
 ca_restart -caps-status 503
 t_expect_exit 5 sa enroll -u "$CA_URL" -c ca2.crt -k caps.key -r caps.csr -l caps503.crt
 t_grep 'GetCACaps .*503' "$T_ERR" "GetCACaps 503: the outage is the error"
@@ -160,6 +162,30 @@ t_no_file caps503.crt "GetCACaps 503: no certificate written"
 ca_restart -caps-status 502
 t_expect_exit 5 sa enroll -u "$CA_URL" -c ca2.crt -k caps.key -r caps.csr -l caps502.crt
 t_grep 'GetCACaps .*502' "$T_ERR" "GetCACaps 502 (a proxy's bad gateway): an outage too"
+ca_stop
+
+# a failInfoText with terminal controls (colour, a window-title sequence
+# ending in BEL, a newline, the C1 CSI in UTF-8): shown escaped, never raw,
+# by enroll and by getcert
+ftext=$'\e[31mred\e]0;owned\a\nline2 \xc2\x9b2J'
+ftext_shown='\("\\x1B\[31mred\\x1B\]0;owned\\x07\\x0Aline2 \\xC2\\x9B2J"\)'
+# no_ctl FILE: no ESC, BEL or C1 CSI byte in FILE
+no_ctl() {
+	! LC_ALL=C grep -q "$(printf '\033')" "$1" && ! LC_ALL=C grep -q "$(printf '\007')" "$1" &&
+		! LC_ALL=C grep -q "$(printf '\302\233')" "$1"
+}
+ca_new
+ca_start
+t_expect_exit 0 sa getca -u "$CA_URL" -c caf.crt
+t_expect_exit 0 sa enroll -u "$CA_URL" -c caf.crt -k local.key -r local.csr -l failok.crt
+ca_restart -fail badRequest -fail-text "$ftext"
+t_expect_exit 2 sa enroll -u "$CA_URL" -c caf.crt -k local.key -r local.csr -l fail.crt
+t_grep "failInfo badRequest $ftext_shown" "$T_ERR" "enroll FAILURE: the failInfoText shown escaped"
+t_ok "enroll FAILURE: no control character reached stderr" no_ctl "$T_ERR"
+t_expect_exit 2 sa getcert -u "$CA_URL" -c caf.crt -k local.key -l failok.crt \
+	-s "$(serial_of failok.crt)" -w got.crt
+t_grep "failInfo badRequest $ftext_shown" "$T_ERR" "getcert FAILURE: the failInfoText shown escaped"
+t_ok "getcert FAILURE: no control character reached stderr" no_ctl "$T_ERR"
 ca_stop
 
 done_testing

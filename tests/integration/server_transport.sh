@@ -2,7 +2,8 @@
 # server suite: transport options end to end: an HTTP proxy (-p, sscep's
 # host:port form and a URL), a proxy that is down, the CA on [::1], the
 # connect timeout (--connect-timeout, ConnectTimeout) against a loopback
-# port that never completes a connection.
+# port that never completes a connection. Credentials in the proxy (-p, or
+# http_proxy) and in the URL (-u) are used but never shown, even by -v -d.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 mkkey local.key
@@ -25,6 +26,30 @@ t_ok "enrolled through the proxy (-p URL)" cert_has_key local.crt local.key
 t_grep '"op":"proxy".*PKIOperation.*"status":200' proxy.log "the PKIOperation went through the proxy"
 t_is "$(grep -c '"op":"proxy"' proxy.log)" "$(grep -c '"op"' "$CA_LOG")" "every request the CA saw came through the proxy"
 
+# credentials in the proxy and in the URL: used, never shown (-v -d). They
+# come from configuration files (Proxy =, URL =), so that the test's own
+# command lines in the TAP output do not carry them either.
+PXPW=Pr0xy-Canary-Pw
+URLPW=Ur1-Canary-Pw
+# no_secret DESC FILE...: none of the test's credentials in FILEs
+no_secret() {
+	_d=$1
+	shift
+	t_is "$(cat "$@" | grep -c -e "$PXPW" -e "$URLPW" -e pxuser -e scepuser)" 0 "$_d"
+}
+cred_url=http://scepuser:$URLPW@${CA_URL#http://}
+printf '[sscep]\nURL = %s\nProxy = http://pxuser:%s@127.0.0.1:%s\n' "$CA_URL" "$PXPW" "$pport" >pxurl.conf
+printf '[sscep]\nURL = %s\nProxy = pxuser:%s@127.0.0.1:%s\n' "$cred_url" "$PXPW" "$pport" >cred.conf
+printf '[sscep]\nURL = %s\n' "$cred_url" >credurl.conf
+t_expect_exit 0 sa getca -f pxurl.conf -c cacred.crt -v -d
+no_secret "proxy URL with credentials: not in the output of -v -d" "$T_OUT" "$T_ERR"
+mkcsr local.key cred.csr "/CN=cred.example"
+t_expect_exit 0 sa enroll -f cred.conf -c cacred.crt -k local.key -r cred.csr -l cred.crt -v -d
+t_ok "enrolled with credentials in -u and in sscep's -p form" cert_has_key cred.crt local.key
+t_grep 'POST http://\*\*\*@127.0.0.1:[0-9]+/scep\?operation=PKIOperation' "$T_ERR" \
+	"-d shows the URL with its credentials dropped"
+no_secret "URL and proxy credentials: not in the output of -v -d" "$T_OUT" "$T_ERR"
+
 # the proxy is down: a network error naming the proxy, nothing written
 kill "$PROXY_PID"
 wait "$PROXY_PID" 2>/dev/null
@@ -32,6 +57,15 @@ rm -f ca2.crt
 t_expect_exit 5 sa getca -u "$CA_URL" -c ca2.crt -p "127.0.0.1:$pport"
 t_grep "proxy" "$T_ERR" "proxy down: the message names the proxy"
 t_no_file ca2.crt "proxy down: no CA certificate written"
+t_expect_exit 5 sa getca -f pxurl.conf -c ca2.crt -v -d
+t_grep "through the proxy http://\*\*\*@127.0.0.1:$pport failed" "$T_ERR" \
+	"proxy down: named without its credentials"
+no_secret "proxy down: no credentials in the output" "$T_OUT" "$T_ERR"
+# a proxy from the environment: curl reads it; it is never printed either
+http_proxy="http://pxuser:$PXPW@127.0.0.1:$pport" t_expect_exit 5 sa getca -f credurl.conf \
+	-c ca2.crt -v -d
+t_grep "GetCACert request to http://\*\*\*@127.0.0.1" "$T_ERR" "http_proxy down: the request fails"
+no_secret "http_proxy with credentials: not in the output" "$T_OUT" "$T_ERR"
 ca_new
 
 # the CA on IPv6 loopback

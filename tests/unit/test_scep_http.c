@@ -5,6 +5,9 @@
  * size cap, timeouts, connection reuse, -W (one deadline per run), a
  * GetCACaps that fails for want of a connection (an error, not "no caps"),
  * and scep_enroll's polling limits with a fake CA that answers PENDING.
+ * Messages never show URL or proxy credentials, nor a server's control
+ * characters; whether a PKIOperation may have reached the server is told
+ * apart from one that never left (scep_client_request_sent).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +23,7 @@
 
 #include "tap.h"
 #include "scep.h"
+#include "scep_int.h" /* scep_http_sent */
 #include "sa_err.h"
 #include "sa_intr.h"
 #include "sa_log.h"
@@ -29,7 +33,7 @@
 
 enum mode {
 	M_CAPS, M_CAPS_404, M_HTML_200, M_HTML_500, M_BIG, M_SILENT, M_CA, M_FAKE_CA,
-	M_GARBAGE_CA, M_CAPS_DROP,
+	M_GARBAGE_CA, M_CAPS_DROP, M_CTYPE_ESC, M_PKI_DROP,
 };
 
 static struct {
@@ -40,6 +44,7 @@ static struct {
 	int connections;
 	int pending_left;   /* M_FAKE_CA: PENDING replies left; -1 forever */
 	int status_fail;    /* M_FAKE_CA: FAILURE instead */
+	const char *tid;    /* M_FAKE_CA: this transactionID instead of the request's */
 	char last_line[16384];
 	char last_ctype[128];
 	size_t last_body_len;
@@ -141,7 +146,7 @@ static void fake_ca(int fd, const unsigned char *msg, size_t len)
 	ca_read(msg, len, ca_cert, ca_key, &p);
 	pthread_mutex_lock(&srv.mu);
 	srv.last_msg_type = p.mtype ? atoi(p.mtype) : -1;
-	r.tid = p.tid;
+	r.tid = srv.tid ? srv.tid : p.tid;
 	r.rnonce = p.nonce;
 	r.rnonce_len = 16;
 	if (srv.status_fail) {
@@ -180,6 +185,13 @@ static void handle(int fd, const char *line, const char *ctype,
 	}
 	if (mode == M_CAPS_DROP)
 		mode = M_FAKE_CA;
+	if (mode == M_PKI_DROP && strstr(line, "PKIOperation")) {
+		/* the request arrived whole; the connection breaks, no reply */
+		shutdown(fd, SHUT_RDWR);
+		return;
+	}
+	if (mode == M_PKI_DROP)
+		mode = M_FAKE_CA;
 	if (strstr(line, "GetCACert") && (mode == M_CA || mode == M_FAKE_CA)) {
 		reply(fd, 200, "application/x-x509-ca-cert", ca_der, (size_t)ca_der_len);
 		return;
@@ -205,6 +217,9 @@ static void handle(int fd, const char *line, const char *ctype,
 		break;
 	case M_SILENT:
 		sleep(3);
+		break;
+	case M_CTYPE_ESC:
+		reply(fd, 200, "application/x-\x1b[2Jevil", "x", 1);
 		break;
 	case M_GARBAGE_CA:
 		reply(fd, 200, "application/x-x509-ca-cert", "garbage", 7);
@@ -401,6 +416,120 @@ static void test_transport(void)
 	}
 }
 
+/* URL and proxy credentials never in messages; server text escaped. */
+static void test_shown(void)
+{
+	char curl_url[96];
+	struct scep_http_opts o = { .url = curl_url, .timeout = 5 };
+	struct scep_buf b;
+	scep_http *h = NULL;
+	int dead;
+
+	snprintf(curl_url, sizeof(curl_url), "http://scep:Url5ecret@127.0.0.1:%d/scep?"
+		 "key=Query5ecret", srv.port);
+	scep_http_new(&o, &h);
+	srv.mode = M_HTML_500;
+	is_int(scep_http_get(h, "GetCACert", NULL, &b), SA_ENET, "HTTP 500 with a URL holding credentials");
+	ok(strstr(sa_errmsg(), "http://***@127.0.0.1:") != NULL &&
+	   strstr(sa_errmsg(), "key=***") != NULL, "the URL shown without them: %s",
+	   sa_errmsg());
+	ok(strstr(sa_errmsg(), "Url5ecret") == NULL && strstr(sa_errmsg(), "scep:") == NULL &&
+	   strstr(sa_errmsg(), "Query5ecret") == NULL, "no password, user or query secret");
+	srv.mode = M_CTYPE_ESC;
+	is_int(scep_http_get(h, "GetCACert", NULL, &b), SA_OK, "a Content-Type with an ESC");
+	is_str(b.content_type, "application/x-\\x1B[2Jevil", "Content-Type kept escaped");
+	scep_buf_clear(&b);
+	scep_http_free(h);
+
+	/* a proxy with credentials that is down: named without them */
+	dead = socket(AF_INET, SOCK_STREAM, 0); /* a port nothing listens on */
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		socklen_t al = sizeof(a);
+		char proxy[96];
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		bind(dead, (struct sockaddr *)&a, sizeof(a));
+		getsockname(dead, (struct sockaddr *)&a, &al);
+		snprintf(proxy, sizeof(proxy), "http://pu:Proxy5ecret@127.0.0.1:%d",
+			 ntohs(a.sin_port));
+		o.proxy = proxy;
+		o.url = url;
+		scep_http_new(&o, &h);
+		is_int(scep_http_get(h, "GetCACaps", NULL, &b), SA_ENET, "proxy down");
+		ok(strstr(sa_errmsg(), "proxy http://***@127.0.0.1:") != NULL,
+		   "the proxy named without credentials: %s", sa_errmsg());
+		ok(strstr(sa_errmsg(), "Proxy5ecret") == NULL && strstr(sa_errmsg(), "pu:") == NULL,
+		   "no proxy password or user");
+		is_int(scep_http_sent(h), 0, "proxy refused the connection: nothing sent");
+		scep_http_free(h);
+		o.proxy = "pu:Proxy5ecret@127.0.0.1:1";
+		scep_http_new(&o, &h);
+		is_int(scep_http_get(h, "GetCACaps", NULL, &b), SA_ENET,
+		       "sscep-style proxy user:pass@host:port, down");
+		ok(strstr(sa_errmsg(), "proxy ***@127.0.0.1:1 ") != NULL &&
+		   strstr(sa_errmsg(), "Proxy5ecret") == NULL, "named without credentials: %s",
+		   sa_errmsg());
+		scep_http_free(h);
+	}
+	close(dead);
+}
+
+/* Whether a PKIOperation may have reached the server. */
+static void test_sent(void)
+{
+	struct scep_client_opts o = { .http.url = url };
+	struct scep_request req = { .type = SCEP_MSG_PKCSREQ, .csr = cli_csr,
+				    .signer_key = cli_key, .signer_cert = cli_cert };
+	struct scep_ca ca = { 0 }, ec_ca = { 0 };
+	struct scep_reply r;
+	scep_client *c = NULL;
+	EVP_PKEY *ec = tu_ec();
+	X509 *ec_cert = tu_cert("EC RA", ec, ca_cert, ca_key, "keyEncipherment", 0);
+
+	srv.mode = M_FAKE_CA;
+	srv.pending_left = 0;
+	scep_client_new(&o, &c);
+	is_int(scep_get_ca(c, &ca), SA_OK, "GetCACert");
+	is_int(scep_client_request_sent(c), 0, "a new client has sent no PKIOperation");
+	is_int(scep_client_get_caps(c, &(unsigned){ 0 }), SA_OK, "caps");
+	is_int(scep_client_request_sent(c), 0, "GetCACert and GetCACaps are not a request");
+
+	/* an EC encryption certificate: the message cannot be built */
+	ec_ca.certs = tu_stack(ca_cert, NULL, NULL);
+	scep_ca_select(&ec_ca, NULL, ec_cert);
+	srv.last_msg_type = 0;
+	ok(scep_transact(c, &ec_ca, &req, &r) < 0, "EC encryption certificate: fails (%s)",
+	   sa_errmsg());
+	is_int(srv.last_msg_type, 0, "no PKIOperation arrived");
+	is_int(scep_client_request_sent(c), 0, "not sent");
+
+	srv.mode = M_PKI_DROP;
+	is_int(scep_transact(c, &ca, &req, &r), SA_ENET,
+	       "the connection breaks after the request: a network error");
+	is_int(scep_client_request_sent(c), 1, "but the request may have reached the CA");
+	scep_client_free(c);
+
+	scep_client_new(&o, &c);
+	srv.mode = M_FAKE_CA;
+	/* a transactionID with terminal controls: refused, shown escaped */
+	srv.tid = "\x1b]0;owned\x07\x1b[2J";
+	is_int(scep_transact(c, &ca, &req, &r), SA_EREPLY, "a foreign transactionID refused");
+	ok(strstr(sa_errmsg(), "transactionID \\x1B]0;owned\\x07\\x1B[2J is not ours") != NULL,
+	   "shown escaped: %s", sa_errmsg());
+	ok(strchr(sa_errmsg(), '\x1b') == NULL && strchr(sa_errmsg(), '\x07') == NULL,
+	   "no control character in the message");
+	srv.tid = NULL;
+	is_int(scep_transact(c, &ca, &req, &r), SA_OK, "a complete round trip");
+	is_int(scep_client_request_sent(c), 1, "sent");
+	scep_reply_clear(&r);
+	scep_client_free(c);
+	scep_ca_clear(&ca);
+	scep_ca_clear(&ec_ca);
+	X509_free(ec_cert);
+	EVP_PKEY_free(ec);
+}
+
 static void test_client(void)
 {
 	struct scep_client_opts o = { .http.url = url };
@@ -592,10 +721,30 @@ static void test_wait(pthread_t first)
 	time_t t0;
 	int rc;
 
-	/* stop the server, keep its port */
-	srv.stop = 1;
-	pthread_join(first, NULL);
-	close(srv.lfd);
+	/* a client that has its caps and the CA certificate, then the server stops */
+	{
+		struct scep_client_opts co = { .http.url = url };
+		struct scep_request req = { .type = SCEP_MSG_PKCSREQ, .csr = cli_csr,
+					    .signer_key = cli_key, .signer_cert = cli_cert };
+		struct scep_ca ca = { 0 };
+		struct scep_reply r;
+		scep_client *c = NULL;
+
+		srv.mode = M_FAKE_CA;
+		scep_client_new(&co, &c);
+		is_int(scep_get_ca(c, &ca), SA_OK, "GetCACert before the server stops");
+		is_int(scep_client_get_caps(c, &(unsigned){ 0 }), SA_OK, "GetCACaps too");
+		/* stop the server, keep its port */
+		srv.stop = 1;
+		pthread_join(first, NULL);
+		close(srv.lfd);
+		is_int(scep_transact(c, &ca, &req, &r), SA_ENET,
+		       "server down at PKIOperation time: a network error");
+		is_int(scep_client_request_sent(c), 0,
+		       "connection refused: the request never left");
+		scep_client_free(c);
+		scep_ca_clear(&ca);
+	}
 
 	scep_http_new(&o, &h);
 	is_int(scep_http_get(h, "GetCACaps", NULL, &b), SA_ENET, "server down: network error");
@@ -679,6 +828,8 @@ int main(void)
 
 	test_transport();
 	test_client();
+	test_shown();
+	test_sent();
 	test_caps_outage();
 	test_enroll();
 	test_wait(t);

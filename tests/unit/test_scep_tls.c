@@ -1,9 +1,12 @@
 /*
  * test_scep_tls.c - HTTPS in the transport: peer verification is on by
  * default, a CA bundle makes it pass, the host name is checked, and only
- * an explicit "insecure" turns verification off. The TLS server is a
- * thread of this test on 127.0.0.1 with certificates made in memory; the
- * CA bundle is written to a temporary file that the test removes.
+ * an explicit "insecure" turns verification off. Redirects: an https URL
+ * follows a redirect to https but never one to plain http (the plain
+ * server then sees no request), and a redirect loop ends. The TLS server
+ * is a thread of this test on 127.0.0.1 with certificates made in memory,
+ * the plain HTTP server another; the CA bundle is written to a temporary
+ * file that the test removes.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,10 +27,15 @@
 #include "sa_log.h"
 #include "test_scep_util.h"
 
-static int lfd, port;
+static int lfd, port, plain_lfd, plain_port;
 static volatile int stop;
 static SSL_CTX *ctx_good, *ctx_badname;
 static SSL_CTX *volatile ctx_now;
+
+/* What the TLS server answers. */
+enum { R_CAPS, R_TO_HTTP, R_TO_HTTPS, R_LOOP };
+static volatile int redir_mode = R_CAPS;
+static volatile int plain_requests, tls_requests;
 
 static void serve(int fd)
 {
@@ -35,7 +43,7 @@ static void serve(int fd)
 	char buf[8192];
 	size_t have = 0;
 	const char *caps = "POSTPKIOperation\nSHA-256\nAES\n";
-	char resp[256];
+	char resp[512], loc[256];
 
 	SSL_set_fd(ssl, fd);
 	if (SSL_accept(ssl) != 1)
@@ -50,8 +58,23 @@ static void serve(int fd)
 		if (strstr(buf, "\r\n\r\n"))
 			break;
 	}
-	snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-		 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", strlen(caps), caps);
+	__atomic_add_fetch(&tls_requests, 1, __ATOMIC_SEQ_CST);
+	loc[0] = '\0';
+	if (redir_mode == R_TO_HTTP)
+		snprintf(loc, sizeof(loc), "http://leak:Redir5ecret@127.0.0.1:%d/scep?"
+			 "operation=GetCACaps", plain_port);
+	else if (redir_mode == R_TO_HTTPS && strncmp(buf, "GET /old", 8) == 0)
+		snprintf(loc, sizeof(loc), "https://127.0.0.1:%d/scep?operation=GetCACaps",
+			 port);
+	else if (redir_mode == R_LOOP)
+		snprintf(loc, sizeof(loc), "https://127.0.0.1:%d/loop", port);
+	if (loc[0])
+		snprintf(resp, sizeof(resp), "HTTP/1.1 302 Found\r\nLocation: %s\r\n"
+			 "Content-Length: 0\r\nConnection: close\r\n\r\n", loc);
+	else
+		snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			 strlen(caps), caps);
 	SSL_write(ssl, resp, (int)strlen(resp));
 	SSL_shutdown(ssl);
 out:
@@ -77,6 +100,48 @@ static void *server_main(void *arg)
 	return NULL;
 }
 
+/* The plain HTTP server: counts connections, answers the caps. */
+static void *plain_main(void *arg)
+{
+	const char *resp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+			   "Content-Length: 29\r\nConnection: close\r\n\r\n"
+			   "POSTPKIOperation\nSHA-256\nAES\n";
+
+	(void)arg;
+	while (!stop) {
+		struct pollfd pfd = { plain_lfd, POLLIN, 0 };
+		char buf[4096];
+		int fd;
+
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		fd = accept(plain_lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		__atomic_add_fetch(&plain_requests, 1, __ATOMIC_SEQ_CST);
+		if (recv(fd, buf, sizeof(buf), 0) > 0)
+			send(fd, resp, strlen(resp), MSG_NOSIGNAL);
+		close(fd);
+	}
+	return NULL;
+}
+
+static int listen_lo(int *port_out)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 8) != 0) {
+		close(fd);
+		return -1;
+	}
+	getsockname(fd, (struct sockaddr *)&a, &al);
+	*port_out = ntohs(a.sin_port);
+	return fd;
+}
+
 static SSL_CTX *server_ctx(X509 *cert, EVP_PKEY *key)
 {
 	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
@@ -95,16 +160,16 @@ static X509 *server_cert(const char *san, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_
 	return x;
 }
 
-static int get_caps(const char *bundle, int insecure)
+static int get_caps_at(const char *path, const char *bundle, int insecure)
 {
-	char url[64];
+	char url[128];
 	struct scep_http_opts o = { .url = url, .ca_bundle = bundle, .insecure = insecure,
 				    .timeout = 10 };
 	scep_http *h = NULL;
 	struct scep_buf b;
 	int rc;
 
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d/scep", port);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", port, path);
 	if ((rc = scep_http_new(&o, &h)) != SA_OK)
 		return rc;
 	rc = scep_http_get(h, "GetCACaps", NULL, &b);
@@ -116,6 +181,49 @@ static int get_caps(const char *bundle, int insecure)
 	return rc;
 }
 
+static int get_caps(const char *bundle, int insecure)
+{
+	return get_caps_at("/scep", bundle, insecure);
+}
+
+/* Redirects from https: to https followed, to http refused, loops ended. */
+static void test_redirects(const char *bundle)
+{
+	char want[64];
+	int rc;
+
+	redir_mode = R_TO_HTTP;
+	plain_requests = 0;
+	rc = get_caps_at("/scep", bundle, 0);
+	is_int(rc, SA_EREPLY, "https redirected to http: refused (exit 6)");
+	snprintf(want, sizeof(want), "https://127.0.0.1:%d/scep", port);
+	ok(strstr(sa_errmsg(), want) != NULL, "the message names the https URL: %s",
+	   sa_errmsg());
+	snprintf(want, sizeof(want), "http://***@127.0.0.1:%d/scep", plain_port);
+	ok(strstr(sa_errmsg(), want) != NULL && strstr(sa_errmsg(), "not https"),
+	   "and the http URL it was sent to, without its credentials");
+	ok(strstr(sa_errmsg(), "Redir5ecret") == NULL && strstr(sa_errmsg(), "leak") == NULL,
+	   "no password or user of the redirect URL in the message");
+	is_int(plain_requests, 0, "the plain http server got no request");
+	/* with verification off too: the rule is about the scheme */
+	is_int(get_caps_at("/scep", NULL, 1), SA_EREPLY, "refused with --insecure too");
+	is_int(plain_requests, 0, "still no plain http request");
+
+	redir_mode = R_TO_HTTPS;
+	tls_requests = 0;
+	is_int(get_caps_at("/old", bundle, 0), SA_OK, "https redirected to https: followed");
+	is_int(tls_requests, 2, "two https requests (the redirect and the caps)");
+
+	redir_mode = R_LOOP;
+	tls_requests = 0;
+	rc = get_caps_at("/scep", bundle, 0);
+	is_int(rc, SA_ENET, "a redirect loop: an error (exit 5)");
+	ok(strstr(sa_errmsg(), "redirects") != NULL, "the message says redirects: %s",
+	   sa_errmsg());
+	is_int(tls_requests, 6, "gave up after the first request and 5 redirects");
+	redir_mode = R_CAPS;
+}
+
 int main(void)
 {
 	EVP_PKEY *ca_key, *other_key, *srv_key;
@@ -123,7 +231,7 @@ int main(void)
 	char bundle[] = "/tmp/scep-tls-XXXXXX", wrong[] = "/tmp/scep-tls-XXXXXX";
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t al = sizeof(a);
-	pthread_t t;
+	pthread_t t, tp;
 	FILE *f;
 	int fd;
 
@@ -159,6 +267,9 @@ int main(void)
 	getsockname(lfd, (struct sockaddr *)&a, &al);
 	port = ntohs(a.sin_port);
 	pthread_create(&t, NULL, server_main, NULL);
+	plain_lfd = listen_lo(&plain_port);
+	ok(plain_lfd >= 0, "plain HTTP listener on 127.0.0.1");
+	pthread_create(&tp, NULL, plain_main, NULL);
 
 	is_int(get_caps(bundle, 0), SA_OK, "HTTPS with the CA bundle (-C style option)");
 	is_int(get_caps(NULL, 0), SA_ENET, "unknown CA refused by default");
@@ -169,10 +280,13 @@ int main(void)
 	is_int(get_caps(bundle, 0), SA_ENET, "certificate for another host name refused");
 	is_int(get_caps("/nonexistent/bundle.pem", 0), SA_ENET, "missing bundle file: error");
 	ctx_now = ctx_good;
+	test_redirects(bundle);
 
 	stop = 1;
 	pthread_join(t, NULL);
+	pthread_join(tp, NULL);
 	close(lfd);
+	close(plain_lfd);
 	unlink(bundle);
 	unlink(wrong);
 	SSL_CTX_free(ctx_good);
