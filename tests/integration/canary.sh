@@ -1,5 +1,5 @@
 #!/bin/bash
-# canary suite: the suite's secrets (T_PIN, T_SOPIN, T_CHAL, T_PROXY_PASS in
+# canary suite: the suite's secrets (T_PIN, T_SOPIN, T_CHAL, T_PROXY_PASS, T_URL_PASS in
 # tests/lib/fixtures.sh: distinctive strings every test uses) must appear
 # nowhere in what the program printed or wrote during the whole run. The
 # other tests leave their outputs in SA_CANARY_DIR (tests/run.sh empties it
@@ -17,7 +17,7 @@ dir=${SA_CANARY_DIR:-}
 t_plan 5
 
 pats=$T_WORK/patterns
-for s in "$T_PIN" "$T_SOPIN" "$T_CHAL" "$T_PROXY_PASS"; do
+for s in "$T_PIN" "$T_SOPIN" "$T_CHAL" "$T_PROXY_PASS" "$T_URL_PASS"; do
 	printf '%s\n' "$s"
 	printf '%s\n' "$s" | sed 's/ /%20/g'
 	printf '%s\n' "$s" | sed 's/ /+/g'
@@ -34,7 +34,7 @@ scan() {
 mkdir -p "$T_WORK/self/a"
 enc=$(printf '%s' "$T_PIN" | sed 's/ /%20/g')
 printf 'using the key pkcs11:token=t;object=k;pin-value=%s\n' "$enc" >"$T_WORK/self/a/1"
-printf 'challenge %s\n' "$(printf '%s' "$T_CHAL" | sed 's/ /\\x20/g')" >"$T_WORK/self/a/2"
+printf 'token %s\n' "$(printf '%s' "$T_SOPIN" | sed 's/ /\\x20/g')" >"$T_WORK/self/a/2"
 printf 'proxy http://u:%s@127.0.0.1:1\n' "$T_PROXY_PASS" >"$T_WORK/self/a/3"
 t_is "$(scan "$T_WORK/self" | wc -l)" 3 "the scan finds a secret percent-encoded, escaped and in a proxy URL"
 

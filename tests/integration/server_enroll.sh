@@ -89,7 +89,7 @@ enroll_ok aesreply
 ca_new
 
 # --- challenge password
-ca_start -allowrenew 0 -challenge 's3cret pass'
+ca_start -allowrenew 0 -challenge "$T_CHAL"
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
 t_expect_exit 2 sa enroll -u "$CA_URL" -c ca.crt -k local.key -r local.csr -l nochal.crt
 t_grep 'badRequest' "$T_ERR" "no challenge: failInfo named"
@@ -100,16 +100,16 @@ mkcsr local.key wrong.csr "/CN=dev1.example/O=Example" "wrong"
 t_expect_exit 2 sa enroll -u "$CA_URL" -c ca.crt -k local.key -r wrong.csr -l wrong.crt
 t_grep 'challenge password is wrong' "$T_ERR" "wrong challenge: the CA's failInfoText shown"
 t_no_file wrong.crt "wrong challenge: no certificate written"
-mkcsr local.key good.csr "/CN=dev1.example/O=Example" 's3cret pass'
+mkcsr local.key good.csr "/CN=dev1.example/O=Example" "$T_CHAL"
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k local.key -r good.csr -l good.crt
 t_ok "right challenge: certificate of our key" cert_has_key good.crt local.key
 t_is "$(ca_log_field -1 challenge_ok)" true "right challenge: accepted"
 ca_new
 
 # --- key and request made by scep-agent mkrequest, challenge from the env
-ca_start -allowrenew 0 -challenge 'from env'
+ca_start -allowrenew 0 -challenge "$T_CHAL"
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
-t_expect_exit 0 env CH='from env' "$SCEP_AGENT" mkrequest -k mk.key -r mk.csr \
+t_expect_exit 0 env CH="$T_CHAL" "$SCEP_AGENT" mkrequest -k mk.key -r mk.csr \
 	--subject "/CN=mk.example/O=Example Org" --san DNS:mk.example --san IP:192.0.2.7 --challenge-env CH
 t_file mk.key "mkrequest wrote the key"
 t_file mk.csr "mkrequest wrote the request"

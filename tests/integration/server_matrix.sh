@@ -5,7 +5,7 @@
 
 mkkey local.key
 mkcsr local.key plain.csr "/CN=matrix.example/O=Example"
-mkcsr local.key chal.csr "/CN=matrix.example/O=Example" "pw"
+mkcsr local.key chal.csr "/CN=matrix.example/O=Example" "$T_CHAL"
 
 n=0
 while IFS='|' read -r name flags; do
@@ -37,9 +37,9 @@ while IFS='|' read -r name flags; do
 done <<'MODES'
 stock|
 RA|-ra
-challenge|-challenge pw
+challenge|-challenge $T_CHAL
 pending|-pending 2
-RA+pending+challenge|-ra -pending 1 -challenge pw
+RA+pending+challenge|-ra -pending 1 -challenge $T_CHAL
 AES reply, SHA-256 signature|-reply-cipher aes256 -reply-digest sha256
 RA, AES-128 reply|-ra -reply-cipher aes128
 GET only, DES3, SHA-1|-caps 'DES3\nSHA-1\nRenewal\nGetNextCACert'

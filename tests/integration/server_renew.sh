@@ -5,13 +5,13 @@
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 mkkey old.key
-mkcsr old.key old.csr "/CN=renew.example/O=Example" "pw"
+mkcsr old.key old.csr "/CN=renew.example/O=Example" "$T_CHAL"
 mkkey new.key
 mkcsr new.key new.csr "/CN=renew.example/O=Example"
-mkcsr new.key newpw.csr "/CN=renew.example/O=Example" "pw"
+mkcsr new.key newpw.csr "/CN=renew.example/O=Example" "$T_CHAL"
 
 # short-lived certificates, as a renewal scenario has
-ca_start -valid 600 -challenge pw -renew-no-challenge
+ca_start -valid 600 -challenge "$T_CHAL" -renew-no-challenge
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k old.key -r old.csr -l old.crt
 t_ok "initial enrollment" cert_has_key old.crt old.key
@@ -28,7 +28,7 @@ t_is "$(ca_log_field -1 challenge_present)" false "renewal: no challenge needed"
 ca_new
 
 # the stock CA checks the challenge on renewals too
-ca_start -valid 600 -challenge pw
+ca_start -valid 600 -challenge "$T_CHAL"
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k old.key -r old.csr -l old.crt
 t_expect_exit 2 sa enroll -u "$CA_URL" -c ca.crt -k new.key -r new.csr -K old.key -O old.crt -l nochal.crt
@@ -53,7 +53,7 @@ ca_new
 
 # Renewal offered, but the user asks for a PKCSReq signed by the old
 # certificate (OpenXPKI, NDES), without the challenge
-ca_start -valid 600 -challenge pw -renew-no-challenge
+ca_start -valid 600 -challenge "$T_CHAL" -renew-no-challenge
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k old.key -r old.csr -l old.crt
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k new.key -r new.csr -K old.key -O old.crt -l forced.crt \
@@ -64,7 +64,7 @@ t_is "$(ca_log_field -1 signer)" issued "--renew-mode pkcsreq: signed by the old
 t_is "$(ca_log_field -1 challenge_present)" false "--renew-mode pkcsreq: without the challenge"
 # and with the challenge, against a CA that wants it on every request
 ca_new
-ca_start -valid 600 -challenge pw
+ca_start -valid 600 -challenge "$T_CHAL"
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k old.key -r old.csr -l old.crt
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -k new.key -r newpw.csr -K old.key -O old.crt -l forcedpw.crt \

@@ -29,8 +29,8 @@ t_is "$(grep -c '"op":"proxy"' proxy.log)" "$(grep -c '"op"' "$CA_LOG")" "every 
 # credentials in the proxy and in the URL: used, never shown (-v -d). They
 # come from configuration files (Proxy =, URL =), so that the test's own
 # command lines in the TAP output do not carry them either.
-PXPW=Pr0xy-Canary-Pw
-URLPW=Ur1-Canary-Pw
+PXPW=$T_PROXY_PASS
+URLPW=$T_URL_PASS
 # no_secret DESC FILE...: none of the test's credentials in FILEs
 no_secret() {
 	_d=$1

@@ -5,9 +5,8 @@
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 t_require softhsm2-util
-softhsm_new conf1 471142
-printf '471142\n' >pin
-chmod 600 pin
+softhsm_new conf1
+pin_file
 
 ca_start
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
@@ -28,7 +27,7 @@ Verbose = no
 [sscep_engine_pkcs11]
 engine_id = pkcs11
 MODULE_PATH = $P11_MODULE
-PIN = 471142
+PIN = $T_PIN
 
 [sscep_enroll]
 PrivateKeyFile = pkcs11:token=conf1;object=gw
@@ -39,7 +38,7 @@ CONF
 t_expect_exit 0 sa enroll -f sscep.conf
 t_file local.crt "enrolled with the engine section's module and PIN"
 t_grep "engine section" "$T_ERR" "warns that the PIN comes from the configuration file"
-if grep -q 471142 "$T_OUT" "$T_ERR"; then
+if grep -q -F "$T_PIN" "$T_OUT" "$T_ERR"; then
 	t_fail "the PIN does not show in the output"
 else
 	t_pass "the PIN does not show in the output"

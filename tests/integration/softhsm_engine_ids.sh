@@ -8,7 +8,7 @@
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 t_require softhsm2-util pkcs11-tool
-softhsm_new eng1 1234
+softhsm_new eng1
 pin_file
 MOD=$P11_MODULE
 SLOT=$(sa list-tokens --module "$MOD" |
@@ -17,7 +17,7 @@ SERIAL=$(sa list-tokens --module "$MOD" | sed -n 's/^  serial: *//p' | head -n 1
 t_like "$SLOT" '^[0-9]+$' "the token's slot id"
 
 # the key, made in the token as sscep users make it: id 01, label engkey
-pkcs11-tool --module "$MOD" --token-label eng1 --login --pin 1234 \
+pkcs11-tool --module "$MOD" --token-label eng1 --login --pin "$T_PIN" \
 	--keypairgen --key-type rsa:1024 --id 01 --label engkey >/dev/null 2>&1
 pkcs11-tool --module "$MOD" --token-label eng1 --read-object --type pubkey \
 	--id 01 -o tok.pub.der >/dev/null 2>&1

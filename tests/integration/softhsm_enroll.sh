@@ -40,7 +40,9 @@ cert_is_token_key() {
 # spy leaks a little (its own OpenSSL objects); under ASan only the slow
 # unwinder sees the spy's frames that lsan.supp names.
 T_ASAN_OPTIONS=${ASAN_OPTIONS-}
+# A spy trace records C_Login's PIN: it is made owner-only beforehand.
 spy_on() {
+	(umask 077 && : >"$1")
 	export PKCS11SPY=$MOD PKCS11SPY_OUTPUT=$1
 	export ASAN_OPTIONS=${T_ASAN_OPTIONS:+$T_ASAN_OPTIONS:}fast_unwind_on_malloc=0
 }
@@ -79,10 +81,10 @@ t_between "$(spy_count spy.log C_Sign)" 2 100 "spy: C_Sign in the token (CSR and
 t_between "$(spy_count spy.log C_Decrypt)" 1 100 "spy: C_Decrypt in the token (CertRep envelope)"
 t_is "$(spy_count spy.log C_GenerateKeyPair)" 1 "spy: C_GenerateKeyPair in the token"
 t_is "$(spy_count spy.log C_Finalize)" 1 "spy: the module was finalized"
-t_is "$(cat "$T_OUT" "$T_ERR" | grep -c '1234')" 0 "the PIN is not in the output, even with -v -d"
+t_is "$(cat "$T_OUT" "$T_ERR" | grep -c -F "$T_PIN")" 0 "the PIN is not in the output, even with -v -d"
 
 # --- proof of custody, read back by pkcs11-tool
-tool --token-label t1 -l --pin 1234 -O >objs.txt
+tool --token-label t1 -l --pin "$T_PIN" -O >objs.txt
 sed -n '/^Private Key Object/,/^[A-Z]/p' objs.txt >priv.txt
 t_grep 'label: *dev1' priv.txt "pkcs11-tool: private key dev1"
 t_grep 'Access: .*sensitive, always sensitive, never extractable' priv.txt \
@@ -182,7 +184,7 @@ t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt --module "$MOD" --pin-file pin 
 	-k "pkcs11:token=t2;object=same" --subject /CN=same.example -r pin.csr -l pin.crt
 
 # --- PIN from the environment and from the URI's pin-source
-TOKPIN=1234 t_expect_exit 0 sa mkrequest --module "$MOD" --pin-env TOKPIN \
+TOKPIN=$T_PIN t_expect_exit 0 sa mkrequest --module "$MOD" --pin-env TOKPIN \
 	-k "pkcs11:token=t2;object=same" --subject /CN=env -r env.csr
 t_expect_exit 0 sa mkrequest \
 	-k "pkcs11:token=t2;object=same?module-path=$MOD&pin-source=file:$T_WORK/pin" \
@@ -195,12 +197,12 @@ t_expect_exit 0 sa mkrequest \
 		grep -q 'User PIN' tty.log 2>/dev/null && break
 		sleep 0.1
 	done
-	printf '1234\n'
+	printf '%s\n' "$T_PIN"
 	sleep 1
 ) | script -qfec "${SCEP_AGENT_WRAP:-} $SCEP_AGENT mkrequest --module $MOD \
 	-k 'pkcs11:token=t2;object=same' --subject /CN=tty -r tty.csr" tty.log >/dev/null 2>&1
 t_grep "User PIN for token 't2'" tty.log "PIN prompt on the terminal"
-t_is "$(grep -c 1234 tty.log)" 0 "the typed PIN is not echoed"
+t_is "$(grep -c -F "$T_PIN" tty.log)" 0 "the typed PIN is not echoed"
 t_ok "the PIN from the terminal logged in" openssl req -in tty.csr -noout -verify
 
 # --- Ctrl-C at the PIN prompt stops the run (exit 128+2) with the terminal

@@ -13,7 +13,7 @@ MOD=$P11_MODULE
 
 # count CLASS LABEL: objects of a class (privkey, pubkey) with a label in t2
 count() {
-	pkcs11-tool --module "$MOD" --token-label t2 -l --pin 1234 -O --type "$1" 2>/dev/null |
+	pkcs11-tool --module "$MOD" --token-label t2 -l --pin "$T_PIN" -O --type "$1" 2>/dev/null |
 		grep -c "^ *label: *$2\$"
 }
 

@@ -20,7 +20,7 @@ tool() {
 
 # count CLASS LABEL: objects of a class (privkey, pubkey, cert) with a label
 count() {
-	tool -l --pin 1234 -O --type "$1" | grep -c "^ *label: *$2\$"
+	tool -l --pin "$T_PIN" -O --type "$1" | grep -c "^ *label: *$2\$"
 }
 
 # key_pub LABEL OUT: the public key (PEM) of the RSA key LABEL in t2
@@ -158,7 +158,7 @@ t_like "$(openssl x509 -in ec1.crt -noout -text)" 'ASN1 OID: prime256v1' "EC: a 
 t_ok "EC: issued by the CA" ca_verify ca.crt ec1.crt
 want=$(openssl x509 -in ec1.crt -noout -pubkey | openssl pkey -pubin -outform DER |
 	tail -c 65 | openssl sha1 -r | cut -d' ' -f1)
-objs=$(tool -l --pin 1234 -O)
+objs=$(tool -l --pin "$T_PIN" -O)
 # obj_id TYPE-PREFIX LABEL: the ID of the object of that type and label in
 # pkcs11-tool's listing (each object starts at a line without indent; a sed
 # range missed an object listed right after another of its type)

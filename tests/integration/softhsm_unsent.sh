@@ -19,7 +19,7 @@ MOD=$P11_MODULE
 
 # objects LABEL: how many objects labelled LABEL the token holds
 objects() {
-	pkcs11-tool --module "$MOD" --token-label t1 -l --pin 1234 -O 2>/dev/null |
+	pkcs11-tool --module "$MOD" --token-label t1 -l --pin "$T_PIN" -O 2>/dev/null |
 		grep -c "label: *$1\$"
 }
 

@@ -12,7 +12,7 @@
 # CA:    ca_start [scepca flags], ca_restart [flags], ca_stop, ca_log_field
 # Keys:  mkkey FILE [BITS], mkcsr KEY CSR SUBJECT [CHALLENGE]
 # Token: softhsm_new LABEL [PIN] [SOPIN], pin_file [PIN]
-# Secrets: T_PIN, T_SOPIN, T_CHAL, T_PROXY_PASS: the suite's secrets, distinctive
+# Secrets: T_PIN, T_SOPIN, T_CHAL, T_PROXY_PASS, T_URL_PASS: the suite's secrets, distinctive
 #        strings that the canary test (tests/integration/canary.sh) looks for in
 #        everything the program printed or wrote; secret_file FILE VALUE writes
 #        one owner-only.
@@ -38,9 +38,10 @@ cd "$T_WORK" || exit 99
 # %20) so that any form of them in an output is found by the canary test.
 T_PIN='cnry Pin 4b7d'
 T_SOPIN='cnry SoPin 93ab'
-T_CHAL='cnry Chal 6e2f'
+T_CHAL='cnryChal6e2f'
 T_PROXY_PASS='cnryProxy5c1a'
-export T_PIN T_SOPIN T_CHAL T_PROXY_PASS
+T_URL_PASS='cnryUrlPass8d0b'
+export T_PIN T_SOPIN T_CHAL T_PROXY_PASS T_URL_PASS
 
 # Everything the program printed (t_expect_exit, t_ok) is kept here, and at
 # exit it goes with every other readable output of the test to
@@ -348,14 +349,14 @@ softhsm_new() {
 	fi
 	P11_MODULE=/usr/lib/softhsm/libsofthsm2.so
 	export SOFTHSM2_CONF P11_MODULE
-	softhsm2-util --init-token --free --label "$1" --pin "${2:-1234}" \
-		--so-pin "${3:-5678}" >/dev/null
+	softhsm2-util --init-token --free --label "$1" --pin "${2:-$T_PIN}" \
+		--so-pin "${3:-$T_SOPIN}" >/dev/null
 }
 
 # pin_file [PIN]: the user PIN (default 1234) in ./pin, mode 0600 from
 # the start
 pin_file() {
-	(umask 077 && printf '%s\n' "${1:-1234}" >pin)
+	(umask 077 && printf '%s\n' "${1:-$T_PIN}" >pin)
 }
 
 # --- certificates ------------------------------------------------------------
