@@ -56,6 +56,65 @@ int agent_client_new(const struct agent_opts *o, scep_client **out)
 	return scep_client_new(&co, out);
 }
 
+/* Does certs hold a CA certificate (basicConstraints CA, or self-signed)? */
+static int has_ca_cert(const STACK_OF(X509) *certs)
+{
+	int i;
+
+	for (i = 0; i < sk_X509_num(certs); i++) {
+		X509 *x = sk_X509_value(certs, i);
+
+		if (X509_check_ca(x) != 0 ||
+		    X509_check_issued(x, x) == X509_V_OK)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * sscep's way of naming one certificate of the chain getca wrote: -c
+ * ca.crt-0 (the RA signing certificate) with -e ca.crt-1. Such a file
+ * holds no CA, so nothing could be checked under it: when path is
+ * BASE-N and BASE-0 exists, the whole chain BASE-0, BASE-1 ... is taken
+ * instead (the same set -c BASE gives; roles are still chosen by key
+ * usage). Anything else is left as it is.
+ */
+static int ca_load_siblings(const char *path, STACK_OF(X509) **certs)
+{
+	STACK_OF(X509) *all = NULL;
+	char *base = NULL, *first = NULL;
+	size_t n = strlen(path), d = n;
+	int rc = 0;
+
+	while (d > 0 && path[d - 1] >= '0' && path[d - 1] <= '9')
+		d--;
+	if (has_ca_cert(*certs) || d == n || d < 2 || path[d - 1] != '-')
+		return 0;
+	base = strndup(path, d - 1);
+	if (base == NULL || asprintf(&first, "%s-0", base) < 0) {
+		first = NULL;
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!files_exist(first))
+		goto out;
+	rc = files_load_ca(base, &all);
+	if (rc < 0)
+		goto out;
+	if (!has_ca_cert(all))
+		goto out;
+	sa_verbose("%s holds no CA certificate; using the chain %s-0, %s-1 ... "
+		   "that getca wrote beside it", path, base, base);
+	sk_X509_pop_free(*certs, X509_free);
+	*certs = all;
+	all = NULL;
+out:
+	sk_X509_pop_free(all, X509_free);
+	free(base);
+	free(first);
+	return rc;
+}
+
 int agent_ca_load(const struct agent_opts *o, struct scep_ca *ca)
 {
 	const struct conf_settings *s = &o->s;
@@ -68,6 +127,9 @@ int agent_ca_load(const struct agent_opts *o, struct scep_ca *ca)
 				      "-c FILE (as written by getca) or "
 				      "CACertFile", o->op_name);
 	rc = files_load_ca(s->ca_cert_file, &ca->certs);
+	if (rc < 0)
+		goto out;
+	rc = ca_load_siblings(s->ca_cert_file, &ca->certs);
 	if (rc < 0)
 		goto out;
 	if (s->enc_cert_file != NULL) {

@@ -19,9 +19,18 @@ t_is "$(ca_log_field -1 status)" SUCCESS "auto selection: the RA decrypted the r
 # explicit: -e the RA encryption certificate, -c the CA certificates
 t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -e ca.crt-2 -k local.key -r local.csr -l explicit.crt
 t_ok "explicit -e: certificate of our key" cert_has_key explicit.crt local.key
-# sscep's -c RA-signing-certificate -e RA-encryption-certificate: -c holds
-# no CA, so neither -e nor the issued certificate can be checked: refused
-t_expect_exit 4 sa enroll -u "$CA_URL" -c ca.crt-1 -e ca.crt-2 -k local.key -r local.csr -l ra-only.crt
+# sscep's -c RA-signing-certificate -e RA-encryption-certificate: ca.crt-1
+# holds no CA, so the chain getca wrote beside it (ca.crt-0, -1, -2) is the
+# CA set, as with -c ca.crt
+t_expect_exit 0 sa enroll -v -u "$CA_URL" -c ca.crt-1 -e ca.crt-2 -k local.key -r local.csr -l sscep.crt
+t_ok "sscep's -c RA -e RA: certificate of our key" cert_has_key sscep.crt local.key
+t_grep 'ca.crt-1 holds no CA certificate; using the chain' "$T_ERR" \
+	"sscep's -c RA -e RA: -v says the chain beside it is used"
+# the same certificates alone, with no chain beside them: -c holds no CA,
+# so neither -e nor the issued certificate can be checked: refused
+cp ca.crt-1 lone-ra-sign.crt
+cp ca.crt-2 lone-ra-enc.crt
+t_expect_exit 4 sa enroll -u "$CA_URL" -c lone-ra-sign.crt -e lone-ra-enc.crt -k local.key -r local.csr -l ra-only.crt
 t_grep 'encryption certificate \(-e\).*not issued by the trusted CA' "$T_ERR" \
 	"-c with the RA certificate alone: -e is not issued by it, says so"
 t_no_file ra-only.crt "-c with the RA certificate alone: nothing written"
