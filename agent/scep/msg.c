@@ -143,9 +143,15 @@ static int envelope(const unsigned char *content, int clen, X509 *to,
 	int rc = SA_ECRYPTO;
 
 	*der = NULL;
-	/* SCEP envelopes use RSA key transport; CMS would happily do ECDH */
-	if (EVP_PKEY_get_base_id(X509_get0_pubkey(to)) != EVP_PKEY_RSA)
+	/*
+	 * SCEP envelopes use RSA key transport (CMS would happily do ECDH,
+	 * which SCEP CAs do not read): another key is a configuration
+	 * problem (exit 4), not a failure of the crypto
+	 */
+	if (EVP_PKEY_get_base_id(X509_get0_pubkey(to)) != EVP_PKEY_RSA) {
+		rc = SA_EUSAGE;
 		goto out;
+	}
 	recips = sk_X509_new_null();
 	in = BIO_new_mem_buf(content, clen);
 	if (recips == NULL || in == NULL || !sk_X509_push(recips, to))
@@ -161,7 +167,8 @@ out:
 		char name[256];
 
 		X509_NAME_oneline(X509_get_subject_name(to), name, sizeof(name));
-		sa_fail(rc, "cannot encrypt the request to %s with %s; the CA/RA "
+		(rc == SA_EUSAGE ? sa_fail_noossl : sa_fail)(rc,
+			"cannot encrypt the request to %s with %s; the CA/RA "
 			"encryption certificate needs an RSA key (use -e to name another)",
 			name, EVP_CIPHER_get0_name(cipher));
 	}

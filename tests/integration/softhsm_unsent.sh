@@ -39,7 +39,7 @@ openssl x509 -req -in ec.csr -CA "$CA_CERT" -CAkey "$CA_DIR/ca.key" -CAcreateser
 	-days 1 -out ec.crt 2>/dev/null
 t_file ec.crt "an EC certificate issued by the test CA"
 npki=$(grep -c '"op":"PKIOperation"' "$CA_LOG")
-t_expect_exit 1 sa enroll -u "$CA_URL" -c ca.crt -e ec.crt --module "$MOD" --pin-file pin \
+t_expect_exit 4 sa enroll -u "$CA_URL" -c ca.crt -e ec.crt --module "$MOD" --pin-file pin \
 	--new-key "pkcs11:token=t1;object=eck" --key-type ec:P-256 --subject /CN=eck.example \
 	-l eck.crt
 t_grep 'cannot encrypt the request to .*ec-ra.*needs an RSA key' "$T_ERR" \

@@ -226,7 +226,7 @@ static void test_other_types(void)
 		bad.certs = tu_stack(ec_cert, NULL, NULL);
 		scep_ca_select(&bad, NULL, NULL);
 		req.type = SCEP_MSG_PKCSREQ;
-		is_int(scep_msg_build(NULL, &bad, &req, &der, &len, nonce), SA_ECRYPTO,
+		is_int(scep_msg_build(NULL, &bad, &req, &der, &len, nonce), SA_EUSAGE,
 		       "EC encryption certificate refused");
 		ok(strstr(sa_errmsg(), "RSA") != NULL, "message names RSA: %s", sa_errmsg());
 		scep_ca_clear(&bad);
