@@ -13,8 +13,7 @@ MOD=$P11_MODULE
 
 # count CLASS LABEL: objects of a class (privkey, pubkey) with a label in t2
 count() {
-	pkcs11-tool --module "$MOD" --token-label t2 -l --pin "$T_PIN" -O --type "$1" 2>/dev/null |
-		grep -c "^ *label: *$2\$"
+	p11_count t2 "$@"
 }
 
 # mk ARGS...: mkrequest of an EC key labelled mk1 in t2, plus ARGS

@@ -20,7 +20,7 @@ tool() {
 
 # count CLASS LABEL: objects of a class (privkey, pubkey, cert) with a label
 count() {
-	tool -l --pin "$T_PIN" -O --type "$1" | grep -c "^ *label: *$2\$"
+	p11_count t2 "$@"
 }
 
 # key_pub LABEL OUT: the public key (PEM) of the RSA key LABEL in t2

@@ -17,7 +17,7 @@ tool() {
 
 # count CLASS LABEL: objects of a class (privkey, cert) with a label
 count() {
-	tool -l --pin "$T_PIN" -O --type "$1" | grep -c "^ *label: *$2\$"
+	p11_count t3 "$@"
 }
 
 # holds CERT LABEL: CERT is for the token key LABEL

@@ -19,8 +19,7 @@ MOD=$P11_MODULE
 
 # objects LABEL: how many objects labelled LABEL the token holds
 objects() {
-	pkcs11-tool --module "$MOD" --token-label t1 -l --pin "$T_PIN" -O 2>/dev/null |
-		grep -c "label: *$1\$"
+	p11_count t1 any "$1"
 }
 
 # no_resume_advice: stderr does not tell the user to resume with -R

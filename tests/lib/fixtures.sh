@@ -359,6 +359,17 @@ pin_file() {
 	(umask 077 && printf '%s\n' "${1:-$T_PIN}" >pin)
 }
 
+# p11_count TOKEN CLASS LABEL: how many objects of CLASS (privkey, pubkey,
+# cert; "any" for all) labelled LABEL the SoftHSM2 token TOKEN holds
+p11_count() {
+	if [ "$2" = any ]; then
+		pkcs11-tool --module "$P11_MODULE" --token-label "$1" -l --pin "$T_PIN" -O 2>/dev/null
+	else
+		pkcs11-tool --module "$P11_MODULE" --token-label "$1" -l --pin "$T_PIN" -O \
+			--type "$2" 2>/dev/null
+	fi | grep -c "^ *label: *$3\$"
+}
+
 # --- certificates ------------------------------------------------------------
 
 # sa ARGS...: run the scep-agent under test, under $SCEP_AGENT_WRAP if set
