@@ -3,6 +3,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"flag"
 	"fmt"
@@ -77,6 +78,13 @@ func main() {
 		rogue      = flag.Bool("rogue", false, "an unrelated self-signed CA (same CN) is appended to GetCACert, signs CertReps, GetNextCACert and the CRL, and issues the certificates")
 		rogueIss   = flag.Bool("rogue-issue", false, "only the issued certificates come from the rogue CA (CertReps signed as usual)")
 		rogueCRL   = flag.Bool("rogue-crl", false, "only the GetCRL CRL is signed by the rogue CA's key (in the genuine CA's name)")
+		resetReply = flag.Bool("reset-reply", false, "GetCACert, PKIOperation: send half the reply, then reset the connection (TCP RST)")
+		dribbleMS  = flag.Int("dribble", 0, "GetCACert, PKIOperation: send the reply one byte every MS milliseconds")
+		hugeReply  = flag.Int64("huge-reply", 0, "GetCACert, PKIOperation: a reply of BYTES bytes (the real one, then filler)")
+		redirLoop  = flag.Bool("redirect-loop", false, "GetCACert, PKIOperation: HTTP 302 to the same URL, every time")
+		tlsOn      = flag.Bool("tls", false, "serve HTTPS; the client's CA bundle is written to DIR/tls-ca.pem")
+		tlsName    = flag.String("tls-name", "", "with -tls: the server certificate names only this host (DNS name or IP address)")
+		tlsExpired = flag.Bool("tls-expired", false, "with -tls: the server certificate expired yesterday")
 	)
 	flag.Parse()
 	if (*dir == "" && !*proxy) || flag.NArg() != 0 {
@@ -90,6 +98,17 @@ func main() {
 		html: *html, htmlStatus: *htmlStatus,
 		getcaP7: *getcaP7, getcaPEM: *getcaPEM, getcaType: *getcaType,
 		getcertOther: *getcertOth, delay: *delay, capsStatus: *capsStatus,
+		mis: misbehaviour{resetReply: *resetReply, dribble: time.Duration(*dribbleMS) * time.Millisecond,
+			hugeReply: *hugeReply, redirectLoop: *redirLoop},
+	}
+	if *dribbleMS < 0 || *hugeReply < 0 {
+		die("-dribble and -huge-reply take a positive number")
+	}
+	if (*tlsName != "" || *tlsExpired) && !*tlsOn {
+		die("-tls-name and -tls-expired need -tls")
+	}
+	if *tlsOn && *proxy {
+		die("-tls and -proxy do not go together")
 	}
 	if *failName != "" {
 		code, ok := failInfoCodes[*failName]
@@ -157,6 +176,13 @@ func main() {
 	if err != nil {
 		die("listen: %v", err)
 	}
+	// made before the port is announced: DIR/tls-ca.pem is there by then
+	var tc *tls.Config
+	if *tlsOn {
+		if tc, err = tlsConfig(*dir, *tlsName, *tlsExpired); err != nil {
+			die("%s: TLS: %v", *dir, err)
+		}
+	}
 	bound := ln.Addr().(*net.TCPAddr).Port
 	if *pidFile != "" {
 		writeFileAtomic(*pidFile, fmt.Sprintf("%d\n", os.Getpid()))
@@ -166,9 +192,16 @@ func main() {
 	}
 	fmt.Printf("port %d\n", bound)
 	os.Stdout.Sync()
-	fmt.Fprintf(os.Stderr, "scepca: %s, listening on %s\n", map[bool]string{true: "forward proxy", false: "CA in " + filepath.Clean(*dir)}[*proxy], ln.Addr())
+	fmt.Fprintf(os.Stderr, "scepca: %s, listening on %s%s\n", map[bool]string{true: "forward proxy", false: "CA in " + filepath.Clean(*dir)}[*proxy], ln.Addr(), map[bool]string{true: " (HTTPS)"}[*tlsOn])
 
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	if tc != nil {
+		hs.TLSConfig = tc
+		// HTTP/1.1 only (no "h2" offered): -reset-reply takes the
+		// connection over, which HTTP/2 cannot do
+		hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+		ln = tls.NewListener(ln, tc)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {

@@ -379,3 +379,88 @@ func TestRogue(t *testing.T) {
 		t.Fatal("CRL not signed by the rogue key")
 	}
 }
+
+func TestWireMisbehaviour(t *testing.T) {
+	ts, s := newTestServer(t, &config{}, false, false)
+	// one CA, its misbehaviour switched between requests
+	get := func(cl *http.Client, m misbehaviour) (*http.Response, []byte, error) {
+		s.mu.Lock()
+		s.cfg.mis = m
+		s.mu.Unlock()
+		if cl == nil {
+			cl = &http.Client{}
+		}
+		resp, err := cl.Get(ts.URL + "/scep?operation=GetCACert")
+		if err != nil {
+			return nil, nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp, body, err
+	}
+	// -huge-reply: the announced size, the certificate and then filler
+	// (which ParseCertificate refuses as trailing data)
+	resp, body, err := get(nil, misbehaviour{hugeReply: 100000})
+	if err != nil || len(body) != 100000 || resp.ContentLength != 100000 {
+		t.Fatalf("huge: %v, %d bytes", err, len(body))
+	}
+	if _, err := x509.ParseCertificate(body); err == nil {
+		t.Fatal("huge: filler expected after the certificate")
+	}
+	// -reset-reply: part of the body, then an error
+	if _, body, err = get(nil, misbehaviour{resetReply: true}); err == nil {
+		t.Fatalf("reset: no error after %d bytes", len(body))
+	}
+	// -dribble: a client with a short timeout gives up
+	start := time.Now()
+	if _, _, err = get(&http.Client{Timeout: 300 * time.Millisecond},
+		misbehaviour{dribble: 50 * time.Millisecond}); err == nil {
+		t.Fatal("dribble: the reply came within 300 ms")
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("dribble: the client waited too long")
+	}
+	// -redirect-loop: 302 to itself
+	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	resp, _, err = get(cl, misbehaviour{redirectLoop: true})
+	if err != nil || resp.StatusCode != http.StatusFound ||
+		resp.Header.Get("Location") != "/scep?operation=GetCACert" {
+		t.Fatalf("redirect: %v %v", err, resp)
+	}
+}
+
+func TestTLSCertificates(t *testing.T) {
+	dir := t.TempDir()
+	check := func(name string, expired bool) *x509.Certificate {
+		tc, err := tlsConfig(dir, name, expired)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crt, err := x509.ParseCertificate(tc.Certificates[0].Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca, err := readPEM(dir+"/tls-ca.pem", "CERTIFICATE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		caCert, _ := x509.ParseCertificate(ca)
+		if err := crt.CheckSignatureFrom(caCert); err != nil {
+			t.Fatal(err)
+		}
+		return crt
+	}
+	if c := check("", false); c.VerifyHostname("127.0.0.1") != nil || c.VerifyHostname("localhost") != nil ||
+		time.Now().After(c.NotAfter) {
+		t.Fatal("default TLS certificate")
+	}
+	if c := check("elsewhere.example", false); c.VerifyHostname("127.0.0.1") == nil ||
+		c.VerifyHostname("elsewhere.example") != nil {
+		t.Fatal("-tls-name")
+	}
+	if c := check("", true); time.Now().Before(c.NotAfter) {
+		t.Fatal("-tls-expired")
+	}
+}

@@ -43,6 +43,7 @@ type config struct {
 	getcertOther     bool
 	delay            int // seconds to hold each CertRep back (-delay)
 	capsStatus       int // GetCACaps answers this HTTP error status (-caps-status)
+	mis              misbehaviour
 }
 
 type pendingReq struct {
@@ -78,6 +79,7 @@ type logEntry struct {
 	Subject          string `json:"subject,omitempty"`
 	Stock            bool   `json:"stock,omitempty"` // reply built by the scep package itself
 	Delay            int    `json:"delay,omitempty"` // a CertRep held back (-delay), logged before the wait
+	Sent             int64  `json:"sent,omitempty"`  // body bytes written (GetCACert, PKIOperation)
 	HTTP             int    `json:"http"`
 	Error            string `json:"error,omitempty"`
 }
@@ -137,6 +139,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusMethodNotAllowed, fmt.Errorf("method %s not supported", r.Method))
 		return
 	}
+	if s.cfg.mis.redirectLoop && misbehavedOp(op) {
+		redirectLoop(w, r, e)
+		return
+	}
 	switch op {
 	case "GetCACaps":
 		if s.cfg.capsStatus != 0 {
@@ -150,7 +156,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusInternalServerError, err)
 			return
 		}
-		reply(ct, data)
+		s.send(w, r, e, ct, data)
 	case "GetNextCACert":
 		if s.ca.next == nil {
 			fail(http.StatusNotFound, fmt.Errorf("GetNextCACert: no rollover CA (start with -next-ca)"))
@@ -193,7 +199,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		reply(ctPKIMsg, out)
+		s.send(w, r, e, ctPKIMsg, out)
 	default:
 		fail(http.StatusBadRequest, fmt.Errorf("unknown operation %q", op))
 	}
