@@ -402,7 +402,8 @@ int op_enroll(const struct agent_opts *o, int *result)
 		goto out;
 	rc = store_result(o, &k, &ca, cert);
 out:
-	if (rc == SA_EINTR && sent) {
+	/* stopped, or the connection broke, once the request may be out */
+	if ((rc == SA_EINTR || rc == SA_ENET) && sent) {
 		char *msg = strdup(sa_errmsg());
 
 		sa_fail_noossl(rc, "%s; the request may have reached the CA: run "

@@ -208,6 +208,23 @@ unsigned scep_client_caps(scep_client *c)
 	return c->caps_rc == SA_OK ? c->caps : 0;
 }
 
+/*
+ * A reply that arrived but was refused (SA_EREPLY): its message gets
+ * "OP reply from URL: " in front, so that it says which server sent it
+ * (without credentials). Other codes pass unchanged.
+ */
+static int reply_refused(scep_client *c, const char *op, int rc)
+{
+	char shown[512], *msg;
+
+	if (rc != SA_EREPLY || (msg = strdup(sa_errmsg())) == NULL)
+		return rc;
+	sa_fail_noossl(rc, "%s reply from %s: %s", op,
+		       sa_url_shown(scep_http_url(c->http), shown, sizeof(shown)), msg);
+	free(msg);
+	return rc;
+}
+
 /* GetCACert; see scep.h. */
 int scep_get_ca(scep_client *c, struct scep_ca *out)
 {
@@ -235,7 +252,7 @@ int scep_get_ca(scep_client *c, struct scep_ca *out)
 out:
 	scep_ca_clear(&ca);
 	scep_buf_clear(&b);
-	return rc;
+	return reply_refused(c, "GetCACert", rc);
 }
 
 /*
@@ -402,8 +419,9 @@ int scep_transact(scep_client *c, const struct scep_ca *ca,
 	    strncasecmp(b.content_type, "application/x-pki-message", 25) != 0)
 		sa_verbose("PKIOperation: unexpected Content-Type %s; trying to parse anyway",
 			   b.content_type);
-	rc = scep_reply_parse(b.data, b.len, ca, tid, nonce, req->signer_key,
-			      req->signer_cert, out);
+	rc = reply_refused(c, "PKIOperation",
+			   scep_reply_parse(b.data, b.len, ca, tid, nonce, req->signer_key,
+					    req->signer_cert, out));
 out:
 	OPENSSL_free(der);
 	scep_buf_clear(&b);

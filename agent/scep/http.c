@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/x509_vfy.h>
 
 #include "sa_err.h"
 #include "sa_esc.h"
@@ -293,6 +294,21 @@ static int request_went_out(scep_http *h, CURLcode cc)
 }
 
 /*
+ * Had the last transfer a connection to the server (or proxy)? A new one
+ * has a connect time; a kept-alive one has none, but the request went
+ * out on it.
+ */
+static int was_connected(scep_http *h)
+{
+	curl_off_t conn = 0;
+	long sent = 0;
+
+	if (curl_easy_getinfo(h->curl, CURLINFO_CONNECT_TIME_T, &conn) == CURLE_OK && conn > 0)
+		return 1;
+	return curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0;
+}
+
+/*
  * " (redirected to URL)" when the transfer followed a redirect, for
  * messages; "" otherwise. The URL is shown without credentials, escaped.
  */
@@ -313,6 +329,82 @@ static const char *redirect_note(scep_http *h, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * What a failed transfer's curl code means for the user, as "; ..." to
+ * follow curl's own text, in buf: a connection that broke mid-reply, a
+ * server too slow for --timeout, and why an HTTPS server's certificate
+ * was refused (OpenSSL's verify result: expired, not yet valid, or, with
+ * a chain that verified, a certificate for another host name).
+ */
+static const char *fail_hint(scep_http *h, CURLcode cc, char *buf, size_t len)
+{
+	long vr = X509_V_OK;
+	char *eff = NULL, host[256];
+
+	buf[0] = '\0';
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return "; is the server running and the URL (-u) right?";
+	case CURLE_OPERATION_TIMEDOUT:
+		/* connected: the server was too slow */
+		if (!was_connected(h))
+			return "; is the server running and the URL (-u) right?";
+		snprintf(buf, len, "; the server did not complete its reply within the "
+			 "--timeout of %ld s (total time per request): is it "
+			 "overloaded, or the network slow? A longer --timeout "
+			 "(Timeout) may help", h->timeout);
+		return buf;
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+		return "; the connection broke before the reply was complete "
+		       "(closed or reset by the server or something on the way)";
+	case CURLE_GOT_NOTHING:
+		return "; the server closed the connection without replying";
+	case CURLE_SSL_CONNECT_ERROR:
+		return "; the TLS handshake failed: does the server speak HTTPS on "
+		       "that port?";
+	case CURLE_SSL_CACERT_BADFILE:
+		return "; check the CA bundle for HTTPS (--ca-bundle)";
+	case CURLE_PEER_FAILED_VERIFICATION:
+		break;
+	default:
+		return "";
+	}
+	curl_easy_getinfo(h->curl, CURLINFO_SSL_VERIFYRESULT, &vr);
+	if (vr == X509_V_ERR_CERT_HAS_EXPIRED)
+		return "; the server's certificate has expired: have it renewed "
+		       "(if it has not expired, check this computer's clock)";
+	if (vr == X509_V_ERR_CERT_NOT_YET_VALID)
+		return "; the server's certificate is not valid yet: check this "
+		       "computer's clock";
+	/*
+	 * The chain is verified during the handshake, which fails with its
+	 * verify result; the host name is checked after a handshake that
+	 * succeeded, when curl still reports its "not checked" value,
+	 * X509_V_ERR_UNSPECIFIED (libcurl 7.88 with OpenSSL), or X509_V_OK.
+	 */
+	if (vr != X509_V_OK && vr != X509_V_ERR_UNSPECIFIED)
+		return "; check the CA bundle for HTTPS (--ca-bundle): it must hold "
+		       "the CA that issued the server's certificate";
+	host[0] = '\0';
+	if (curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) {
+		CURLU *u = curl_url();
+		char *hp = NULL;
+
+		if (u && curl_url_set(u, CURLUPART_URL, eff, 0) == CURLUE_OK &&
+		    curl_url_get(u, CURLUPART_HOST, &hp, 0) == CURLUE_OK)
+			sa_esc_str(hp, host, sizeof(host));
+		curl_free(hp);
+		curl_url_cleanup(u);
+	}
+	snprintf(buf, len, "; the server's certificate does not name the host %s "
+		 "of the URL: give the URL (-u) with a name the certificate holds, "
+		 "or have the server's certificate fixed", host[0] ? host : "(unknown)");
+	return buf;
+}
+
 /* curl's error text, escaped (it may quote what a server sent). */
 static const char *curl_error(scep_http *h, CURLcode cc, char *buf, size_t len)
 {
@@ -330,7 +422,7 @@ static int perform(scep_http *h, const char *url, const char *opname,
 	struct sink s = { .b = reply, .max = h->max_response };
 	CURLcode cc;
 	char *ct = NULL, *target = NULL;
-	char shown[512], err[CURL_ERROR_SIZE + 64], redir[600];
+	char shown[512], err[CURL_ERROR_SIZE + 64], redir[600], hint[400];
 	long status = 0;
 	int rc, attempt = 0;
 
@@ -372,14 +464,13 @@ static int perform(scep_http *h, const char *url, const char *opname,
 		cc = curl_easy_perform(h->curl);
 		if (request_went_out(h, cc))
 			h->sent = 1;
-		if (cc == CURLE_OPERATION_TIMEDOUT) {
-			curl_off_t ct = 0;
-
-			/* a timeout before the connection was made: no connectivity */
-			if (curl_easy_getinfo(h->curl, CURLINFO_CONNECT_TIME_T, &ct) == CURLE_OK &&
-			    ct == 0 && h->wait_connect > 0)
-				cc = CURLE_COULDNT_CONNECT;
-		}
+		/*
+		 * a timeout before the connection was made: no connectivity.
+		 * Never one on a kept-alive connection: the request went out,
+		 * and must not be sent again.
+		 */
+		if (cc == CURLE_OPERATION_TIMEDOUT && h->wait_connect > 0 && !was_connected(h))
+			cc = CURLE_COULDNT_CONNECT;
 		if (cc == CURLE_OK || !connect_error(cc) || h->wait_connect <= 0 ||
 		    (left = h->wait_until - now_s()) <= 0)
 			break;
@@ -437,11 +528,7 @@ static int perform(scep_http *h, const char *url, const char *opname,
 					      curl_error(h, cc, err, sizeof(err)), h->wait_connect);
 		return sa_fail_noossl(SA_ENET, "%s request to %s%s failed: %s%s", opname,
 				      h->url_shown, redir, curl_error(h, cc, err, sizeof(err)),
-				      connect_error(cc) || cc == CURLE_OPERATION_TIMEDOUT ?
-				      "; is the server running and the URL (-u) right?" :
-				      cc == CURLE_PEER_FAILED_VERIFICATION ||
-				      cc == CURLE_SSL_CACERT_BADFILE ?
-				      "; check the CA bundle for HTTPS" : "");
+				      fail_hint(h, cc, hint, sizeof(hint)));
 	}
 	if (redir[0])
 		sa_verbose("%s:%s", opname, redir);

@@ -6,7 +6,8 @@
  * server then sees no request), and a redirect loop ends. The TLS server
  * is a thread of this test on 127.0.0.1 with certificates made in memory,
  * the plain HTTP server another; the CA bundle is written to a temporary
- * file that the test removes.
+ * file that the test removes. Messages say what is wrong: the CA bundle,
+ * the host name, or a server that does not speak TLS.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -224,6 +225,26 @@ static void test_redirects(const char *bundle)
 	redir_mode = R_CAPS;
 }
 
+/* An https URL whose server speaks plain HTTP: the handshake fails. */
+static void test_not_tls(void)
+{
+	char u[128];
+	struct scep_http_opts o = { .url = u, .timeout = 10 };
+	scep_http *h = NULL;
+	struct scep_buf b;
+
+	snprintf(u, sizeof(u), "https://127.0.0.1:%d/scep", plain_port);
+	if (scep_http_new(&o, &h) != SA_OK) {
+		ok(0, "transport for the plain server");
+		return;
+	}
+	is_int(scep_http_get(h, "GetCACaps", NULL, &b), SA_ENET,
+	       "https URL, plain HTTP server: a network error (exit 5)");
+	ok(strstr(sa_errmsg(), "does the server speak HTTPS on that port") != NULL,
+	   "the message says what to check: %s", sa_errmsg());
+	scep_http_free(h);
+}
+
 int main(void)
 {
 	EVP_PKEY *ca_key, *other_key, *srv_key;
@@ -275,11 +296,16 @@ int main(void)
 	is_int(get_caps(NULL, 0), SA_ENET, "unknown CA refused by default");
 	ok(strstr(sa_errmsg(), "CA bundle") != NULL, "message names the CA bundle: %s", sa_errmsg());
 	is_int(get_caps(wrong, 0), SA_ENET, "another CA's bundle refused");
+	ok(strstr(sa_errmsg(), "CA bundle") != NULL, "message names the CA bundle: %s", sa_errmsg());
 	is_int(get_caps(NULL, 1), SA_OK, "explicit insecure skips verification");
 	ctx_now = ctx_badname;
 	is_int(get_caps(bundle, 0), SA_ENET, "certificate for another host name refused");
+	ok(strstr(sa_errmsg(), "does not name the host 127.0.0.1 of the URL") != NULL &&
+	   strstr(sa_errmsg(), "CA bundle") == NULL,
+	   "the message says the name is wrong, not the CA bundle: %s", sa_errmsg());
 	is_int(get_caps("/nonexistent/bundle.pem", 0), SA_ENET, "missing bundle file: error");
 	ctx_now = ctx_good;
+	test_not_tls();
 	test_redirects(bundle);
 
 	stop = 1;
