@@ -219,6 +219,13 @@ t_expect_exit 9 sa mkrequest -k full/m2.key --key-type ec:P-256 --subject /CN=m 
 t_grep 'full/m2\.key.*No space left on device' "$T_ERR" "full -k: the error names the key file"
 t_no_file full/m2.key "full -k: no key file"
 t_no_file m2.csr "full -k: no request"
+t_expect_exit 9 sa mkrequest --module "$MOD" --pin-file pin --new-key 'pkcs11:token=t1;object=n1' \
+	--overwrite --key-type ec:P-256 --subject /CN=n1 -r full/m.csr
+t_grep 'full/m\.csr.*No space left on device' "$T_ERR" "full -r, mkrequest --new-key --overwrite: the error names the file"
+t_is "$(count privkey n1) $(count cert n1) $(count privkey 'n1~new')" "1 1 0" \
+	"full -r, mkrequest --new-key --overwrite: the new key removed, the old objects kept"
+t_ok "full -r, mkrequest --new-key --overwrite: the key labelled n1 is still the certified one" \
+	key_signs n1 full/n1.crt
 npki=$(pki_ops)
 t_expect_exit 9 enroll --new-key 'pkcs11:token=t1;object=e1' --key-type ec:P-256 \
 	--subject /CN=e1 -r full/e1.csr -l e1.crt
