@@ -26,35 +26,82 @@ int files_exist(const char *path)
 	return path != NULL && stat(path, &st) == 0;
 }
 
-int files_write_atomic(const char *path, const void *data, size_t len,
-		       mode_t mode, int excl)
+/* What the user can do about a failed write or creation. */
+static const char *io_hint(int err)
 {
-	char *tmp = NULL;
-	const char *p = data;
-	int fd = -1, rc;
+	switch (err) {
+	case ENOSPC:
+	case EDQUOT:
+		return " (free space on its file system, or choose another path)";
+	case EROFS:
+		return " (its file system is mounted read-only; choose another path)";
+	case ENOENT:
+	case ENOTDIR:
+		return " (does its directory exist?)";
+	case EACCES:
+	case EPERM:
+		return " (no permission: check the directory's owner and mode)";
+	default:
+		return "";
+	}
+}
 
-	if (excl && files_exist(path)) {
-		rc = sa_fail_noossl(SA_EIO, "%s already exists; not "
-				    "overwriting it (remove it or choose "
-				    "another name)", path);
-		goto out;
-	}
-	if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0) {
-		tmp = NULL;
-		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
-		goto out;
-	}
-	fd = mkstemp(tmp);
+/*
+ * Make what was renamed or linked into path's directory durable: without
+ * it, a crash can bring back the old directory entry after later steps
+ * (a token's old key removed) relied on the new one. A file system that
+ * cannot sync a directory (EINVAL) is not an error.
+ */
+static int sync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, rc = 0;
+
+	if (copy == NULL)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
-		rc = sa_fail_noossl(SA_EIO, "cannot create a file next to %s: "
-				    "%s", path, strerror(errno));
-		free(tmp);
-		tmp = NULL;
-		goto out;
+		/* a directory we may write but not read: nothing to sync with */
+		sa_verbose("cannot open the directory of %s to sync it: %s",
+			   path, strerror(errno));
+	} else {
+		if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+			rc = sa_fail_noossl(SA_EIO, "%s was written but its "
+					    "directory could not be synced to "
+					    "disk: %s", path, strerror(errno));
+		close(fd);
+	}
+	free(copy);
+	return rc;
+}
+
+/*
+ * Write data into a new temporary file next to path (mode, fsync'ed);
+ * *tmp (caller frees) names it. Nothing is left behind on error.
+ */
+static int stage(const char *path, const void *data, size_t len, mode_t mode,
+		 char **tmp)
+{
+	const char *p = data;
+	char *name = NULL;
+	int fd = -1, rc, err;
+
+	*tmp = NULL;
+	if (asprintf(&name, "%s.tmpXXXXXX", path) < 0)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	fd = mkstemp(name);
+	if (fd < 0) {
+		err = errno;
+		rc = sa_fail_noossl(SA_EIO, "cannot write %s: cannot create a "
+				    "file in its directory: %s%s", path,
+				    strerror(err), io_hint(err));
+		free(name);
+		return rc;
 	}
 	if (fchmod(fd, mode) != 0) {
+		err = errno;
 		rc = sa_fail_noossl(SA_EIO, "cannot set the mode of %s: %s",
-				    tmp, strerror(errno));
+				    name, strerror(err));
 		goto out;
 	}
 	while (len > 0) {
@@ -63,44 +110,84 @@ int files_write_atomic(const char *path, const void *data, size_t len,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			rc = sa_fail_noossl(SA_EIO, "cannot write %s: %s", path,
-					    strerror(errno));
+			err = n < 0 ? errno : EIO;
+			rc = sa_fail_noossl(SA_EIO, "cannot write %s: %s%s", path,
+					    strerror(err), io_hint(err));
 			goto out;
 		}
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		fd = -1;
-		rc = sa_fail_noossl(SA_EIO, "cannot write %s: %s", path,
-				    strerror(errno));
+	/* a delayed write error (ENOSPC, EIO) shows up here */
+	if (fsync(fd) != 0) {
+		err = errno;
+		rc = sa_fail_noossl(SA_EIO, "cannot write %s: %s%s", path,
+				    strerror(err), io_hint(err));
 		goto out;
 	}
+	err = close(fd) != 0 ? errno : 0;
 	fd = -1;
-	if (excl) {
-		/* link() fails if path appeared meanwhile: no overwrite race */
-		if (link(tmp, path) != 0) {
-			rc = sa_fail_noossl(SA_EIO, "cannot create %s: %s",
-					    path, strerror(errno));
-			goto out;
-		}
-		unlink(tmp);
-	} else if (rename(tmp, path) != 0) {
-		rc = sa_fail_noossl(SA_EIO, "cannot rename %s to %s: %s", tmp,
-				    path, strerror(errno));
+	if (err != 0) {
+		rc = sa_fail_noossl(SA_EIO, "cannot write %s: %s%s", path,
+				    strerror(err), io_hint(err));
 		goto out;
 	}
-	free(tmp);
-	tmp = NULL;
+	*tmp = name;
+	name = NULL;
 	rc = 0;
 out:
 	if (fd >= 0)
 		close(fd);
-	if (tmp != NULL) {
-		unlink(tmp);
-		free(tmp);
+	if (name != NULL) {
+		unlink(name);
+		free(name);
 	}
 	return rc;
+}
+
+/* Move a staged file into place (without excl, over path). */
+static int commit(const char *tmp, const char *path, int excl)
+{
+	int err;
+
+	if (excl) {
+		/* link() fails if path appeared meanwhile: no overwrite race */
+		if (link(tmp, path) != 0) {
+			err = errno;
+			unlink(tmp);
+			return sa_fail_noossl(SA_EIO, "cannot create %s: %s%s",
+					      path, strerror(err), io_hint(err));
+		}
+		unlink(tmp);
+		return 0;
+	}
+	if (rename(tmp, path) != 0) {
+		err = errno;
+		unlink(tmp);
+		return sa_fail_noossl(SA_EIO, "cannot rename %s to %s: %s%s", tmp,
+				      path, strerror(err), io_hint(err));
+	}
+	return 0;
+}
+
+int files_write_atomic(const char *path, const void *data, size_t len,
+		       mode_t mode, int excl)
+{
+	char *tmp = NULL;
+	int rc;
+
+	if (excl && files_exist(path))
+		return sa_fail_noossl(SA_EIO, "%s already exists; not "
+				      "overwriting it (remove it or choose "
+				      "another name)", path);
+	rc = stage(path, data, len, mode, &tmp);
+	if (rc < 0)
+		return rc;
+	rc = commit(tmp, path, excl);
+	free(tmp);
+	if (rc < 0)
+		return rc;
+	return sync_dir(path);
 }
 
 /* Write whatever was put into a memory BIO. */
@@ -351,33 +438,122 @@ out:
 	return rc;
 }
 
-/* Remove one stale CA file if it exists. */
-static int remove_stale(const char *name)
+/* Remove one stale CA file if it exists; *removed set if it did. */
+static int remove_stale(const char *name, int *removed)
 {
+	int err;
+
 	if (unlink(name) == 0) {
 		sa_info("removed %s: the CA no longer sends that certificate", name);
+		*removed = 1;
 		return 0;
 	}
 	if (errno == ENOENT)
 		return 0;
+	err = errno;
 	return sa_fail_noossl(SA_EIO, "cannot remove the stale CA certificate file "
 			      "%s: %s; remove it by hand, or later runs will still "
-			      "load it", name, strerror(errno));
+			      "load it", name, strerror(err));
 }
 
 int files_remove_stale_ca(const char *path, int n)
 {
 	char *name = NULL;
-	int i, rc = 0;
+	int i, rc = 0, removed = 0;
 
 	if (n > 1)
-		rc = remove_stale(path);
+		rc = remove_stale(path, &removed);
 	for (i = n > 1 ? n : 0; rc == 0 && i < 100; i++) {
 		if (asprintf(&name, "%s-%d", path, i) < 0)
 			return sa_fail_noossl(SA_ENOMEM, "out of memory");
-		rc = remove_stale(name);
+		rc = remove_stale(name, &removed);
 		free(name);
 		name = NULL;
 	}
+	if (rc == 0 && removed)
+		rc = sync_dir(path);
+	return rc;
+}
+
+char *files_ca_name(const char *path, int i, int n)
+{
+	char *name = NULL;
+
+	if (n == 1)
+		return strdup(path);
+	if (asprintf(&name, "%s-%d", path, i) < 0)
+		return NULL;
+	return name;
+}
+
+int files_write_ca(const char *path, STACK_OF(X509) *certs)
+{
+	int i, n = sk_X509_num(certs), rc = 0;
+	char **names = NULL, **tmps = NULL;
+	BIO *b = NULL;
+
+	if (n <= 0)
+		return sa_fail_noossl(SA_EINTERNAL, "no CA certificate to write "
+				      "to %s", path);
+	names = calloc((size_t)n, sizeof(*names));
+	tmps = calloc((size_t)n, sizeof(*tmps));
+	if (names == NULL || tmps == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* every file of the set staged first: none replaced if one fails */
+	for (i = 0; i < n; i++) {
+		char *data;
+		long len;
+
+		names[i] = files_ca_name(path, i, n);
+		b = BIO_new(BIO_s_mem());
+		if (names[i] == NULL || b == NULL) {
+			rc = sa_fail(SA_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (!PEM_write_bio_X509(b, sk_X509_value(certs, i)) ||
+		    (len = BIO_get_mem_data(b, &data)) < 0) {
+			rc = sa_fail(SA_ECRYPTO, "cannot encode the CA certificate "
+				     "for %s", names[i]);
+			goto out;
+		}
+		rc = stage(names[i], data, (size_t)len, 0644, &tmps[i]);
+		if (rc < 0)
+			goto out;
+		BIO_free(b);
+		b = NULL;
+	}
+	for (i = 0; i < n; i++) {
+		rc = commit(tmps[i], names[i], 0);
+		free(tmps[i]);
+		tmps[i] = NULL;
+		if (rc < 0) {
+			if (i > 0) {
+				char *msg = strdup(sa_errmsg());
+
+				rc = sa_fail_noossl(rc, "%s; %s-0 to %s-%d were "
+						    "replaced already: run getca "
+						    "again", msg ? msg : "rename "
+						    "failed", path, path, i - 1);
+				free(msg);
+			}
+			goto out;
+		}
+	}
+	rc = sync_dir(path);
+	if (rc == 0)
+		rc = files_remove_stale_ca(path, n);
+out:
+	BIO_free(b);
+	for (i = 0; i < n && names != NULL; i++) {
+		if (tmps != NULL && tmps[i] != NULL) {
+			unlink(tmps[i]);
+			free(tmps[i]);
+		}
+		free(names[i]);
+	}
+	free(names);
+	free(tmps);
 	return rc;
 }

@@ -13,8 +13,13 @@
 
 /*
  * Write data to path atomically: a temporary file in the same directory
- * with mode, fsync, rename over path. With excl, an existing path is
- * refused (a local file problem: SA_EIO). 0 or SA_EIO with a sentence.
+ * with mode, fsync, rename over path (with excl: link, so an existing
+ * path is refused, SA_EIO), then fsync of the directory, so that the new
+ * name is on disk before anything that relies on it (the old key of a
+ * renewal removed from its token). On any error path keeps its old
+ * content and no temporary file is left. 0 or SA_EIO with a sentence
+ * naming path and, for a full or read-only file system or a permission,
+ * what to do.
  */
 int files_write_atomic(const char *path, const void *data, size_t len,
 		       mode_t mode, int excl);
@@ -52,6 +57,22 @@ int files_load_ca(const char *path, STACK_OF(X509) **out);
  * SA_EIO (a stale CA certificate left behind would still be trusted).
  */
 int files_remove_stale_ca(const char *path, int n);
+
+/*
+ * The name getca gives the i-th of n CA certificates for path: path
+ * itself when n == 1, else path-i. Caller frees; NULL: out of memory.
+ */
+char *files_ca_name(const char *path, int i, int n);
+
+/*
+ * Write the CA certificates as getca does (files_ca_name, PEM, 0644) as
+ * one set: each to a temporary file first, and only when every one is
+ * written and fsync'ed are they renamed into place (directory fsync'ed),
+ * then files_remove_stale_ca(). A failure while writing (a full or
+ * read-only file system) leaves every old file of the family as it was.
+ * 0 or a negative SA_E* code.
+ */
+int files_write_ca(const char *path, STACK_OF(X509) *certs);
 
 /* Does path exist? */
 int files_exist(const char *path);

@@ -39,7 +39,8 @@ out:
 
 /*
  * Write certs as sscep does: one certificate to path, a chain to path-0,
- * path-1, ... in reply order, printing each. Then what an earlier run
+ * path-1, ... in reply order, printing each. The files are written as a
+ * set (files_write_ca: all or none replaced), then what an earlier run
  * wrote and this one did not goes (path-N past the chain, path-0... after
  * a single certificate, path after a chain), so that a certificate the
  * CA no longer sends is not loaded, and trusted, by later runs.
@@ -47,30 +48,17 @@ out:
 static int write_chain(const struct agent_opts *o, STACK_OF(X509) *certs,
 		       const char *path)
 {
-	char *name = NULL;
-	int i, n = sk_X509_num(certs), rc = 0;
+	int i, n = sk_X509_num(certs), rc;
 
-	for (i = 0; i < n; i++) {
-		X509 *x = sk_X509_value(certs, i);
+	for (i = 0; i < n; i++)
+		agent_print_cert(o, sk_X509_value(certs, i));
+	rc = files_write_ca(path, certs);
+	for (i = 0; rc == 0 && i < n; i++) {
+		char *name = files_ca_name(path, i, n);
 
-		agent_print_cert(o, x);
+		agent_out("certificate written as %s", name ? name : path);
 		free(name);
-		if (n == 1)
-			name = strdup(path);
-		else if (asprintf(&name, "%s-%d", path, i) < 0)
-			name = NULL;
-		if (name == NULL) {
-			rc = sa_fail(SA_ENOMEM, "out of memory");
-			break;
-		}
-		rc = files_write_cert(name, x);
-		if (rc < 0)
-			break;
-		agent_out("certificate written as %s", name);
 	}
-	free(name);
-	if (rc == 0)
-		rc = files_remove_stale_ca(path, n);
 	return rc;
 }
 

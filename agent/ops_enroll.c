@@ -179,6 +179,32 @@ static void report_failure(const struct agent_opts *o,
 		       keyload_display(k->uri, shown, sizeof(shown)));
 }
 
+/*
+ * The issued certificate could not be written to -l (a full or read-only
+ * file system): nothing was stored in the token either, so the old key and
+ * certificate are as they were. The certificate goes to standard output
+ * rather than being lost, and the message says how to get it again.
+ */
+static void not_written(const struct agent_opts *o, const struct agent_key *k,
+			X509 *cert, int rc)
+{
+	char *why = strdup(sa_errmsg()), *serial = agent_serial_str(cert);
+
+	PEM_write_X509(stdout, cert);
+	fflush(stdout);
+	sa_fail_noossl(rc, "%s; the certificate the CA issued (serial %s, printed "
+		       "on standard output) was not stored%s; once %s can be "
+		       "written, run the same command with -R: it polls the CA "
+		       "for the same transaction, which sends the certificate "
+		       "again", why ? why : "cannot write the certificate",
+		       serial ? serial : "?",
+		       k->tok == NULL ? "" : k->replace ? " in the token either: "
+		       "the old key and certificate stay as they were" :
+		       " in the token either", o->s.local_cert_file);
+	free(serial);
+	free(why);
+}
+
 /* After SUCCESS: token, disk, report. */
 static int store_result(const struct agent_opts *o, struct agent_key *k,
 			const struct scep_ca *ca, X509 *cert)
@@ -192,8 +218,10 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 	/* disk first: if the token refuses, the certificate is not lost */
 	if (s->local_cert_file != NULL) {
 		rc = files_write_cert(s->local_cert_file, cert);
-		if (rc < 0)
+		if (rc < 0) {
+			not_written(o, k, cert, rc);
 			goto out;
+		}
 		agent_out("certificate written as %s", s->local_cert_file);
 	}
 	if (k->tok != NULL) {

@@ -421,3 +421,38 @@ serial_of() {
 ca_verify() {
 	openssl verify -partial_chain -CAfile "$1" "$2" >/dev/null 2>&1
 }
+
+# --- mounts (the suite runs as root in CI) -----------------------------------
+
+# t_mount MOUNT-ARGS... DIR: mount(8) with these arguments on DIR (made if
+# missing); every DIR mounted is unmounted when the test exits, last first,
+# before the work dir goes (what is in it is collected for the canary test
+# first). A read-only bind mount of SRC:
+#   t_mount --bind SRC DIR && t_mount -o remount,bind,ro DIR
+# Paths must not hold spaces (the work dir's do not).
+T_MOUNTS=
+t_mount() {
+	eval "_mdir=\${$#}"
+	mkdir -p "$_mdir" && mount "$@" || return 1
+	case " $T_MOUNTS " in
+	*" $_mdir "*) ;;
+	*) T_MOUNTS="$_mdir $T_MOUNTS" ;;
+	esac
+	trap 'canary_collect; t_umount_all; t_cleanup' EXIT
+}
+
+# t_umount_all: unmount what t_mount mounted (a busy one lazily)
+t_umount_all() {
+	for _m in $T_MOUNTS; do
+		umount "$_m" 2>/dev/null || umount -l "$_m"
+	done
+	T_MOUNTS=
+}
+
+# t_require_root WHY: skip the whole test unless run as root (CI is)
+t_require_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "1..0 # SKIP not root: $1 (CI runs the suite as root)"
+		exit 0
+	fi
+}
