@@ -17,9 +17,14 @@
 #   -t SECS  a run that takes longer is a hang (default 20)
 #   -j JOBS  points run in parallel (default 2)
 #   -p LIST  only these call indexes (e.g. "3 17 40"), for a rerun
+#   -f RV:MODE  the fault at every call (default CKR_DEVICE_REMOVED:always)
 #   -s       no CKR sample (only CKR_DEVICE_REMOVED from the call on)
 #   -a DIR   a sanitizer build: every crashing point is run again with its
 #            scep-agent, the report kept with the point
+#   -l DIR   LD_LIBRARY_PATH for the runs: another libp11 build (e.g. one
+#            with debug symbols, or a newer version; see docs/faults.md)
+#   -r       report only: rebuild OUT/results.txt and OUT/summary.txt from
+#            the points already in OUT
 #
 # For each flow: one run with P11SHIM_TRACE counts its calls N; then for
 # i in 1..N a point fails call i with CKR_DEVICE_REMOVED from then on
@@ -40,16 +45,19 @@
 #            nothing left under a provisional label)
 set -u
 
-BUILD=build OUT=$PWD/faults-out TMO=20 JOBS=2 POINTS= SAMPLE=1 ASAN=
-while getopts b:o:t:j:p:sa: opt; do
+BUILD=build OUT=$PWD/faults-out TMO=20 JOBS=2 POINTS= SAMPLE=1 ASAN= LIBDIR= REPORT= FAULT=CKR_DEVICE_REMOVED:always
+while getopts b:o:t:j:p:f:sa:l:r opt; do
 	case $opt in
 	b) BUILD=$OPTARG ;;
 	o) OUT=$OPTARG ;;
 	t) TMO=$OPTARG ;;
 	j) JOBS=$OPTARG ;;
 	p) POINTS=$OPTARG ;;
+	f) FAULT=$OPTARG ;;
 	s) SAMPLE= ;;
 	a) ASAN=$(cd "$OPTARG" && pwd) ;;
+	l) LIBDIR=$(cd "$OPTARG" && pwd) ;;
+	r) REPORT=1 ;;
 	*) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//'; exit 4 ;;
 	esac
 done
@@ -69,6 +77,10 @@ done
 unset SA_CANARY_DIR
 . "$SRCDIR/tests/lib/fixtures.sh"
 t_require softhsm2-util pkcs11-tool
+if [ -n "$LIBDIR" ]; then
+	LD_LIBRARY_PATH=$LIBDIR
+	export LD_LIBRARY_PATH
+fi
 command -v gdb >/dev/null || echo "sweep: no gdb: hangs and crashes without backtraces" >&2
 
 SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
@@ -176,7 +188,7 @@ run_cmd() {
 # first_err LOG: the first line of LOG.err that says what failed (not a
 # progress line, a warning or the note about a key left), short
 first_err() {
-	grep -v -e '^scep-agent: \(requesting\|sending\|valid response\|pkistatus:\|generating\|resuming\|warning:\|the key generated\|certificate written\|subject:\|serial:\|key:\|certificate:\)' \
+	grep -v -e '^scep-agent: \(requesting\|sending\|valid response\|pkistatus:\|generating\|resuming\|warning:\|the key generated\|certificate written\|subject:\|serial:\|key:\|certificate:\|the new key is labelled\|renewal:\)' \
 		"$1.err" 2>/dev/null | head -n 1 | sed "s#$OUT/points/##g; s#$BUILD/##g" | cut -c1-220
 }
 
@@ -213,33 +225,41 @@ point() {
 		fi
 		[ "$rc" = 0 ] && [ "$_flow" = renew ] && intact=n/a
 		extra=$(grep -cvxF -f "$T_WORK/prep/base.snap" after.snap)
-		retry=- why=$(first_err run)
+		retry=-
 		if [ "$rc" != 0 ]; then
 			r=$(run_cmd retry "$SCEP_AGENT" "${cmd[@]}")
 			if [ "$r" = 0 ]; then
 				retry=ok
 			else
 				retry="stuck:$r"
-				rwhy=$(first_err retry)
 				if [ "$_flow" = enroll ] || [ "$_flow" = renew ]; then
 					r2=$(run_cmd retryR "$SCEP_AGENT" "${cmd[@]}" -R)
 					if [ "$r2" = 0 ]; then retry=ok-R; else
 						retry="stuck:$r,-R:$r2"
-						rwhy="$rwhy / -R: $(first_err retryR)"
 					fi
 				fi
-				echo "$rwhy" >retry.why
 			fi
 		fi
 		if final_ok "$_flow"; then final=ok; else final=BAD; fi
 		if [ "${rc#sig}" != "$rc" ] && [ "$rc" != sig9 ]; then
 			crash_bt "$_flow" "$_i" "$_rv" "$_mode"
 		fi
-		printf '%-9s %4s %-26s %-5s %-22s rc=%-5s intact=%-3s extra=%-2s retry=%-14s final=%-3s calls=%s | %s%s\n' \
+		printf '%-9s %4s %-26s %-5s %-22s rc=%-5s intact=%-3s extra=%-2s retry=%-14s final=%-3s calls=%s\n' \
 			"$_flow" "$_i" "$_rv" "$_mode" "${func:--}" "$rc" "$intact" "$extra" "$retry" "$final" \
-			"$ncalls" "$why" "$([ -s retry.why ] && echo " || retry: $(cat retry.why)")" >result
-		cat result
+			"$ncalls" >result
+		result_line .
 	)
+}
+
+# result_line DIR: the point's result with what the program said: the
+# first error line of the faulty run, of the retry and of the retry with -R
+result_line() {
+	printf '%s | %s' "$(sed 's/ | .*//' "$1/result")" "$(first_err "$1/run")"
+	[ -f "$1/retry.err" ] && grep -q ' retry=stuck' "$1/result" &&
+		printf ' || retry: %s' "$(first_err "$1/retry")"
+	[ -f "$1/retryR.err" ] && grep -q ' retry=stuck' "$1/result" &&
+		printf ' / -R: %s' "$(first_err "$1/retryR")"
+	echo
 }
 
 # crash_bt FLOW I RV MODE: the point again under gdb (and the sanitizer
@@ -263,6 +283,7 @@ crash_bt() {
 	rm -rf "$_cd"
 }
 
+if [ -z "$REPORT" ]; then
 # --- the prepared token: t1 with an enrolled RSA key and certificate "base"
 
 softhsm_new t1
@@ -282,7 +303,7 @@ rm -rf "$OUT/points" "$OUT/results.txt"
 mkdir -p "$OUT/points"
 {
 	echo "# scep-agent fault sweep, $(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$SRCDIR" describe --always --dirty 2>/dev/null)"
-	echo "# libp11 $(dpkg-query -W -f '${Version}' libp11-3 2>/dev/null), softhsm2 $(dpkg-query -W -f '${Version}' softhsm2 2>/dev/null), openssl $(openssl version | cut -d' ' -f2), timeout ${TMO}s"
+	echo "# libp11 $(dpkg-query -W -f '${Version}' libp11-3 2>/dev/null)${LIBDIR:+ (but LD_LIBRARY_PATH=$LIBDIR)}, softhsm2 $(dpkg-query -W -f '${Version}' softhsm2 2>/dev/null), openssl $(openssl version | cut -d' ' -f2), timeout ${TMO}s"
 	echo "# base token: $(tr '\n' ' ' <prep/base.snap)"
 } >"$OUT/header.txt"
 cat "$OUT/header.txt"
@@ -307,7 +328,7 @@ for flow in $FLOWS; do
 	# the points: every call with CKR_DEVICE_REMOVED always, a sample once
 	list=
 	for i in ${POINTS:-$(seq 1 "$n")}; do
-		list="$list $i:CKR_DEVICE_REMOVED:always"
+		list="$list $i:$FAULT"
 	done
 	if [ -n "$SAMPLE" ] && [ -z "$POINTS" ]; then
 		sample=$(awk '$1 % 8 == 0 { print $1 } /C_(GenerateKeyPair|Sign|Decrypt|CreateObject|SetAttributeValue|DestroyObject) / && !seen[$2]++ { print $1 }' \
@@ -329,10 +350,20 @@ for flow in $FLOWS; do
 		wait "$p"
 	done
 done
+ca_stop
+fi
 
 # --- results and summary ----------------------------------------------------
+
+# norm: messages without what differs from run to run (URL, transaction)
+norm() {
+	sed -E -e 's|http://127\.0\.0\.1:[0-9]+/scep|URL|g' -e 's/[0-9A-F]{64}/TID/g' \
+		-e 's/[0-9a-f]{40}/ID/g' -e 's/serial=[0-9a-f]+/serial=S/g'
+}
 for flow in $FLOWS; do
-	cat "$OUT"/points/"$flow"-*/result 2>/dev/null | sort -k2,2n -k3,3 -k4,4
+	for d in "$OUT"/points/"$flow"-*/; do
+		[ -f "$d/result" ] && result_line "$d"
+	done | sort -k2,2n -k3,3 -k4,4
 done >"$OUT/results.txt"
 R=$OUT/results.txt
 {
@@ -355,7 +386,5 @@ R=$OUT/results.txt
 	echo "crashes by failed call:"
 	grep ' rc=sig' "$R" | awk '{ print $1, $5 }' | sort | uniq -c
 	echo "stuck retries by message:"
-	grep ' retry=stuck' "$R" | sed 's/.*|| retry: //' |
-		sed -E 's/[0-9a-f]{40}/ID/g; s/serial [0-9]+/serial N/g' | sort | uniq -c | sort -rn
+	grep ' retry=stuck' "$R" | sed 's/.*|| retry: //' | norm | sort | uniq -c | sort -rn
 } | tee "$OUT/summary.txt"
-ca_stop
