@@ -1,0 +1,390 @@
+#!/bin/bash
+# sweep.sh - what a token that fails mid-run does to scep-agent: each flow
+# runs once per PKCS#11 call it makes, with that call failed by the fault
+# module (tests/p11shim), then the same command (or it with -R) runs on the
+# healthy token. Not a meson test (yet): a measurement, see docs/faults.md.
+#
+# Usage: tests/faults/sweep.sh [-b BUILD] [-o OUT] [-t SECS] [-j JOBS]
+#                              [-p POINTS] [-s] [-a ASAN_BUILD] [FLOW...]
+#   FLOW     enroll (first enrollment, --new-key, RSA token key), renew
+#            (in place: -K/-O --new-key --overwrite), mkrequest (--new-key),
+#            getcert (signed with a token key); default: all four
+#   -b BUILD the meson build dir (default: build) with scep-agent, the test
+#            CA and the shim
+#   -o OUT   where the results go (default: ./faults-out): OUT/results.txt
+#            (one line per point), OUT/summary.txt, OUT/points/<point>/
+#            (stderr, trace, token listings, gdb backtraces)
+#   -t SECS  a run that takes longer is a hang (default 20)
+#   -j JOBS  points run in parallel (default 2)
+#   -p LIST  only these call indexes (e.g. "3 17 40"), for a rerun
+#   -f RV:MODE  the fault at every call (default CKR_DEVICE_REMOVED:always)
+#   -s       no CKR sample (only CKR_DEVICE_REMOVED from the call on)
+#   -a DIR   a sanitizer build: every crashing point is run again with its
+#            scep-agent, the report kept with the point
+#   -l DIR   LD_LIBRARY_PATH for the runs: another libp11 build (e.g. one
+#            with debug symbols, or a newer version; see docs/faults.md)
+#   -r       report only: rebuild OUT/results.txt and OUT/summary.txt from
+#            the points already in OUT
+#
+# For each flow: one run with P11SHIM_TRACE counts its calls N; then for
+# i in 1..N a point fails call i with CKR_DEVICE_REMOVED from then on
+# (P11SHIM_FAIL_MODE=always: a card pulled out), and for every 8th call
+# (and the first C_GenerateKeyPair, C_Sign, C_Decrypt, C_CreateObject,
+# C_SetAttributeValue, C_DestroyObject) the sample CKRs once. Each point
+# starts from a copy of the same prepared token. Per point:
+#   rc       the exit code; "hang" when it ran past -t (a gdb backtrace of
+#            the hung process is kept, then it is killed); "sigN" a crash
+#   intact   the objects the token held before (CKA_CLASS, label, CKA_ID,
+#            the value of public keys and certificates) are all still there
+#            after the failed run (after a run that exited 0 the flow's own
+#            objects may be replaced: renew)
+#   retry    the same command on the healthy token: ok, ok-R (only with -R),
+#            or stuck:RC (the first error line is kept), hang, sigN
+#   final    after the retry: the flow's result is whole (certificate or
+#            request for the key labelled as asked, one key pair under it,
+#            nothing left under a provisional label)
+set -u
+
+BUILD=build OUT=$PWD/faults-out TMO=20 JOBS=2 POINTS= SAMPLE=1 ASAN= LIBDIR= REPORT= FAULT=CKR_DEVICE_REMOVED:always
+while getopts b:o:t:j:p:f:sa:l:r opt; do
+	case $opt in
+	b) BUILD=$OPTARG ;;
+	o) OUT=$OPTARG ;;
+	t) TMO=$OPTARG ;;
+	j) JOBS=$OPTARG ;;
+	p) POINTS=$OPTARG ;;
+	f) FAULT=$OPTARG ;;
+	s) SAMPLE= ;;
+	a) ASAN=$(cd "$OPTARG" && pwd) ;;
+	l) LIBDIR=$(cd "$OPTARG" && pwd) ;;
+	r) REPORT=1 ;;
+	*) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//'; exit 4 ;;
+	esac
+done
+shift $((OPTIND - 1))
+FLOWS=${*:-enroll renew mkrequest getcert}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRCDIR=$(cd "$HERE/../.." && pwd)
+BUILD=$(cd "$BUILD" && pwd) || exit 4
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd) || exit 4
+SCEP_AGENT=$BUILD/agent/scep-agent
+SCEPCA=$BUILD/tests/servers/scepca
+P11SHIM=$BUILD/tests/p11shim/p11shim.so
+export SRCDIR SCEP_AGENT SCEPCA P11SHIM
+for f in "$SCEP_AGENT" "$SCEPCA" "$P11SHIM"; do
+	[ -e "$f" ] || { echo "sweep: $f missing: meson compile -C $BUILD" >&2; exit 4; }
+done
+unset SA_CANARY_DIR
+. "$SRCDIR/tests/lib/fixtures.sh"
+t_require softhsm2-util pkcs11-tool
+if [ -n "$LIBDIR" ]; then
+	LD_LIBRARY_PATH=$LIBDIR
+	export LD_LIBRARY_PATH
+fi
+command -v gdb >/dev/null || echo "sweep: no gdb: hangs and crashes without backtraces" >&2
+
+SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
+RVS_SAMPLE="CKR_SESSION_HANDLE_INVALID CKR_DEVICE_MEMORY CKR_PIN_LOCKED CKR_FUNCTION_FAILED CKR_TOKEN_WRITE_PROTECTED"
+TOK=pkcs11:token=t1
+
+# --- the flows: their command lines (run in the point's dir) and checks ---
+
+# flow_cmd FLOW: the command's arguments, one per line
+flow_cmd() {
+	case $1 in
+	enroll) printf '%s\n' enroll -u "$CA_URL" -c ca.crt --module "$P11SHIM" \
+		--pin-file pin --new-key "$TOK;object=e1" --subject /CN=e1 -l e1.crt ;;
+	renew) printf '%s\n' enroll -u "$CA_URL" -c ca.crt --module "$P11SHIM" \
+		--pin-file pin -K "$TOK;object=base" -O base.crt \
+		--new-key "$TOK;object=base" --overwrite --subject /CN=base -l base2.crt ;;
+	mkrequest) printf '%s\n' mkrequest --module "$P11SHIM" --pin-file pin \
+		--new-key "$TOK;object=m1" --key-type rsa:2048 --subject /CN=m1 -r m1.csr ;;
+	getcert) printf '%s\n' getcert -u "$CA_URL" -c ca.crt --module "$P11SHIM" \
+		--pin-file pin -k "$TOK;object=base" -l base.crt -s "$BASE_SERIAL" -w got.crt ;;
+	esac
+}
+
+# snap [DIR]: the token's objects, one sorted line each:
+# "CLASS|LABEL|ID|VALUE" (VALUE: SHA-256 of a public key's or certificate's
+# CKA_VALUE as pkcs11-tool reads it; a private key's access flags)
+snap() {
+	pkcs11-tool --module "$SOFTHSM" --token-label t1 -l --pin "$T_PIN" -O 2>/dev/null |
+		awk '/^[A-Z]/ { if (c != "") print c "|" l "|" i "|" a
+				c = $1; l = ""; i = ""; a = "" }
+			$1 == "label:" { l = $2 }
+			$1 == "ID:" { i = $2 }
+			$1 == "Access:" { sub(/^ *Access: */, ""); a = $0 }
+			END { if (c != "") print c "|" l "|" i "|" a }' |
+		while IFS='|' read -r c l i a; do
+			case $c in
+			Public) t=pubkey ;;
+			Certificate) t=cert ;;
+			*) printf '%s|%s|%s|%s\n' "$c" "$l" "$i" "$a"; continue ;;
+			esac
+			v=$(pkcs11-tool --module "$SOFTHSM" --token-label t1 -l --pin "$T_PIN" \
+				--read-object --type $t --id "$i" 2>/dev/null | sha256sum | cut -c1-16)
+			printf '%s|%s|%s|%s\n' "$c" "$l" "$i" "$v"
+		done | sort
+}
+
+# count SNAP CLASS LABEL: objects of a class (Private, Public, Certificate)
+count() {
+	grep -c "^$2|$3|" "$1"
+}
+
+# final_ok FLOW: the flow's result in this dir is whole (see the header)
+final_ok() {
+	snap >final.snap
+	case $1 in
+	enroll)
+		[ -s e1.crt ] && [ "$(count final.snap Private e1)$(count final.snap Public e1)$(count final.snap Certificate e1)" = 111 ] &&
+			grep -q "^Certificate|e1|$(grep '^Private|e1|' final.snap | cut -d'|' -f3)|" final.snap ;;
+	renew)
+		[ -s base2.crt ] && [ "$(count final.snap Private base)$(count final.snap Public base)$(count final.snap Certificate base)" = 111 ] &&
+			[ "$(grep -c '~' final.snap)" = 0 ] && ! grep -qxF -f base.snapkeys final.snap &&
+			[ "$(openssl x509 -in base2.crt -noout -pubkey)" = "$(tok_pub base)" ] ;;
+	mkrequest)
+		[ -s m1.csr ] && [ "$(count final.snap Private m1)$(count final.snap Public m1)" = 11 ] &&
+			[ "$(openssl req -in m1.csr -noout -pubkey)" = "$(tok_pub m1)" ] ;;
+	getcert)
+		[ -s got.crt ] && cmp -s <(openssl x509 -in got.crt -outform DER) \
+			<(openssl x509 -in base.crt -outform DER) ;;
+	esac
+}
+
+# tok_pub LABEL: the PEM public key of the token's key LABEL
+tok_pub() {
+	pkcs11-tool --module "$SOFTHSM" --token-label t1 -l --pin "$T_PIN" --read-object \
+		--type pubkey --label "$1" 2>/dev/null | openssl pkey -pubin -inform DER 2>/dev/null
+}
+
+# run_cmd LOG BIN ARGS...: run BIN with ARGS in the background, at most
+# TMO seconds; prints its exit code, "hang" (a gdb backtrace in LOG.bt,
+# then SIGKILL) or "sigN"
+run_cmd() {
+	_log=$1
+	shift
+	"$@" >"$_log.out" 2>"$_log.err" &
+	_pid=$!
+	_t=0
+	while kill -0 $_pid 2>/dev/null; do
+		if [ $_t -ge $((TMO * 10)) ]; then
+			if command -v gdb >/dev/null; then
+				timeout 60 gdb -p $_pid -batch -ex 'thread apply all bt' >"$_log.bt" 2>&1
+			fi
+			kill -KILL $_pid 2>/dev/null
+			wait $_pid 2>/dev/null
+			echo hang
+			return
+		fi
+		sleep 0.1
+		_t=$((_t + 1))
+	done
+	wait $_pid
+	_rc=$?
+	if [ $_rc -ge 128 ]; then echo "sig$((_rc - 128))"; else echo $_rc; fi
+}
+
+# first_err LOG: the first line of LOG.err that says what failed (not a
+# progress line, a warning or the note about a key left), short
+first_err() {
+	grep -v -e '^scep-agent: \(requesting\|sending\|valid response\|pkistatus:\|generating\|resuming\|warning:\|the key generated\|certificate written\|subject:\|serial:\|key:\|certificate:\|the new key is labelled\|renewal:\)' \
+		"$1.err" 2>/dev/null | head -n 1 | sed "s#$OUT/points/##g; s#$BUILD/##g" | cut -c1-220
+}
+
+# point_dir FLOW NAME: a fresh dir holding a copy of the prepared token
+point_dir() {
+	_d=$OUT/points/$1-$2
+	rm -rf "$_d"
+	mkdir -p "$_d"
+	cp -a "$T_WORK/prep/tokens" "$_d/tokens"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$_d/tokens" >"$_d/softhsm2.conf"
+	cp "$T_WORK/prep/ca.crt" "$T_WORK/prep/base.crt" "$T_WORK/prep/base.snapkeys" "$_d/"
+	(umask 077 && cp "$T_WORK/pin" "$_d/pin")
+	echo "$_d"
+}
+
+# point FLOW I RV MODE: one point; prints its result line
+point() {
+	_flow=$1 _i=$2 _rv=$3 _mode=$4
+	_d=$(point_dir "$_flow" "$_i-$_rv-$_mode")
+	(
+		cd "$_d" || exit 1
+		export SOFTHSM2_CONF=$_d/softhsm2.conf P11SHIM_MODULE=$SOFTHSM
+		mapfile -t cmd < <(flow_cmd "$_flow")
+		rc=$(P11SHIM_FAIL_AT=$_i P11SHIM_FAIL_RV=$_rv P11SHIM_FAIL_MODE=$_mode \
+			P11SHIM_TRACE=$_d/trace run_cmd run "$SCEP_AGENT" "${cmd[@]}")
+		func=$(awk '/ injected$/ { print $2; exit }' trace 2>/dev/null)
+		ncalls=$(wc -l <trace 2>/dev/null || echo 0)
+		snap >after.snap
+		if grep -qvxF -f after.snap "$T_WORK/prep/base.snap"; then
+			intact=no
+		else
+			intact=yes
+		fi
+		[ "$rc" = 0 ] && [ "$_flow" = renew ] && intact=n/a
+		extra=$(grep -cvxF -f "$T_WORK/prep/base.snap" after.snap)
+		retry=-
+		if [ "$rc" != 0 ]; then
+			r=$(run_cmd retry "$SCEP_AGENT" "${cmd[@]}")
+			if [ "$r" = 0 ]; then
+				retry=ok
+			else
+				retry="stuck:$r"
+				if [ "$_flow" = enroll ] || [ "$_flow" = renew ]; then
+					r2=$(run_cmd retryR "$SCEP_AGENT" "${cmd[@]}" -R)
+					if [ "$r2" = 0 ]; then retry=ok-R; else
+						retry="stuck:$r,-R:$r2"
+					fi
+				fi
+			fi
+		fi
+		if final_ok "$_flow"; then final=ok; else final=BAD; fi
+		if [ "${rc#sig}" != "$rc" ] && [ "$rc" != sig9 ]; then
+			crash_bt "$_flow" "$_i" "$_rv" "$_mode"
+		fi
+		printf '%-9s %4s %-26s %-5s %-22s rc=%-5s intact=%-3s extra=%-2s retry=%-14s final=%-3s calls=%s\n' \
+			"$_flow" "$_i" "$_rv" "$_mode" "${func:--}" "$rc" "$intact" "$extra" "$retry" "$final" \
+			"$ncalls" >result
+		result_line .
+	)
+}
+
+# result_line DIR: the point's result with what the program said: the
+# first error line of the faulty run, of the retry and of the retry with -R
+result_line() {
+	printf '%s | %s' "$(sed 's/ | .*//' "$1/result")" "$(first_err "$1/run")"
+	[ -f "$1/retry.err" ] && grep -q ' retry=stuck' "$1/result" &&
+		printf ' || retry: %s' "$(first_err "$1/retry")"
+	[ -f "$1/retryR.err" ] && grep -q ' retry=stuck' "$1/result" &&
+		printf ' / -R: %s' "$(first_err "$1/retryR")"
+	echo
+}
+
+# crash_bt FLOW I RV MODE: the point again under gdb (and the sanitizer
+# build, -a), from a fresh copy of the token; the reports next to it
+crash_bt() {
+	_cd=$(point_dir "$1" "$2-$3-$4-again")
+	(
+		cd "$_cd" || exit 1
+		export SOFTHSM2_CONF=$_cd/softhsm2.conf P11SHIM_MODULE=$SOFTHSM \
+			P11SHIM_FAIL_AT=$2 P11SHIM_FAIL_RV=$3 P11SHIM_FAIL_MODE=$4
+		mapfile -t cmd < <(flow_cmd "$1")
+		command -v gdb >/dev/null &&
+			timeout 120 gdb -batch -ex run -ex 'thread apply all bt' \
+				--args "$SCEP_AGENT" "${cmd[@]}" >"$OUT/points/$1-$2-$3-$4/crash.bt" 2>&1
+		if [ -n "$ASAN" ]; then
+			rm -rf tokens && cp -a "$T_WORK/prep/tokens" tokens
+			ASAN_OPTIONS=detect_leaks=0 timeout "$TMO" "$ASAN/agent/scep-agent" "${cmd[@]}" \
+				>/dev/null 2>"$OUT/points/$1-$2-$3-$4/asan.txt"
+		fi
+	)
+	rm -rf "$_cd"
+}
+
+if [ -z "$REPORT" ]; then
+# --- the prepared token: t1 with an enrolled RSA key and certificate "base"
+
+softhsm_new t1
+pin_file
+ca_start -allowrenew 0
+mkdir -p prep
+sa getca -u "$CA_URL" -c prep/ca.crt >/dev/null 2>&1 || { echo "sweep: getca failed" >&2; exit 1; }
+(cd prep && cp ../pin . && sa enroll -u "$CA_URL" -c ca.crt --module "$SOFTHSM" --pin-file pin \
+	--new-key "$TOK;object=base" --subject /CN=base -l base.crt >/dev/null 2>&1) ||
+	{ echo "sweep: the base enrollment failed" >&2; exit 1; }
+rm -f prep/pin
+BASE_SERIAL=$(serial_of prep/base.crt)
+snap >prep/base.snap
+grep -E '^(Private|Public)\|base\|' prep/base.snap >prep/base.snapkeys
+cp -a "$T_WORK/tokens" prep/tokens
+rm -rf "$OUT/points" "$OUT/results.txt"
+mkdir -p "$OUT/points"
+{
+	echo "# scep-agent fault sweep, $(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$SRCDIR" describe --always --dirty 2>/dev/null)"
+	echo "# libp11 $(dpkg-query -W -f '${Version}' libp11-3 2>/dev/null)${LIBDIR:+ (but LD_LIBRARY_PATH=$LIBDIR)}, softhsm2 $(dpkg-query -W -f '${Version}' softhsm2 2>/dev/null), openssl $(openssl version | cut -d' ' -f2), timeout ${TMO}s"
+	echo "# base token: $(tr '\n' ' ' <prep/base.snap)"
+} >"$OUT/header.txt"
+cat "$OUT/header.txt"
+
+# --- the sweep ------------------------------------------------------------
+
+# running: the points still running (the CA is a job too)
+running() {
+	jobs -rp | grep -vx "$CA_PID"
+}
+
+for flow in $FLOWS; do
+	# the healthy run, traced: N and the name of each call
+	d=$(point_dir "$flow" trace)
+	rc=$(cd "$d" && mapfile -t cmd < <(flow_cmd "$flow") &&
+		SOFTHSM2_CONF=$d/softhsm2.conf P11SHIM_MODULE=$SOFTHSM P11SHIM_TRACE=$d/trace \
+		run_cmd run "$SCEP_AGENT" "${cmd[@]}")
+	n=$(wc -l <"$d/trace")
+	echo "# $flow: healthy run exit $rc, $n PKCS#11 calls: $(cut -d' ' -f2 "$d/trace" | sed 's/^C_//' | uniq -c | awk '{ printf "%s%s", $2, ($1 > 1 ? "x" $1 : ""); printf " " }')" |
+		tee -a "$OUT/header.txt"
+	[ "$rc" = 0 ] || { echo "sweep: $flow fails without a fault: $(first_err "$d/run")" >&2; exit 1; }
+	# the points: every call with CKR_DEVICE_REMOVED always, a sample once
+	list=
+	for i in ${POINTS:-$(seq 1 "$n")}; do
+		list="$list $i:$FAULT"
+	done
+	if [ -n "$SAMPLE" ] && [ -z "$POINTS" ]; then
+		sample=$(awk '$1 % 8 == 0 { print $1 } /C_(GenerateKeyPair|Sign|Decrypt|CreateObject|SetAttributeValue|DestroyObject) / && !seen[$2]++ { print $1 }' \
+			"$d/trace" | sort -nu)
+		for i in $sample; do
+			for rv in $RVS_SAMPLE; do
+				list="$list $i:$rv:once"
+			done
+		done
+	fi
+	for p in $list; do
+		IFS=: read -r i rv mode <<<"$p"
+		while [ "$(running | wc -l)" -ge "$JOBS" ]; do
+			wait -n
+		done
+		point "$flow" "$i" "$rv" "$mode" &
+	done
+	for p in $(running); do
+		wait "$p"
+	done
+done
+ca_stop
+fi
+
+# --- results and summary ----------------------------------------------------
+
+# norm: messages without what differs from run to run (URL, transaction)
+norm() {
+	sed -E -e 's|http://127\.0\.0\.1:[0-9]+/scep|URL|g' -e 's/[0-9A-F]{64}/TID/g' \
+		-e 's/[0-9a-f]{40}/ID/g' -e 's/serial=[0-9a-f]+/serial=S/g'
+}
+for flow in $FLOWS; do
+	for d in "$OUT"/points/"$flow"-*/; do
+		[ -f "$d/result" ] && result_line "$d"
+	done | sort -k2,2n -k3,3 -k4,4
+done >"$OUT/results.txt"
+R=$OUT/results.txt
+{
+	echo "points: $(wc -l <"$R")"
+	for flow in $FLOWS; do
+		f=$(grep -c "^$flow " "$R")
+		[ "$f" = 0 ] && continue
+		printf '%-9s points %3d: exit 0 %3d, hang %3d, crash %3d, old objects touched %3d, retry stuck %3d, final state bad %3d\n' \
+			"$flow" "$f" "$(grep "^$flow " "$R" | grep -c ' rc=0 ')" \
+			"$(grep "^$flow " "$R" | grep -c ' rc=hang')" \
+			"$(grep "^$flow " "$R" | grep ' rc=sig' | grep -vc ' rc=sig9 ')" \
+			"$(grep "^$flow " "$R" | grep -c ' intact=no ')" \
+			"$(grep "^$flow " "$R" | grep -c ' retry=stuck')" \
+			"$(grep "^$flow " "$R" | grep -c ' final=BAD')"
+	done
+	echo "exit codes of the failed runs:"
+	awk '{ for (k = 1; k <= NF; k++) if ($k ~ /^rc=/) print $k }' "$R" | sort | uniq -c | sort -rn
+	echo "hangs by failed call:"
+	grep ' rc=hang' "$R" | awk '{ print $1, $5 }' | sort | uniq -c
+	echo "crashes by failed call:"
+	grep ' rc=sig' "$R" | awk '{ print $1, $5 }' | sort | uniq -c
+	echo "stuck retries by message:"
+	grep ' retry=stuck' "$R" | sed 's/.*|| retry: //' | norm | sort | uniq -c | sort -rn
+} | tee "$OUT/summary.txt"
