@@ -108,21 +108,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned char *der;
 	char *tid;
 	X509 *got = NULL;
-	int len;
+	int len, rc;
 
 	fz_init();
 	der = build(&in, &tid, &len);
 	if (der != NULL &&
-	    scep_reply_parse(der, (size_t)len, &fz_ca, tid, fz_nonce, fz_key,
-			     fz_cert, &r) == 0) {
+	    (rc = scep_reply_parse(der, (size_t)len, &fz_ca, tid, fz_nonce, fz_key,
+				   fz_cert, &r), fz_trace("scep_reply_parse", rc), rc == 0)) {
 		/* what the parse promises */
 		if (r.transaction_id == NULL ||
 		    (tid != NULL && strcmp(tid, r.transaction_id) != 0) ||
 		    (r.status == SCEP_STATUS_SUCCESS &&
-		     sk_X509_num(r.certs) + sk_X509_CRL_num(r.crls) == 0))
+		     sk_X509_num(r.certs) <= 0 && sk_X509_CRL_num(r.crls) <= 0))
 			abort();
+		fz_trace(r.status == SCEP_STATUS_SUCCESS ? "SUCCESS" :
+			 r.status == SCEP_STATUS_PENDING ? "PENDING" : "FAILURE", 0);
 		if (r.status == SCEP_STATUS_SUCCESS &&
-		    scep_reply_find_cert(&r, fz_key, &got) == 0)
+		    (rc = scep_reply_find_cert(&r, fz_key, &got)) == 0)
 			X509_free(got);
 		scep_reply_clear(&r);
 	}

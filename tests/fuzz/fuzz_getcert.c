@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct scep_reply r;
 	unsigned char *bag = NULL, *der = NULL, *out = NULL;
 	uint8_t f;
-	int len = 0, i;
+	int len = 0, i, rc;
 
 	fz_init();
 	f = fz_byte(&in);
@@ -82,16 +82,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		der = fz_success(in.p, in.n, f & 4, &len);
 	}
 	if (der != NULL &&
-	    scep_reply_parse(der, (size_t)len, &fz_ca, "FUZZ", fz_nonce, fz_key,
-			     fz_cert, &r) == 0) {
+	    (rc = scep_reply_parse(der, (size_t)len, &fz_ca, "FUZZ", fz_nonce, fz_key,
+				   fz_cert, &r), fz_trace("scep_reply_parse", rc), rc == 0)) {
 		for (i = 0; i < sk_X509_num(r.certs); i++) {
 			X509 *x = sk_X509_value(r.certs, i);
 
 			/* op_getcert: the serial asked for, then the issuer */
 			(void)ASN1_INTEGER_cmp(X509_get0_serialNumber(x),
 					       X509_get0_serialNumber(fz_cert));
-			if (scep_ca_verify_issued(&fz_ca, x, r.certs) == 0 &&
-			    i2d_X509(x, &out) > 0) {
+			rc = scep_ca_verify_issued(&fz_ca, x, r.certs);
+			fz_trace("scep_ca_verify_issued", rc);
+			if (rc == 0 && i2d_X509(x, &out) > 0) {
 				OPENSSL_free(out);
 				out = NULL;
 			}
@@ -99,7 +100,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (i = 0; i < sk_X509_CRL_num(r.crls); i++) {
 			X509_CRL *c = sk_X509_CRL_value(r.crls, i);
 
-			if (scep_ca_verify_crl(&fz_ca, c) == 0 && i2d_X509_CRL(c, &out) > 0) {
+			rc = scep_ca_verify_crl(&fz_ca, c);
+			fz_trace("scep_ca_verify_crl", rc);
+			if (rc == 0 && i2d_X509_CRL(c, &out) > 0) {
 				OPENSSL_free(out);
 				out = NULL;
 			}

@@ -52,12 +52,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned char *der;
 	X509 *anchor = NULL;
 	uint8_t f;
-	int len, i;
+	int len, i, rc;
 
 	fz_init();
 	f = fz_byte(&in);
 	der = sign(in.p, in.n, f, &len);
-	if (der != NULL && scep_next_ca_parse(der, (size_t)len, &fz_ca, &next) == 0) {
+	if (der != NULL && (rc = scep_next_ca_parse(der, (size_t)len, &fz_ca, &next),
+			    fz_trace("scep_next_ca_parse", rc), rc == 0)) {
 		if (sk_X509_num(next.certs) < 1 || next.ca == NULL ||
 		    next.ra_sign == NULL || next.ra_enc == NULL)
 			abort();

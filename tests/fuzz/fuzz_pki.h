@@ -17,6 +17,8 @@
 
 #include "../unit/test_scep_util.h"
 
+#include <stdio.h>
+
 #include "sa_err.h"
 #include "sa_log.h"
 
@@ -43,6 +45,20 @@ static __attribute__((unused)) void fz_init(void)
 	if (fz_ca_key == NULL || fz_key == NULL ||
 	    scep_ca_trust(&fz_ca, NULL, NULL) != 0)
 		abort();
+}
+
+/*
+ * With FUZZ_VERBOSE set in the environment, what an input reached: the
+ * result of each call and its message (to check that seeds go deep).
+ */
+static __attribute__((unused)) void fz_trace(const char *what, int rc)
+{
+	static int on = -1;
+
+	if (on < 0)
+		on = getenv("FUZZ_VERBOSE") != NULL;
+	if (on)
+		fprintf(stderr, "%s: %d %s\n", what, rc, rc ? sa_errmsg() : "ok");
 }
 
 /* The fuzz input, read front to back. */
