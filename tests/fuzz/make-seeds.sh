@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2012,SC2059 # ls of our own files; printf of an octal escape
 # make-seeds.sh [BUILDDIR] - regenerate the seed corpora of the fuzz
 # targets that read replies (tests/fuzz/corpus/{caps,getcacert,certrep,
 # getcert,nextca,http}/) from real replies of the test CA
@@ -16,9 +17,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
-SCEP_AGENT=$build/agent/scep-agent
-SCEPCA=$build/tests/servers/scepca
-SRCDIR=$top
+export SCEP_AGENT=$build/agent/scep-agent SCEPCA=$build/tests/servers/scepca SRCDIR=$top
 for f in "$SCEP_AGENT" "$SCEPCA"; do
 	[ -x "$f" ] || { echo "make-seeds: $f missing; build $build first" >&2; exit 1; }
 done

@@ -6,7 +6,8 @@
 # executions for the targets that sign and envelope every input, 20000 for
 # the string parsers). New inputs go to a temporary directory, never into
 # the tree. Fails (exit 1) on any crash, sanitizer report, leak or
-# timeout, and names the input that caused it; exit 0 otherwise.
+# timeout, and names the input that caused it, and when a seed of the
+# reply targets no longer gets past the signature checks; exit 0 otherwise.
 # tests/run.sh fuzz (and all) runs it; docs/fuzzing.md says how to fuzz
 # for hours.
 set -eu
@@ -33,7 +34,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/scep-agent-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-export LSAN_OPTIONS=suppressions=$top/tests/lib/lsan.supp
+export LSAN_OPTIONS="suppressions=$top/tests/lib/lsan.supp"
 
 # one target; its result in $work/<t>.rc
 run_one() { # name runs
@@ -49,7 +50,26 @@ run_one() { # name runs
 	echo $? >"$work/$t.rc"
 }
 
+# The seeds must still reach behind the signature checks (what made the
+# old CertRep target shallow): each named seed, traced, shows its line.
+depth() { # target seed expected-line
+	if ! FUZZ_VERBOSE=1 "$build/tests/fuzz/fuzz_$1" "tests/fuzz/corpus/$1/$2" 2>&1 |
+		grep -q "^$3"; then
+		echo "fuzz_$1: the seed $2 no longer reaches \"$3\"; regenerate the seeds" \
+			"(tests/fuzz/make-seeds.sh) or fix the target"
+		depth_fail=1
+	fi
+}
+depth_fail=0
+depth certrep success "SUCCESS: 0 ok"
+depth certrep pending "PENDING: 0 ok"
+depth certrep failure "FAILURE: 0 ok"
+depth getcert cert-resigned "scep_ca_verify_issued: 0 ok"
+depth getcert crl-resigned "scep_ca_verify_crl: 0 ok"
+depth nextca bag "scep_next_ca_parse: 0 ok"
+
 start=$(date +%s)
+# shellcheck disable=SC2086 # a list of targets
 set -- $targets
 while [ $# -gt 0 ]; do
 	# two at a time (CI has two cores)
@@ -87,4 +107,5 @@ for t in $targets; do
 	fi
 done
 echo "fuzz: $(($(date +%s) - start)) s of fuzzing"
+[ $depth_fail -eq 0 ] || fail=1
 exit $fail
