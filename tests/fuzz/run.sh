@@ -20,9 +20,10 @@ targets="certrep:2000 getcert:2000 nextca:2000 getcacert:2000 http:2000
 caps:20000 conf:20000 p11uri:20000 csr:20000 esc:20000"
 
 if [ ! -f "$build/build.ninja" ]; then
+	mkdir -p "$build"
 	CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined \
-		-Db_lundef=false >"$top/$build.setup.log" 2>&1 ||
-		{ cat "$top/$build.setup.log"; exit 1; }
+		-Db_lundef=false >"$build/fuzz-setup.log" 2>&1 ||
+		{ cat "$build/fuzz-setup.log"; exit 1; }
 fi
 exes=
 for t in $targets; do exes="$exes tests/fuzz/fuzz_${t%%:*}"; done
@@ -100,8 +101,8 @@ for t in $targets; do
 		grep -E 'ERROR|runtime error|SUMMARY|Test unit written' "$work/$t.log" | head -n 8
 		for a in "$work/$t"-*; do
 			[ -f "$a" ] || continue
-			mkdir -p "$top/$build/fuzz-artifacts"
-			cp "$a" "$top/$build/fuzz-artifacts/"
+			mkdir -p "$build/fuzz-artifacts"
+			cp "$a" "$build/fuzz-artifacts/"
 			echo "  input kept as $build/fuzz-artifacts/$(basename "$a")"
 		done
 	fi
