@@ -6,7 +6,9 @@
 #   tests/run.sh asan       AddressSanitizer + UBSan build (build-asan/)
 #   tests/run.sh valgrind   every C test program and every scep-agent run
 #                           under valgrind (build/)
-#   tests/run.sh all        the three above, one after another (what CI runs)
+#   tests/run.sh fuzz       every libFuzzer target for a short fixed number of
+#                           runs (tests/fuzz/run.sh: clang, build-fuzz/); one test
+#   tests/run.sh all        the three above and fuzz, one after another (what CI runs)
 #
 # Extra arguments after the mode go to `meson test` (e.g. --suite unit).
 # Ends with a line "N passed, N failed, N skipped"; exit status non-zero
@@ -69,12 +71,21 @@ do_valgrind() {
 		--timeout-multiplier 3 "$@"
 }
 
+do_fuzz() { # not a meson test: counts as one test in the totals
+	if sh tests/fuzz/run.sh; then
+		total_ok=$((total_ok + 1))
+	else
+		total_fail=$((total_fail + 1))
+	fi
+}
+
 case $mode in
 plain) do_plain "$@" ;;
 asan) do_asan "$@" ;;
 valgrind) do_valgrind "$@" ;;
-all) do_plain "$@"; do_asan "$@"; do_valgrind "$@" ;;
-*) echo "usage: tests/run.sh [plain|asan|valgrind|all] [meson test args]" >&2; exit 4 ;;
+fuzz) do_fuzz ;;
+all) do_plain "$@"; do_asan "$@"; do_valgrind "$@"; do_fuzz ;;
+*) echo "usage: tests/run.sh [plain|asan|valgrind|fuzz|all] [meson test args]" >&2; exit 4 ;;
 esac
 
 echo "$total_ok passed, $total_fail failed, $total_skip skipped"

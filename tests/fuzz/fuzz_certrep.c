@@ -1,74 +1,139 @@
 /*
- * fuzz_certrep.c - libFuzzer target: CertRep parsing and verification
- * (and GetNextCACert, which shares the SignedData path). The CA and the
- * requester are generated once per process, so the fuzzer explores the
- * DER/CMS parsing and the signer lookup; the attribute checks behind the
- * signature are covered by tests/unit/test_scep_msg.c.
+ * fuzz_certrep.c - libFuzzer target: CertRep parsing behind the signature
+ * check (scep_reply_parse, scep_reply_find_cert).
+ *
+ * The input is the content of a CertRep, which the target signs with its
+ * CA's key (see fuzz_pki.h for why), then parses as the agent does:
+ *
+ *   byte 0   flags: bits 0-1 recipientNonce (0 our nonce, 1 missing,
+ *            2 another value, 3 eight bytes); bit 2 envelope the body to
+ *            the requester (else the body is the signed content as it is);
+ *            bit 3 check the transactionID against the attribute's own
+ *            value; bit 4 no content at all; bit 5 signed by the requester
+ *            (not trusted); bit 6 AES-128 envelope (else DES-CBC); bit 7
+ *            check the transactionID against another one
+ *   byte 1   digest: SHA-1, SHA-256, SHA-512
+ *   then five attributes, messageType, pkiStatus, failInfo,
+ *            failInfoText, transactionID: each a type byte (see
+ *            fz_attr_type) and a field (length byte, 0xff absent; bytes)
+ *   rest     the body: for a SUCCESS, the degenerate PKCS#7 of
+ *            certificates and CRLs that the envelope holds
+ *
+ * The whole input is also parsed as a reply as it is (the DER and CMS
+ * parsing in front of the signature check).
  */
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/x509v3.h>
-
-#include "scep.h"
+#include "fuzz_pki.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct scep_ca ca;
-static EVP_PKEY *key;
-static X509 *cert;
+static const char *const attr_oid[5] = {
+	SCEP_OID_MESSAGE_TYPE, SCEP_OID_PKI_STATUS, SCEP_OID_FAIL_INFO,
+	SCEP_OID_FAIL_INFO_TEXT, SCEP_OID_TRANSACTION_ID,
+};
 
-static X509 *self_signed(EVP_PKEY *k, const char *cn)
+/* The reply of the content in in: DER (OPENSSL_free) or NULL. */
+static unsigned char *build(struct fz_in *in, char **tid, int *outlen)
 {
-	X509 *x = X509_new();
-	X509_NAME *n = X509_get_subject_name(x);
+	static const EVP_MD *(*const mds[])(void) = { EVP_sha1, EVP_sha256, EVP_sha512 };
+	unsigned flags = CMS_BINARY | CMS_NOSMIMECAP | CMS_PARTIAL;
+	uint8_t f = fz_byte(in), d = fz_byte(in);
+	CMS_ContentInfo *cms;
+	CMS_SignerInfo *si;
+	unsigned char *env = NULL, *der = NULL, other[16];
+	const uint8_t *v;
+	int i, len, envlen = 0;
+	BIO *bio;
 
-	X509_set_version(x, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, n);
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, k);
-	X509_sign(x, k, EVP_sha256());
-	return x;
-}
+	*tid = NULL;
+	*outlen = 0;
+	cms = CMS_sign(NULL, NULL, NULL, NULL, flags);
+	si = cms ? CMS_add1_signer(cms, f & 0x20 ? fz_cert : fz_ca_cert,
+				   f & 0x20 ? fz_key : fz_ca_key,
+				   mds[d % 3](), flags) : NULL;
+	if (si == NULL)
+		goto out;
+	for (i = 0; i < 5; i++) {
+		int type = fz_attr_type(fz_byte(in));
 
-static void setup(void)
-{
-	EVP_PKEY *ca_key;
-
-	scep_crypto_init();
-	/* small keys keep the fuzzer fast; nothing here is secret */
-	ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
-	key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
-	ca.certs = sk_X509_new_null();
-	sk_X509_push(ca.certs, self_signed(ca_key, "fuzz CA"));
-	scep_ca_select(&ca, NULL, NULL);
-	cert = self_signed(key, "fuzz client");
-	EVP_PKEY_free(ca_key);
+		v = fz_field(in, &len);
+		fz_attr(si, attr_oid[i], type, v, len);
+		if (i == 4 && (f & 0x08) && len >= 0 && (*tid = malloc((size_t)len + 1))) {
+			memcpy(*tid, len ? v : (const uint8_t *)"", (size_t)len);
+			(*tid)[len] = '\0';
+		}
+	}
+	if (*tid == NULL && (f & 0x80))
+		*tid = strdup("ANOTHERTRANSACTION");
+	memcpy(other, fz_nonce, sizeof(other));
+	other[15] ^= 1;
+	switch (f & 3) {
+	case 0: fz_attr(si, SCEP_OID_RECIPIENT_NONCE, V_ASN1_OCTET_STRING, fz_nonce, 16); break;
+	case 2: fz_attr(si, SCEP_OID_RECIPIENT_NONCE, V_ASN1_OCTET_STRING, other, 16); break;
+	case 3: fz_attr(si, SCEP_OID_RECIPIENT_NONCE, V_ASN1_OCTET_STRING, fz_nonce, 8); break;
+	}
+	if (f & 0x04) {
+		env = fz_envelope(in->p, in->n, f & 0x40, &envlen);
+		if (env == NULL)
+			goto out;
+	}
+	if (f & 0x10) {
+		CMS_set_detached(cms, 1);
+		bio = BIO_new_mem_buf("", 0);
+	} else if (env != NULL) {
+		bio = BIO_new_mem_buf(env, envlen);
+	} else {
+		bio = BIO_new_mem_buf(in->n ? in->p : (const uint8_t *)"", (int)in->n);
+	}
+	if (bio != NULL && CMS_final(cms, bio, NULL, flags) == 1)
+		*outlen = i2d_CMS_ContentInfo(cms, &der);
+	if (*outlen <= 0)
+		der = NULL;
+	BIO_free(bio);
+out:
+	ERR_clear_error();
+	CMS_ContentInfo_free(cms);
+	OPENSSL_free(env);
+	return der;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const unsigned char nonce[16];
+	struct fz_in in = { data, size };
 	struct scep_reply r;
-	struct scep_ca next;
+	unsigned char *der;
+	char *tid;
 	X509 *got = NULL;
+	int len, rc;
 
-	if (key == NULL)
-		setup();
-	if (scep_reply_parse(data, size, &ca, NULL, NULL, key, cert, &r) == 0) {
-		if (scep_reply_find_cert(&r, key, &got) == 0)
+	fz_init();
+	der = build(&in, &tid, &len);
+	if (der != NULL &&
+	    (rc = scep_reply_parse(der, (size_t)len, &fz_ca, tid, fz_nonce, fz_key,
+				   fz_cert, &r), fz_trace("scep_reply_parse", rc), rc == 0)) {
+		/* what the parse promises */
+		if (r.transaction_id == NULL ||
+		    (tid != NULL && strcmp(tid, r.transaction_id) != 0) ||
+		    (r.status == SCEP_STATUS_SUCCESS &&
+		     sk_X509_num(r.certs) <= 0 && sk_X509_CRL_num(r.crls) <= 0))
+			abort();
+		fz_trace(r.status == SCEP_STATUS_SUCCESS ? "SUCCESS" :
+			 r.status == SCEP_STATUS_PENDING ? "PENDING" : "FAILURE", 0);
+		if (r.status == SCEP_STATUS_SUCCESS &&
+		    (rc = scep_reply_find_cert(&r, fz_key, &got)) == 0)
 			X509_free(got);
 		scep_reply_clear(&r);
 	}
-	if (scep_reply_parse(data, size, &ca, "TID", nonce, key, cert, &r) == 0)
+	OPENSSL_free(der);
+	free(tid);
+	/* the input as a whole reply */
+	if (scep_reply_parse(data, size, &fz_ca, NULL, NULL, fz_key, fz_cert, &r) == 0)
 		scep_reply_clear(&r);
-	if (scep_next_ca_parse(data, size, &ca, &next) == 0)
-		scep_ca_clear(&next);
+	sa_err_clear();
+	ERR_clear_error();
 	return 0;
 }
