@@ -139,29 +139,21 @@ static int pin_from_env_once(const char *var, char *pin, size_t pinsz)
 	return 0;
 }
 
-/* The PIN file's first line, read once per run. */
-static int pin_from_file(const char *path, char *pin, size_t pinsz)
+/*
+ * A PIN source read once per run: from the cache (kind "file:" or "env:"
+ * plus arg), else read() and cached.
+ */
+static int pin_once(const char *kind, const char *arg,
+		    int (*read)(const char *, char *, size_t), char *pin,
+		    size_t pinsz)
 {
 	int rc;
 
-	if (cache_get("file:", path, pin, pinsz))
+	if (cache_get(kind, arg, pin, pinsz))
 		return 0;
-	rc = pin_from_file_once(path, pin, pinsz);
+	rc = read(arg, pin, pinsz);
 	if (rc == 0)
-		cache_put("file:", path, pin);
-	return rc;
-}
-
-/* The PIN variable, read once per run. */
-static int pin_from_env(const char *var, char *pin, size_t pinsz)
-{
-	int rc;
-
-	if (cache_get("env:", var, pin, pinsz))
-		return 0;
-	rc = pin_from_env_once(var, pin, pinsz);
-	if (rc == 0)
-		cache_put("env:", var, pin);
+		cache_put(kind, arg, pin);
 	return rc;
 }
 
@@ -248,9 +240,9 @@ int p11_pin_get(const struct p11_pin_opts *po, P11KitUri *uri,
 
 	memset(pin, 0, pinsz);
 	if (po != NULL && po->pin_file != NULL)
-		return pin_from_file(po->pin_file, pin, pinsz);
+		return pin_once("file:", po->pin_file, pin_from_file_once, pin, pinsz);
 	if (po != NULL && po->pin_env != NULL)
-		return pin_from_env(po->pin_env, pin, pinsz);
+		return pin_once("env:", po->pin_env, pin_from_env_once, pin, pinsz);
 	if (po != NULL && po->pin_value != NULL) {
 		if (strlen(po->pin_value) >= pinsz)
 			return sa_fail_noossl(SA_EPIN, "the configured PIN is too long");
@@ -260,8 +252,9 @@ int p11_pin_get(const struct p11_pin_opts *po, P11KitUri *uri,
 	if (src != NULL) {
 		rc = p11_pin_source_parse(src, &kind, &arg);
 		if (rc == 0)
-			rc = kind == P11_PIN_ENV ? pin_from_env(arg, pin, pinsz)
-						 : pin_from_file(arg, pin, pinsz);
+			rc = kind == P11_PIN_ENV ?
+			     pin_once("env:", arg, pin_from_env_once, pin, pinsz) :
+			     pin_once("file:", arg, pin_from_file_once, pin, pinsz);
 		free(arg);
 		return rc;
 	}
