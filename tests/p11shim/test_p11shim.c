@@ -291,30 +291,38 @@ static void case_func(void)
 	check(f->C_Finalize(NULL) == CKR_OK, "C_Finalize passes");
 }
 
+/* Initialize through the loaded module, open a session, log in and find
+ * the private key k1 (each step a check) */
+static void login_find_k1(CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *k)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE q[] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_LABEL, "k1", 2 } };
+	CK_ULONG n = 0;
+
+	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize");
+	check(f->C_OpenSession(token_slot(), CKF_SERIAL_SESSION, NULL, NULL, s) == CKR_OK,
+	      "C_OpenSession");
+	check(f->C_Login(*s, CKU_USER, (CK_UTF8CHAR_PTR)T_USERPIN, strlen(T_USERPIN)) ==
+	      CKR_OK, "C_Login");
+	check(f->C_FindObjectsInit(*s, q, 2) == CKR_OK, "C_FindObjectsInit");
+	check(f->C_FindObjects(*s, k, 1, &n) == CKR_OK && n == 1, "the key k1 found");
+	check(f->C_FindObjectsFinal(*s) == CKR_OK, "C_FindObjectsFinal");
+}
+
 /* P11SHIM_FAIL_FUNC=C_Sign alone (P11SHIM_FAIL_AT defaults to 1), always:
  * a real session and key through the shim; every C_Sign fails, the rest
  * works */
 static void case_sign(void)
 {
 	CK_SESSION_HANDLE s;
-	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE q[] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_LABEL, "k1", 2 } };
 	CK_OBJECT_HANDLE k;
-	CK_ULONG n = 0;
 	CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
 	CK_BYTE digest[32] = { 1, 2, 3 }, sig[128];
 	CK_ULONG siglen = sizeof(sig);
 
 	setenv("P11SHIM_FAIL_FUNC", "C_Sign", 1);
 	check(load(shim_path) == CKR_OK, "shim C_GetFunctionList");
-	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize");
-	check(f->C_OpenSession(token_slot(), CKF_SERIAL_SESSION, NULL, NULL, &s) == CKR_OK,
-	      "C_OpenSession");
-	check(f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)T_USERPIN, strlen(T_USERPIN)) ==
-	      CKR_OK, "C_Login");
-	check(f->C_FindObjectsInit(s, q, 2) == CKR_OK, "C_FindObjectsInit");
-	check(f->C_FindObjects(s, &k, 1, &n) == CKR_OK && n == 1, "the key k1 found");
-	check(f->C_FindObjectsFinal(s) == CKR_OK, "C_FindObjectsFinal");
+	login_find_k1(&s, &k);
 	check(f->C_SignInit(s, &mech, k) == CKR_OK, "C_SignInit passes");
 	check(f->C_Sign(s, digest, sizeof(digest), sig, &siglen) == CKR_DEVICE_REMOVED,
 	      "C_Sign fails");
@@ -330,10 +338,7 @@ static void case_sign(void)
 static void case_sign_once(void)
 {
 	CK_SESSION_HANDLE s;
-	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE q[] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_LABEL, "k1", 2 } };
 	CK_OBJECT_HANDLE k;
-	CK_ULONG n = 0;
 	CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
 	CK_BYTE digest[32] = { 1, 2, 3 }, sig[128];
 	CK_ULONG siglen = sizeof(sig);
@@ -342,14 +347,7 @@ static void case_sign_once(void)
 	setenv("P11SHIM_FAIL_MODE", "once", 1);
 	setenv("P11SHIM_FAIL_RV", "CKR_FUNCTION_FAILED", 1);
 	check(load(shim_path) == CKR_OK, "shim C_GetFunctionList");
-	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize");
-	check(f->C_OpenSession(token_slot(), CKF_SERIAL_SESSION, NULL, NULL, &s) == CKR_OK,
-	      "C_OpenSession");
-	check(f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)T_USERPIN, strlen(T_USERPIN)) ==
-	      CKR_OK, "C_Login");
-	check(f->C_FindObjectsInit(s, q, 2) == CKR_OK, "C_FindObjectsInit");
-	check(f->C_FindObjects(s, &k, 1, &n) == CKR_OK && n == 1, "the key k1 found");
-	check(f->C_FindObjectsFinal(s) == CKR_OK, "C_FindObjectsFinal");
+	login_find_k1(&s, &k);
 	check(f->C_SignInit(s, &mech, k) == CKR_OK, "C_SignInit");
 	check(f->C_Sign(s, digest, sizeof(digest), sig, &siglen) == CKR_FUNCTION_FAILED,
 	      "the first C_Sign fails");
