@@ -1,6 +1,7 @@
 /*
  * p11.h - key custody: PKCS#11 modules, RFC 7512 URIs, PIN sources, key
- * generation inside the token, EVP_PKEY handles for token keys (libp11),
+ * generation inside the token, EVP_PKEY handles for token keys (our own
+ * OpenSSL 3 provider, p11_prov.c),
  * certificate objects in the token. Knows nothing of SCEP.
  *
  * All functions return 0 or a negative SA_E* code (agent/util/sa_err.h)
@@ -39,7 +40,7 @@ struct p11_open_opts {
 };
 
 /*
- * A token session: one module loaded (libp11 PKCS11_CTX), the token
+ * A token session: one module loaded (dlopen, C_Initialize), the token
  * matched by the URI's token attributes (token, manufacturer, serial,
  * model, slot-id...) - never "the first token"; at most one C_Login per
  * run. A wrong PIN is tried once only; CKF_USER_PIN_COUNT_LOW/FINAL_TRY/
@@ -111,6 +112,17 @@ void p11_token_close(p11_token *t);
  * (SA_ENOTFOUND for none; SA_EKEY with a hint for several).
  */
 int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out);
+
+/*
+ * The last failed token call of a key operation OpenSSL made through a
+ * key handle (C_Sign, C_Decrypt and their Init, attribute reads while
+ * making a handle), as a sentence with the token's CK_RV in words; NULL
+ * when none since p11_fault_clear(). The layer that called OpenSSL words
+ * its own failure ("cannot sign the request"); the agent asks here to
+ * blame the token rather than the key or the CA (exit code 7).
+ */
+const char *p11_fault(void);
+void p11_fault_clear(void);
 
 /* Key types for generation. */
 struct p11_keyspec {

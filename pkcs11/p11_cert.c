@@ -149,11 +149,11 @@ int p11_key_id_for_pubkey(p11_token *t, EVP_PKEY *pub, unsigned char **id,
 	if (h == CK_INVALID_HANDLE)
 		return sa_fail_noossl(SA_ENOTFOUND, "no private key on token '%s' "
 				      "matches the certificate's public key",
-				      t->slot->token->label);
+				      t->label);
 	if (p11_attr_get1(t, h, CKA_ID, &v, &len) < 0 || len == 0) {
 		free(v);
 		return sa_fail_noossl(SA_EKEY, "the matching private key on token "
-				      "'%s' has no CKA_ID", t->slot->token->label);
+				      "'%s' has no CKA_ID", t->label);
 	}
 	if (p11_attr_get1(t, h, CKA_LABEL, &l, &llen) < 0)
 		l = (unsigned char *)strdup("");
@@ -227,7 +227,7 @@ static int store(p11_token *t, X509 *cert, const char *label,
 		if (len == (CK_ULONG)dl && memcmp(v, der, len) == 0) {
 			free(v);
 			sa_verbose("certificate '%s' already in token '%s'",
-				   label, t->slot->token->label);
+				   label, t->label);
 			goto out; /* same certificate already there */
 		}
 		free(v);
@@ -245,7 +245,7 @@ static int store(p11_token *t, X509 *cert, const char *label,
 	rv = t->mod->fl->C_CreateObject(t->sess, tmpl, n, &obj);
 	if (rv != CKR_OK) {
 		rc = p11_rv_fail(SA_EKEY, rv, "cannot store certificate '%s' in "
-				 "token '%s'", label, t->slot->token->label);
+				 "token '%s'", label, t->label);
 		goto out;
 	}
 	for (i = 0; i < nold; i++) {
@@ -253,7 +253,7 @@ static int store(p11_token *t, X509 *cert, const char *label,
 		if (rv != CKR_OK)
 			sa_warn("could not remove the older certificate '%s' "
 				"from token '%s': %s", label,
-				t->slot->token->label, p11_rv_str(rv));
+				t->label, p11_rv_str(rv));
 	}
 	rc = 0;
 out:

@@ -174,7 +174,7 @@ static int slot_token(const char *name, const struct engid *e,
 	if (rc < 0)
 		goto out;
 	for (i = 0; i < m->nslots; i++) {
-		CK_SLOT_ID sid = PKCS11_get_slotid_from_slot(&m->slots[i]);
+		CK_SLOT_ID sid = m->slots[i];
 		CK_TOKEN_INFO t;
 		char *lab;
 

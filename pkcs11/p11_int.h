@@ -2,18 +2,19 @@
  * p11_int.h - internals shared by the custody files (pkcs11/ only; unit
  * tests include it too). Not part of the API of p11.h.
  *
- * Division of labour: libp11 loads the module (dlopen, C_Initialize),
- * enumerates the slots and turns private key objects into EVP_PKEY
- * handles. Everything else - login, key generation, attribute reads,
- * certificate objects, listing - goes through the very same module's
- * CK_FUNCTION_LIST (obtained with dlopen(RTLD_NOLOAD) + C_GetFunctionList)
- * on a session of our own. PKCS#11 login state belongs to the application
- * and the token, so our one C_Login also covers libp11's sessions.
+ * Everything PKCS#11 is ours: the module is loaded with dlopen() and
+ * C_GetFunctionList, initialized once per process, and every call - slot
+ * listing, login, key generation, attribute reads, certificate objects,
+ * and the signatures and decryptions of token keys - goes through its
+ * CK_FUNCTION_LIST on the one session we hold per slot. Token keys reach
+ * OpenSSL as EVP_PKEY handles of our own small OpenSSL 3 provider
+ * (p11_prov.c), which signs and decrypts on that session. No libp11: its
+ * session pool hangs and its RSA loading crashes when a token fails in
+ * the middle of a call (docs/faults.md).
  */
 #ifndef P11_INT_H
 #define P11_INT_H
 
-#include <libp11.h>
 #include <p11-kit/pkcs11.h>
 #include <p11-kit/uri.h>
 
@@ -22,8 +23,8 @@
 /*
  * Per slot: our session and our login, both kept until the module is
  * unloaded. Tokens such as SoftHSM2 renumber object handles when a slot's
- * last session closes or the user logs out, which would leave libp11's
- * cached key handles stale for a later p11_token on the same module.
+ * last session closes or the user logs out, which would leave the object
+ * handles of key handles stale for a later p11_token on the same module.
  */
 struct p11_slotstate {
 	CK_SESSION_HANDLE sess;
@@ -33,16 +34,17 @@ struct p11_slotstate {
 };
 
 /*
- * A loaded module: libp11's context plus the module's function list.
- * Shared (reference-counted) by every token open on the same module file
- * in this process: a module is initialized and finalized once.
+ * A loaded module and its function list. Shared (reference-counted) by
+ * every token open on the same module file in this process: a module is
+ * initialized and finalized once.
  */
 struct p11_module {
-	PKCS11_CTX *ctx;
-	CK_FUNCTION_LIST *fl;    /* borrowed from the loaded module */
+	void *dl;                /* dlopen() handle */
+	CK_FUNCTION_LIST *fl;    /* the module's function list */
+	int initialized;         /* we called C_Initialize: C_Finalize at unload */
 	char *path;              /* as given */
 	char *real;              /* realpath(), the sharing key */
-	PKCS11_SLOT *slots;      /* libp11's slot list, enumerated once */
+	CK_SLOT_ID *slots;       /* the slot list, read once at load */
 	unsigned int nslots;
 	struct p11_slotstate *ss; /* nslots entries */
 	int refs;
@@ -51,8 +53,9 @@ struct p11_module {
 
 struct p11_token {
 	struct p11_module *mod;
-	PKCS11_SLOT *slot;       /* borrowed from mod->slots */
+	unsigned int slot;       /* index into mod->slots and mod->ss */
 	CK_SLOT_ID slot_id;
+	char *label;             /* the token's label, trimmed */
 	struct p11_slotstate *ss; /* borrowed from mod->ss */
 	CK_SESSION_HANDLE sess;  /* = ss->sess (read-write if possible) */
 	int rw;
@@ -100,6 +103,23 @@ int p11_attr_ulong(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
 char *p11_object_uri(p11_token *t, CK_OBJECT_CLASS cls, const char *label,
 		     const unsigned char *id, size_t idlen);
 int p11_need_rw(p11_token *t, const char *what);
+
+/* p11_prov.c: token private keys as EVP_PKEY handles of our provider. */
+/*
+ * A handle for the private key object priv on t: signs (RSA PKCS#1 v1.5,
+ * ECDSA) and decrypts (RSA PKCS#1 v1.5) with C_Sign/C_Decrypt on t's
+ * session; its public half is read from the token (the private object,
+ * else the public key or certificate object of the same CKA_ID). get1;
+ * usable while t's module is loaded.
+ */
+int p11_prov_key_new(p11_token *t, CK_OBJECT_HANDLE priv, EVP_PKEY **out);
+/* The public half of priv as a plain (default provider) key. get1. */
+int p11_pubkey_read(p11_token *t, CK_OBJECT_HANDLE priv, EVP_PKEY **out);
+/* Record a failed token call (see p11_fault()); returns code. */
+int p11_fault_set(int code, CK_RV rv, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Drop the provider when no module is loaded any more. */
+void p11_prov_release(void);
 
 /* p11_cert.c */
 int p11_key_id_for_pubkey(p11_token *t, EVP_PKEY *pub, unsigned char **id,

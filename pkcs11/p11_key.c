@@ -1,6 +1,7 @@
 /*
  * p11_key.c - private keys in the token: look-up by URI (EVP_PKEY handles
- * from libp11) and key-pair generation with C_GenerateKeyPair. The private
+ * of our provider, p11_prov.c) and key-pair generation with
+ * C_GenerateKeyPair. The private
  * half is born CKA_SENSITIVE, not CKA_EXTRACTABLE, and never leaves.
  */
 #include "p11_int.h"
@@ -19,43 +20,6 @@
 /* Appended to a label for a replacement pair until p11_key_commit(). */
 #define P11_PROVISIONAL_SUFFIX "~new"
 
-static int attr_eq(const CK_ATTRIBUTE *a, const void *v, size_t n)
-{
-	return a->ulValueLen == n && (n == 0 || memcmp(a->pValue, v, n) == 0);
-}
-
-/*
- * The libp11 private key with this label and/or id (NULL: any).
- * *count is the number of matches; *out the first.
- */
-static int libp11_find(p11_token *t, const CK_ATTRIBUTE *label,
-		       const CK_ATTRIBUTE *id, PKCS11_KEY **out,
-		       unsigned int *count)
-{
-	PKCS11_KEY *keys = NULL;
-	unsigned int n = 0, i;
-
-	*out = NULL;
-	*count = 0;
-	if (PKCS11_enumerate_keys(t->slot->token, &keys, &n) != 0)
-		return sa_fail(SA_EKEY, "cannot list the keys of token '%s'",
-			       t->slot->token->label);
-	for (i = 0; i < n; i++) {
-		PKCS11_KEY *k = &keys[i];
-
-		if (!k->isPrivate)
-			continue;
-		if (label != NULL && (k->label == NULL ||
-		    !attr_eq(label, k->label, strlen(k->label))))
-			continue;
-		if (id != NULL && !attr_eq(id, k->id, k->id_len))
-			continue;
-		if ((*count)++ == 0)
-			*out = k;
-	}
-	return 0;
-}
-
 static char *attr_str(const CK_ATTRIBUTE *a)
 {
 	char *s;
@@ -71,13 +35,13 @@ static char *attr_str(const CK_ATTRIBUTE *a)
 }
 
 /*
- * Count the private key objects matching label/id in the token itself
- * (libp11's key cache may hold an object twice); on exactly one, fill
- * its real CKA_ID and CKA_LABEL.
+ * Count the private key objects matching label/id in the token; on
+ * exactly one, fill its handle, CKA_ID and CKA_LABEL.
  */
 static int raw_match(p11_token *t, const CK_ATTRIBUTE *label,
 		     const CK_ATTRIBUTE *id, CK_ULONG *n,
-		     CK_ATTRIBUTE *rid, CK_ATTRIBUTE *rlabel)
+		     CK_ATTRIBUTE *rid, CK_ATTRIBUTE *rlabel,
+		     CK_OBJECT_HANDLE *obj)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	CK_ATTRIBUTE tmpl[3] = { { CKA_CLASS, &cls, sizeof(cls) } };
@@ -90,9 +54,11 @@ static int raw_match(p11_token *t, const CK_ATTRIBUTE *label,
 		tmpl[nt++] = *label;
 	if (id != NULL)
 		tmpl[nt++] = *id;
+	*obj = CK_INVALID_HANDLE;
 	rc = p11_find(t, tmpl, nt, &h, n);
 	if (rc < 0 || *n != 1)
 		goto out;
+	*obj = h[0];
 	if (p11_attr_get1(t, h[0], CKA_ID, &v, &len) < 0) {
 		v = NULL;
 		len = 0;
@@ -113,11 +79,9 @@ int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out)
 {
 	CK_ATTRIBUTE *label, *id, *cls;
 	CK_ATTRIBUTE rid = { CKA_ID, NULL, 0 }, rlabel = { CKA_LABEL, NULL, 0 };
+	CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE;
 	P11KitUri *u = NULL;
-	PKCS11_KEY *k = NULL;
-	EVP_PKEY *pk = NULL;
 	char *ls = NULL, *is = NULL;
-	unsigned int nk = 0;
 	CK_ULONG n = 0;
 	int rc;
 
@@ -134,7 +98,7 @@ int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out)
 				    "other than type=private");
 		goto out;
 	}
-	rc = raw_match(t, label, id, &n, &rid, &rlabel);
+	rc = raw_match(t, label, id, &n, &rid, &rlabel, &obj);
 	if (rc < 0)
 		goto out;
 	ls = attr_str(label);
@@ -143,7 +107,7 @@ int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out)
 		rc = sa_fail_noossl(SA_ENOTFOUND, "no private key with label %s "
 				    "and id %s on token '%s'%s; list-objects "
 				    "shows what is there", ls ? ls : "?",
-				    is ? is : "?", t->slot->token->label,
+				    is ? is : "?", t->label,
 				    t->logged_in ? "" : " (private keys show "
 				    "only after login)");
 		goto out;
@@ -152,23 +116,11 @@ int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out)
 		rc = sa_fail_noossl(SA_EKEY, "%lu private keys on token '%s' match "
 				    "label %s and id %s; add id= (or object=) to "
 				    "the URI to pick one", (unsigned long)n,
-				    t->slot->token->label, ls ? ls : "?",
+				    t->label, ls ? ls : "?",
 				    is ? is : "?");
 		goto out;
 	}
-	rc = libp11_find(t, rlabel.ulValueLen ? &rlabel : NULL,
-			 rid.ulValueLen ? &rid : NULL, &k, &nk);
-	if (rc < 0)
-		goto out;
-	pk = k ? PKCS11_get_private_key(k) : NULL;
-	if (pk == NULL) {
-		rc = sa_fail(SA_EKEY, "libp11 could not make a key handle for "
-			     "key %s on token '%s'", ls ? ls : "?",
-			     t->slot->token->label);
-		goto out;
-	}
-	*out = pk;
-	rc = 0;
+	rc = p11_prov_key_new(t, obj, out);
 out:
 	free(rid.pValue);
 	free(rlabel.pValue);
@@ -190,18 +142,18 @@ static int check_mech(p11_token *t, const struct p11_keyspec *ks)
 	rv = t->mod->fl->C_GetMechanismInfo(t->slot_id, m, &mi);
 	if (rv != CKR_OK)
 		return p11_rv_fail(SA_EKEY, rv, "token '%s' cannot generate %s "
-				   "keys", t->slot->token->label,
+				   "keys", t->label,
 				   ks->type == EVP_PKEY_RSA ? "RSA" : "EC");
 	if (!(mi.flags & CKF_GENERATE_KEY_PAIR))
 		return sa_fail_noossl(SA_EKEY, "token '%s' does not generate %s "
-				      "key pairs", t->slot->token->label,
+				      "key pairs", t->label,
 				      ks->type == EVP_PKEY_RSA ? "RSA" : "EC");
 	if (ks->type == EVP_PKEY_RSA && mi.ulMaxKeySize != 0 &&
 	    ((CK_ULONG)ks->bits > mi.ulMaxKeySize ||
 	     (CK_ULONG)ks->bits < mi.ulMinKeySize))
 		return sa_fail_noossl(SA_EKEY, "token '%s' generates RSA keys of "
 				      "%lu to %lu bits, not %d",
-				      t->slot->token->label, mi.ulMinKeySize,
+				      t->label, mi.ulMinKeySize,
 				      mi.ulMaxKeySize, ks->bits);
 	return 0;
 }
@@ -220,7 +172,7 @@ static int derive_id(p11_token *t, CK_OBJECT_HANDLE pub, int type,
 			   CKA_EC_POINT, &v, &len);
 	if (rc < 0)
 		return sa_fail_noossl(SA_EKEY, "cannot read the new public key "
-				      "from token '%s'", t->slot->token->label);
+				      "from token '%s'", t->label);
 	p = v;
 	if (type == EVP_PKEY_EC &&
 	    (os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)len)) != NULL &&
@@ -263,14 +215,14 @@ static int destroy_label(p11_token *t, const char *label, const char *what)
 		if (rv != CKR_OK) {
 			rc = p11_rv_fail(SA_EKEY, rv, "cannot remove %s labelled "
 					 "'%s' from token '%s'", what, label,
-					 t->slot->token->label);
+					 t->label);
 			goto out;
 		}
 		gone++;
 	}
 	if (gone > 0)
 		sa_info("removed %s labelled '%s' (%lu object(s)) from token '%s'",
-			what, label, (unsigned long)gone, t->slot->token->label);
+			what, label, (unsigned long)gone, t->label);
 out:
 	free(h);
 	return rc;
@@ -299,7 +251,7 @@ static int check_custody(p11_token *t, CK_OBJECT_HANDLE priv)
 				   "the new private key can leave it (CKA_SENSITIVE, "
 				   "CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE, "
 				   "CKA_NEVER_EXTRACTABLE); the new key pair is "
-				   "removed", t->slot->token->label);
+				   "removed", t->label);
 	if (sens == CK_TRUE && ext == CK_FALSE && asens == CK_TRUE &&
 	    next == CK_TRUE)
 		return 0;
@@ -310,7 +262,7 @@ static int check_custody(p11_token *t, CK_OBJECT_HANDLE priv)
 			      "read or wrapped out of the token; the new key pair "
 			      "is removed. Use a token (or token policy) that "
 			      "keeps generated keys sensitive and unextractable",
-			      t->slot->token->label, sens ? "true" : "false",
+			      t->label, sens ? "true" : "false",
 			      ext ? "true" : "false", asens ? "true" : "false",
 			      next ? "true" : "false");
 }
@@ -335,10 +287,6 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	CK_ATTRIBUTE idattr[2] = { { CKA_ID, id, sizeof(id) },
 				   { CKA_ID, id, sizeof(id) } };
 	CK_ATTRIBUTE pubt[10], privt[12];
-	CK_ATTRIBUTE ida = { CKA_ID, id, sizeof(id) };
-	PKCS11_KEY *k = NULL;
-	unsigned int nk = 0;
-	EVP_PKEY *pk = NULL;
 	char *uri = NULL, *prov = NULL;
 	const char *glabel = label;
 	CK_RV rv;
@@ -363,7 +311,7 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 		    si.state != CKS_RW_USER_FUNCTIONS)
 			return sa_fail_noossl(SA_EPIN, "generating a key on token "
 					      "'%s' needs a login",
-					      t->slot->token->label);
+					      t->label);
 	}
 	rc = check_mech(t, ks);
 	if (rc < 0)
@@ -374,7 +322,7 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	if (nold > 0 && !overwrite) {
 		rc = sa_fail_noossl(SA_EEXIST, "token '%s' already holds %lu "
 				    "object(s) labelled '%s'; pick another label "
-				    "or ask to overwrite it", t->slot->token->label,
+				    "or ask to overwrite it", t->label,
 				    (unsigned long)nold, label);
 		goto out;
 	}
@@ -430,13 +378,13 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 					       (CK_ULONG)ecplen };
 	}
 	sa_verbose("generating %s key '%s' in token '%s'", isrsa ? "an RSA" :
-		   "an EC", glabel, t->slot->token->label);
+		   "an EC", glabel, t->label);
 	rv = t->mod->fl->C_GenerateKeyPair(t->sess, &mech, pubt, npub, privt,
 					  npriv, &pub, &priv);
 	if (rv != CKR_OK) {
 		rc = p11_rv_fail(SA_EKEY, rv, "C_GenerateKeyPair (%s %d) on token "
 				 "'%s' failed", isrsa ? "RSA" : "EC", ks->bits,
-				 t->slot->token->label);
+				 t->label);
 		goto out;
 	}
 	rc = check_custody(t, priv);
@@ -451,7 +399,7 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 		rv = t->mod->fl->C_SetAttributeValue(t->sess, priv, &idattr[1], 1);
 	if (rv != CKR_OK) {
 		sa_warn("token '%s' would not set CKA_ID on the new key (%s); "
-			"keeping a random id", t->slot->token->label,
+			"keeping a random id", t->label,
 			p11_rv_str(rv));
 		memcpy(id, tmpid, sizeof(id));
 		t->mod->fl->C_SetAttributeValue(t->sess, pub, &idattr[0], 1);
@@ -468,16 +416,9 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 		goto out;
 	}
 	if (out != NULL) {
-		rc = libp11_find(t, &gt, &ida, &k, &nk);
+		rc = p11_prov_key_new(t, priv, out);
 		if (rc < 0)
 			goto out;
-		if (nk < 1 || (pk = PKCS11_get_private_key(k)) == NULL) {
-			rc = sa_fail(SA_EKEY, "the new key '%s' is in token '%s' "
-				     "but libp11 cannot use it", glabel,
-				     t->slot->token->label);
-			goto out;
-		}
-		*out = pk;
 	}
 	if (uri_out != NULL) {
 		*uri_out = uri;
@@ -605,7 +546,7 @@ int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
 				rc = p11_rv_fail(SA_EKEY, rv, "token '%s' would not "
 						 "relabel the new key '%s' as '%s'; "
 						 "the old objects labelled '%s' are "
-						 "kept", t->slot->token->label,
+						 "kept", t->label,
 						 clabel, label, label);
 				goto out;
 			}
@@ -623,13 +564,13 @@ int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
 		if (rv != CKR_OK) {
 			rc = p11_rv_fail(SA_EKEY, rv, "cannot remove an old object "
 					 "labelled '%s' from token '%s'", label,
-					 t->slot->token->label);
+					 t->label);
 			goto out;
 		}
 	}
 	if (n > 0)
 		sa_info("replaced %lu old object(s) labelled '%s' on token '%s'",
-			(unsigned long)n, label, t->slot->token->label);
+			(unsigned long)n, label, t->label);
 	if (uri_out != NULL) {
 		uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, id, idlen);
 		if (uri == NULL) {
@@ -676,7 +617,7 @@ int p11_key_destroy(p11_token *t, EVP_PKEY *key)
 		if (cls[c] == CKO_CERTIFICATE && n > 0) {
 			rc = sa_fail_noossl(SA_EEXIST, "the key '%s' on token '%s' "
 					    "has a certificate; not removing it",
-					    label, t->slot->token->label);
+					    label, t->label);
 			goto out;
 		}
 		for (i = 0; i < n; i++) {
@@ -684,7 +625,7 @@ int p11_key_destroy(p11_token *t, EVP_PKEY *key)
 			if (rv != CKR_OK) {
 				rc = p11_rv_fail(SA_EKEY, rv, "cannot remove the "
 						 "key '%s' from token '%s'", label,
-						 t->slot->token->label);
+						 t->label);
 				goto out;
 			}
 		}
@@ -703,25 +644,21 @@ static int get1_by_label(p11_token *t, const char *label, EVP_PKEY **out,
 {
 	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, strlen(label) };
 	CK_ATTRIBUTE rid = { CKA_ID, NULL, 0 }, rlabel = { CKA_LABEL, NULL, 0 };
-	PKCS11_KEY *k = NULL;
+	CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE;
 	EVP_PKEY *pk = NULL;
-	unsigned int nk = 0;
 	char *uri = NULL;
 	int rc;
 
-	rc = raw_match(t, &lt, NULL, count, &rid, &rlabel);
+	rc = raw_match(t, &lt, NULL, count, &rid, &rlabel, &obj);
 	if (rc < 0 || *count != 1)
 		goto out;
-	rc = libp11_find(t, &lt, rid.ulValueLen ? &rid : NULL, &k, &nk);
+	rc = p11_prov_key_new(t, obj, &pk);
 	if (rc < 0)
 		goto out;
-	pk = k ? PKCS11_get_private_key(k) : NULL;
 	uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, rid.pValue,
 			     rid.ulValueLen);
-	if (pk == NULL || uri == NULL) {
-		rc = sa_fail(SA_EKEY, "libp11 could not make a key handle for "
-			     "key '%s' on token '%s'", label,
-			     t->slot->token->label);
+	if (uri == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
 		goto out;
 	}
 	*out = pk;
@@ -762,7 +699,7 @@ int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
 		if (n > 1) {
 			rc = sa_fail_noossl(SA_EKEY, "token '%s' holds %lu private "
 					    "keys labelled '%s'; expected one "
-					    "unfinished new key", t->slot->token->label,
+					    "unfinished new key", t->label,
 					    (unsigned long)n, prov);
 			goto out;
 		}
@@ -776,7 +713,7 @@ int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
 		if (n == 0) {
 			rc = sa_fail_noossl(SA_ENOTFOUND, "token '%s' holds no "
 					    "private key labelled '%s' to continue "
-					    "with%s", t->slot->token->label, label,
+					    "with%s", t->label, label,
 					    t->logged_in ? "" : " (private keys "
 					    "show only after login)");
 			goto out;
@@ -785,13 +722,13 @@ int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
 			rc = sa_fail_noossl(SA_EKEY, "token '%s' holds %lu private "
 					    "keys labelled '%s'; name the one to "
 					    "use by its id= (list-objects shows "
-					    "them)", t->slot->token->label,
+					    "them)", t->label,
 					    (unsigned long)n, label);
 			goto out;
 		}
 	}
 	sa_verbose("continuing with the key '%s' already in token '%s'",
-		   used, t->slot->token->label);
+		   used, t->label);
 	*out = pk;
 	pk = NULL;
 	if (uri_out != NULL) {

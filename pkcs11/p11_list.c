@@ -29,7 +29,7 @@ static void print_flags(FILE *fp, CK_FLAGS f)
 int p11_list_tokens(const char *module, FILE *fp)
 {
 	struct p11_module *m = NULL;
-	PKCS11_SLOT *slots = NULL;
+	CK_SLOT_ID *slots = NULL;
 	unsigned int nslots = 0;
 	P11KitUri *u = NULL, *tu = NULL;
 	char *path = NULL, *uri, *lab, *man, *mod, *ser, *desc;
@@ -54,7 +54,7 @@ int p11_list_tokens(const char *module, FILE *fp)
 	nslots = m->nslots;
 	fprintf(fp, "Module %s: %u slot(s)\n", m->path, nslots);
 	for (i = 0; i < nslots; i++) {
-		CK_SLOT_ID sid = PKCS11_get_slotid_from_slot(&slots[i]);
+		CK_SLOT_ID sid = slots[i];
 
 		if (m->fl->C_GetSlotInfo(sid, &si) != CKR_OK)
 			continue;
@@ -180,7 +180,7 @@ int p11_list_objects(p11_token *t, FILE *fp)
 	rc = p11_find(t, NULL, 0, &h, &n);
 	if (rc < 0)
 		return rc;
-	fprintf(fp, "Token %s: %lu object(s)%s\n", t->slot->token->label,
+	fprintf(fp, "Token %s: %lu object(s)%s\n", t->label,
 		(unsigned long)n, t->logged_in ? "" :
 		" (not logged in: private objects hidden)");
 	for (i = 0; i < n; i++) {

@@ -48,17 +48,64 @@ char *p11_str_trim(const unsigned char *s, size_t n)
 
 static struct p11_module *modules; /* loaded modules of this process */
 
+/* Read the slot list (all slots: a token may be absent) into m. */
+static int read_slots(struct p11_module *m)
+{
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	rv = m->fl->C_GetSlotList(CK_FALSE, NULL, &n);
+	if (rv == CKR_OK && n > 0) {
+		m->slots = calloc(n, sizeof(*m->slots));
+		if (m->slots == NULL)
+			return sa_fail_noossl(SA_ENOMEM, "out of memory");
+		rv = m->fl->C_GetSlotList(CK_FALSE, m->slots, &n);
+	}
+	if (rv != CKR_OK)
+		return p11_rv_fail(SA_EKEY, rv, "cannot list the slots of "
+				   "PKCS#11 module %s", m->path);
+	m->nslots = (unsigned int)n;
+	m->ss = calloc(n ? n : 1, sizeof(*m->ss));
+	if (m->ss == NULL)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Unload m (not linked in the list any more). */
+static void module_free(struct p11_module *m)
+{
+	unsigned int i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; m->ss != NULL && i < m->nslots; i++) {
+		if (m->ss[i].logged_in)
+			m->fl->C_Logout(m->ss[i].sess);
+		if (m->ss[i].open)
+			m->fl->C_CloseSession(m->ss[i].sess);
+	}
+	if (m->initialized)
+		m->fl->C_Finalize(NULL);
+	if (m->dl != NULL)
+		dlclose(m->dl);
+	free(m->ss);
+	free(m->slots);
+	free(m->path);
+	free(m->real);
+	free(m);
+}
+
 /*
- * Load the module at path with libp11 (which calls C_Initialize) and take
- * the function list of the same loaded library; or share the one already
+ * Load the module at path (dlopen, C_GetFunctionList, C_Initialize with
+ * the OS's locking) and read its slot list; or share the one already
  * loaded from the same file.
  */
 int p11_module_get(const char *path, struct p11_module **out)
 {
+	CK_C_INITIALIZE_ARGS ia;
 	struct p11_module *m = NULL;
 	CK_C_GetFunctionList gfl;
 	char *real = NULL;
-	void *h = NULL;
 	CK_RV rv;
 	int rc;
 
@@ -78,25 +125,24 @@ int p11_module_get(const char *path, struct p11_module **out)
 	}
 	m = calloc(1, sizeof(*m));
 	if (m == NULL || (m->path = strdup(path)) == NULL) {
-		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
-		goto fail;
+		free(m);
+		free(real);
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
 	}
 	m->real = real;
-	real = NULL;
 	/*
-	 * Our own reference, for dlerror() words and C_GetFunctionList.
 	 * RTLD_NODELETE: after C_Finalize the module's code stays mapped;
 	 * modules that leave threads or handlers behind (and leak-checkers
 	 * reading their static pointers) survive our unloading them.
 	 */
-	h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-	if (h == NULL) {
+	m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+	if (m->dl == NULL) {
 		rc = sa_fail_noossl(SA_EKEY, "cannot load PKCS#11 module %s: %s; "
 				    "check --module / module-path", path,
 				    dlerror());
 		goto fail;
 	}
-	gfl = (CK_C_GetFunctionList)dlsym(h, "C_GetFunctionList");
+	gfl = (CK_C_GetFunctionList)dlsym(m->dl, "C_GetFunctionList");
 	if (gfl == NULL) {
 		rc = sa_fail_noossl(SA_EKEY, "%s is not a PKCS#11 module (no "
 				    "C_GetFunctionList)", path);
@@ -104,65 +150,38 @@ int p11_module_get(const char *path, struct p11_module **out)
 	}
 	rv = gfl(&m->fl);
 	if (rv != CKR_OK || m->fl == NULL) {
+		m->fl = NULL;
 		rc = p11_rv_fail(SA_EKEY, rv, "C_GetFunctionList of %s failed", path);
 		goto fail;
 	}
-	m->ctx = PKCS11_CTX_new();
-	if (m->ctx == NULL) {
-		rc = sa_fail(SA_ENOMEM, "out of memory creating a libp11 context");
+	memset(&ia, 0, sizeof(ia));
+	ia.flags = CKF_OS_LOCKING_OK;
+	rv = m->fl->C_Initialize(&ia);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		rc = p11_rv_fail(SA_EKEY, rv, "PKCS#11 module %s failed to "
+				 "initialize; is its configuration (e.g. "
+				 "SOFTHSM2_CONF) right?", path);
 		goto fail;
 	}
-	if (PKCS11_CTX_load(m->ctx, path) != 0) {
-		PKCS11_CTX_free(m->ctx);
-		m->ctx = NULL;
-		rc = sa_fail(SA_EKEY, "PKCS#11 module %s failed to initialize; "
-			     "is its configuration (e.g. SOFTHSM2_CONF) right?",
-			     path);
+	/* already initialized by someone else in this process: theirs to end */
+	m->initialized = rv == CKR_OK;
+	rc = read_slots(m);
+	if (rc < 0)
 		goto fail;
-	}
-	dlclose(h); /* libp11 holds the module now */
-	h = NULL;
-	/*
-	 * One slot list per module: libp11 closes every session of a slot
-	 * when a slot list holding it is released.
-	 */
-	if (PKCS11_enumerate_slots(m->ctx, &m->slots, &m->nslots) != 0) {
-		rc = sa_fail(SA_EKEY, "cannot list the slots of PKCS#11 module %s",
-			     path);
-		PKCS11_CTX_unload(m->ctx);
-		PKCS11_CTX_free(m->ctx);
-		goto fail;
-	}
-	m->ss = calloc(m->nslots ? m->nslots : 1, sizeof(*m->ss));
-	if (m->ss == NULL) {
-		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
-		PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
-		PKCS11_CTX_unload(m->ctx);
-		PKCS11_CTX_free(m->ctx);
-		goto fail;
-	}
 	m->refs = 1;
 	m->next = modules;
 	modules = m;
 	*out = m;
 	return 0;
 fail:
-	if (h != NULL)
-		dlclose(h);
-	if (m != NULL) {
-		free(m->path);
-		free(m->real);
-		free(m);
-	}
-	free(real);
+	module_free(m);
 	return rc;
 }
 
-/* Drop a reference; the last one finalizes and unloads (libp11). */
+/* Drop a reference; the last one logs out, finalizes and unloads. */
 void p11_module_put(struct p11_module *m)
 {
 	struct p11_module **pp;
-	unsigned int i;
 
 	if (m == NULL || --m->refs > 0)
 		return;
@@ -172,34 +191,20 @@ void p11_module_put(struct p11_module *m)
 			break;
 		}
 	}
-	for (i = 0; i < m->nslots; i++) {
-		if (m->ss[i].logged_in)
-			m->fl->C_Logout(m->ss[i].sess);
-		if (m->ss[i].open)
-			m->fl->C_CloseSession(m->ss[i].sess);
-	}
-	free(m->ss);
-	if (m->slots != NULL)
-		PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
-	PKCS11_CTX_unload(m->ctx);
-	PKCS11_CTX_free(m->ctx);
-	free(m->path);
-	free(m->real);
-	free(m);
-	if (modules == NULL)
+	module_free(m);
+	if (modules == NULL) {
 		p11_pin_forget(); /* no token left to log in to */
+		p11_prov_release();
+	}
 }
 
-static int slot_matches(struct p11_module *m, PKCS11_SLOT *s, P11KitUri *u,
+static int slot_matches(struct p11_module *m, CK_SLOT_ID sid, P11KitUri *u,
 			CK_TOKEN_INFO *ti)
 {
-	CK_SLOT_ID sid = PKCS11_get_slotid_from_slot(s);
 	CK_SLOT_ID want = p11_kit_uri_get_slot_id(u);
 	CK_SLOT_INFO si;
 	CK_INFO mi;
 
-	if (s->token == NULL)
-		return 0;
 	if (m->fl->C_GetTokenInfo(sid, ti) != CKR_OK)
 		return 0;
 	if (!(ti->flags & CKF_TOKEN_INITIALIZED))
@@ -223,35 +228,42 @@ static int select_token(p11_token *t, P11KitUri *u)
 	char seen[512] = "";
 	CK_TOKEN_INFO ti;
 	unsigned int i, n = 0;
+	char *lab, *ser;
 	size_t len;
 
 	for (i = 0; i < t->mod->nslots; i++) {
-		PKCS11_SLOT *s = &t->mod->slots[i];
+		CK_SLOT_ID sid = t->mod->slots[i];
 
-		if (s->token != NULL && s->token->initialized &&
-		    (len = strlen(seen)) + 80 < sizeof(seen))
-			snprintf(seen + len, sizeof(seen) - len, "%s'%s' (serial %s)",
-				 len ? ", " : "", s->token->label,
-				 s->token->serialnr);
-		if (!slot_matches(t->mod, s, u, &ti))
-			continue;
-		if (n++ == 0) {
-			t->slot = s;
+		if (!slot_matches(t->mod, sid, u, &ti)) {
+			if (t->mod->fl->C_GetTokenInfo(sid, &ti) != CKR_OK ||
+			    !(ti.flags & CKF_TOKEN_INITIALIZED))
+				continue;
+		} else if (n++ == 0) {
+			t->slot = i;
 			t->info = ti;
 		}
+		lab = p11_str_trim(ti.label, sizeof(ti.label));
+		ser = p11_str_trim(ti.serialNumber, sizeof(ti.serialNumber));
+		if (lab != NULL && ser != NULL &&
+		    (len = strlen(seen)) + 80 < sizeof(seen))
+			snprintf(seen + len, sizeof(seen) - len, "%s'%s' (serial %s)",
+				 len ? ", " : "", lab, ser);
+		free(lab);
+		free(ser);
 	}
 	if (n == 0)
 		return sa_fail_noossl(SA_ENOTFOUND, "no token in %s matches the "
 				      "pkcs11: URI (tokens there: %s); check "
 				      "token=/serial= (list-tokens shows them)",
 				      t->mod->path, seen[0] ? seen : "none");
-	if (n > 1) {
-		t->slot = NULL;
+	if (n > 1)
 		return sa_fail_noossl(SA_EKEY, "%u tokens in %s match the pkcs11: "
 				      "URI (%s); add token= or serial= to pick "
 				      "one", n, t->mod->path, seen);
-	}
-	t->slot_id = PKCS11_get_slotid_from_slot(t->slot);
+	t->slot_id = t->mod->slots[t->slot];
+	t->label = p11_str_trim(t->info.label, sizeof(t->info.label));
+	if (t->label == NULL)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -357,7 +369,7 @@ int p11_token_open(const char *uri, const struct p11_open_opts *opts,
 	rc = select_token(t, u);
 	if (rc < 0)
 		goto out;
-	t->ss = &t->mod->ss[t->slot - t->mod->slots];
+	t->ss = &t->mod->ss[t->slot];
 	if (!t->ss->open) {
 		rv = t->mod->fl->C_OpenSession(t->slot_id, CKF_SERIAL_SESSION |
 					       CKF_RW_SESSION, NULL, NULL,
@@ -369,7 +381,7 @@ int p11_token_open(const char *uri, const struct p11_open_opts *opts,
 						       NULL, &t->ss->sess);
 		if (rv != CKR_OK) {
 			rc = p11_rv_fail(SA_EKEY, rv, "cannot open a session on "
-					 "token '%s'", t->slot->token->label);
+					 "token '%s'", t->label);
 			goto out;
 		}
 		t->ss->open = 1;
@@ -400,6 +412,7 @@ void p11_token_close(p11_token *t)
 		return;
 	/* session and login stay until the module goes (see p11_slotstate) */
 	p11_module_put(t->mod);
+	free(t->label);
 	OPENSSL_cleanse(t, sizeof(*t));
 	free(t);
 }
@@ -410,7 +423,7 @@ int p11_need_rw(p11_token *t, const char *what)
 	if (t->rw)
 		return 0;
 	return sa_fail_noossl(SA_EKEY, "token '%s' is read-only: cannot %s",
-			      t->slot->token->label, what);
+			      t->label, what);
 }
 
 /* All objects matching tmpl; *out is a new array (NULL when none). */
@@ -428,12 +441,12 @@ int p11_find(p11_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG n,
 	rv = f->C_FindObjectsInit(t->sess, tmpl, n);
 	if (rv != CKR_OK)
 		return p11_rv_fail(SA_EKEY, rv, "C_FindObjectsInit on token '%s'",
-				   t->slot->token->label);
+				   t->label);
 	for (;;) {
 		rv = f->C_FindObjects(t->sess, buf, 64, &got);
 		if (rv != CKR_OK) {
 			rc = p11_rv_fail(SA_EKEY, rv, "C_FindObjects on token '%s'",
-					 t->slot->token->label);
+					 t->label);
 			break;
 		}
 		if (got == 0)
