@@ -4,7 +4,7 @@
 # Usage: tests/lib/deps.sh [build|test]   (default: test = build + test tools)
 set -eu
 
-build_pkgs="gcc meson ninja-build pkg-config libssl-dev libp11-dev libp11-kit-dev
+build_pkgs="gcc meson ninja-build pkg-config libssl-dev libp11-kit-dev
 libcurl4-openssl-dev openssl ca-certificates"
 test_pkgs="softhsm2 opensc golang-go golang-github-micromdm-scep-dev faketime
 valgrind time clang libclang-rt-14-dev"
