@@ -47,6 +47,28 @@ static int run(const struct agent_opts *o, int *result)
 	return sa_fail_noossl(SA_EUSAGE, "no operation");
 }
 
+/*
+ * A token call failed on the way (a card pulled out, a dead reader): the
+ * layer that called OpenSSL words its own failure ("cannot sign the
+ * request", "cannot decrypt the reply", "no key matches"), which would
+ * blame the key, the CA or the object. Name the token's failure and exit
+ * as a token problem (7).
+ */
+static void token_blame(int rc, int *result)
+{
+	const char *f = p11_fault();
+
+	if (f == NULL || (rc != SA_ECRYPTO && rc != SA_EREPLY &&
+			  rc != SA_EINTERNAL && rc != SA_ENOTFOUND &&
+			  rc != SA_EKEY))
+		return;
+	if (strstr(sa_errmsg(), f) == NULL)
+		sa_err("the token failed on the way: %s; check the token (card "
+		       "inserted, reader connected) and run the same command "
+		       "again", f);
+	*result = SA_EXIT_KEY;
+}
+
 int main(int argc, char **argv)
 {
 	struct agent_opts o;
@@ -64,6 +86,7 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		sa_err("%s", *sa_errmsg() ? sa_errmsg() : sa_strerror(rc));
 		result = sa_exit_code(rc);
+		token_blame(rc, &result);
 		if (rc == SA_EINTR && sa_intr_caught())
 			result = 128 + sa_intr_caught(); /* as a shell reports it */
 	}

@@ -115,7 +115,10 @@ int p11_need_rw(p11_token *t, const char *what);
 int p11_prov_key_new(p11_token *t, CK_OBJECT_HANDLE priv, EVP_PKEY **out);
 /* The public half of priv as a plain (default provider) key. get1. */
 int p11_pubkey_read(p11_token *t, CK_OBJECT_HANDLE priv, EVP_PKEY **out);
-/* Record a failed token call (see p11_fault()); returns code. */
+/* Keep "what: CKR words (CK_RV 0x..)" for p11_fault(). */
+void p11_fault_note(const char *what, CK_RV rv);
+/* Record a failed token call (see p11_fault()), also in OpenSSL's error
+ * queue for the caller's message; returns code. */
 int p11_fault_set(int code, CK_RV rv, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Drop the provider when no module is loaded any more. */

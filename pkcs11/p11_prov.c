@@ -66,6 +66,13 @@ static char fault_msg[512];
 /* ----- failures ----- */
 
 /* See p11_int.h. */
+void p11_fault_note(const char *what, CK_RV rv)
+{
+	snprintf(fault_msg, sizeof(fault_msg), "%s: %s (CK_RV 0x%lx)", what,
+		 p11_rv_str(rv), (unsigned long)rv);
+}
+
+/* See p11_int.h. */
 int p11_fault_set(int code, CK_RV rv, const char *fmt, ...)
 {
 	char buf[400];
@@ -74,8 +81,7 @@ int p11_fault_set(int code, CK_RV rv, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	snprintf(fault_msg, sizeof(fault_msg), "%s: %s (CK_RV 0x%lx)", buf,
-		 p11_rv_str(rv), (unsigned long)rv);
+	p11_fault_note(buf, rv);
 	ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "%s", fault_msg);
 	return code;
 }

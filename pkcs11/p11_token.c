@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <p11-kit/p11-kit.h>
 
 #include "sa_err.h"
@@ -25,7 +26,10 @@ const char *p11_rv_str(CK_RV rv)
 	return s ? s : "unknown PKCS#11 error";
 }
 
-/* sa_fail() with the PKCS#11 return value appended in words and hex. */
+/*
+ * sa_fail() with the PKCS#11 return value appended in words and hex; the
+ * failure is also kept for p11_fault().
+ */
 int p11_rv_fail(int code, CK_RV rv, const char *fmt, ...)
 {
 	char buf[1024];
@@ -34,6 +38,7 @@ int p11_rv_fail(int code, CK_RV rv, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	p11_fault_note(buf, rv);
 	return sa_fail(code, "%s: %s (CK_RV 0x%lx)", buf, p11_rv_str(rv),
 		       (unsigned long)rv);
 }
@@ -165,6 +170,13 @@ int p11_module_get(const char *path, struct p11_module **out)
 	}
 	/* already initialized by someone else in this process: theirs to end */
 	m->initialized = rv == CKR_OK;
+	/*
+	 * Modules that use OpenSSL in our process leave their own errors in
+	 * its queue (SoftHSM2 looks for an "rdrand" engine Debian does not
+	 * ship: "could not load the shared library"), which a later failure's
+	 * message would carry as if they were ours.
+	 */
+	ERR_clear_error();
 	rc = read_slots(m);
 	if (rc < 0)
 		goto fail;
@@ -333,8 +345,11 @@ static int login(p11_token *t, const struct p11_open_opts *opts, P11KitUri *u)
 		rc = sa_fail_noossl(SA_EPIN, "the user PIN of token '%s' is "
 				    "locked%s", label,
 				    p11_pin_flags_words(CKF_USER_PIN_LOCKED));
-	else
-		rc = p11_rv_fail(SA_EPIN, rv, "login to token '%s' failed", label);
+	else if (rv == CKR_PIN_EXPIRED)
+		rc = sa_fail_noossl(SA_EPIN, "the user PIN of token '%s' has "
+				    "expired: set a new one first", label);
+	else /* the token, not the PIN: a card pulled out, a dead reader */
+		rc = p11_rv_fail(SA_EKEY, rv, "login to token '%s' failed", label);
 out:
 	OPENSSL_cleanse(pin, sizeof(pin));
 	free(label);
@@ -471,9 +486,22 @@ int p11_find(p11_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG n,
 }
 
 /*
+ * A failed C_GetAttributeValue: the object does not have the attribute
+ * (or will not tell) - SA_ENOTFOUND; or the token failed - SA_EKEY, kept
+ * for p11_fault() so that what follows is not blamed on the object.
+ */
+static int attr_fail(p11_token *t, CK_RV rv)
+{
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE)
+		return SA_ENOTFOUND;
+	return p11_fault_set(SA_EKEY, rv, "C_GetAttributeValue on token '%s' "
+			     "failed", t->label);
+}
+
+/*
  * Read one attribute into a new buffer (*val, NUL-terminated for
  * convenience). SA_ENOTFOUND if the object does not have it (or it is
- * sensitive).
+ * sensitive); SA_EKEY if the token failed (see attr_fail()).
  */
 int p11_attr_get1(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
 		  unsigned char **val, CK_ULONG *len)
@@ -484,7 +512,9 @@ int p11_attr_get1(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
 	*val = NULL;
 	*len = 0;
 	rv = t->mod->fl->C_GetAttributeValue(t->sess, o, &a, 1);
-	if (rv != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+	if (rv != CKR_OK)
+		return attr_fail(t, rv);
+	if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
 		return SA_ENOTFOUND;
 	a.pValue = malloc(a.ulValueLen + 1);
 	if (a.pValue == NULL)
@@ -492,7 +522,7 @@ int p11_attr_get1(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
 	rv = t->mod->fl->C_GetAttributeValue(t->sess, o, &a, 1);
 	if (rv != CKR_OK) {
 		free(a.pValue);
-		return SA_ENOTFOUND;
+		return attr_fail(t, rv);
 	}
 	((unsigned char *)a.pValue)[a.ulValueLen] = 0;
 	*val = a.pValue;
@@ -506,8 +536,12 @@ int p11_attr_bool(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type)
 	CK_BBOOL b = CK_FALSE;
 	CK_ATTRIBUTE a = { type, &b, sizeof(b) };
 
-	if (t->mod->fl->C_GetAttributeValue(t->sess, o, &a, 1) != CKR_OK)
+	CK_RV rv = t->mod->fl->C_GetAttributeValue(t->sess, o, &a, 1);
+
+	if (rv != CKR_OK) {
+		attr_fail(t, rv);
 		return -1;
+	}
 	return b == CK_TRUE;
 }
 
@@ -517,9 +551,12 @@ int p11_attr_ulong(p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
 {
 	CK_ATTRIBUTE a = { type, v, sizeof(*v) };
 
+	CK_RV rv;
+
 	*v = 0;
-	if (t->mod->fl->C_GetAttributeValue(t->sess, o, &a, 1) != CKR_OK)
-		return SA_ENOTFOUND;
+	rv = t->mod->fl->C_GetAttributeValue(t->sess, o, &a, 1);
+	if (rv != CKR_OK)
+		return attr_fail(t, rv);
 	return 0;
 }
 
