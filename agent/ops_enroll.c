@@ -142,7 +142,7 @@ static void report_pending(const struct scep_reply *r, X509_REQ *csr,
 	if (r->transaction_id != NULL)
 		sa_esc_str(r->transaction_id, shown, sizeof(shown));
 	sa_info("pkistatus: PENDING");
-	if ((k->generated || k->resumed) && k->uri != NULL)
+	if ((k->generated || k->resumed || k->reused) && k->uri != NULL)
 		sa_err("the CA has not decided yet (PENDING, transactionID %s); "
 		       "the new key stays in the token as %s; run the same "
 		       "command again with -R to resume polling with it",
@@ -259,8 +259,13 @@ static int finish_earlier(const struct agent_opts *o, struct keyload *kl,
 			cert = NULL;
 		}
 	}
-	if (!certified && cert == NULL) {
-		rc = 0; /* stopped before its certificate came: go on */
+	if ((!certified && cert == NULL) || (used && s->overwrite != 1)) {
+		/*
+		 * stopped before its certificate came: go on; or the label is
+		 * taken and replacing it was not asked: the key generation
+		 * refuses, pointing to --overwrite
+		 */
+		rc = 0;
 		goto out;
 	}
 	sa_info("an earlier run got the certificate for the new key \"%s~new\" "

@@ -99,6 +99,11 @@ static int staged_take(const struct agent_opts *o,
 	rc = p11_staged_get1(k->tok, k->label, &key, &uri, &certified, &used);
 	if (rc <= 0)
 		return rc;
+	if (certified && used && !k->replace) {
+		/* finishing would replace the label's objects: not asked */
+		rc = 0;
+		goto out;
+	}
 	if (certified) {
 		sa_info("an earlier run stored the certificate of the new key "
 			"\"%s~new\" but did not finish; finishing it",

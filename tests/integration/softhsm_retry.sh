@@ -14,6 +14,8 @@
 #   finish without a new request; removing the old objects fails (at the
 #   first and the second object): the retry finishes; relabelling the new
 #   objects fails: the retry finishes.
+# Under valgrind (SCEP_AGENT_WRAP set) a sample: the renewal cases only
+# with -R, removal failing at the second object, relabelling failing.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 t_require softhsm2-util pkcs11-tool openssl
@@ -120,7 +122,9 @@ renewed() {
 
 # --- renewal in place, -l the same file as -O: the token store fails
 #     after the new certificate is written; retry, then retry with -R
-for mode in plain R; do
+MODES="plain R"
+[ -n "${SCEP_AGENT_WRAP:-}" ] && MODES=R
+for mode in $MODES; do
 	b=b$mode
 	t_ok "$b: an imported RSA key with its certificate" base "$b" "0b$([ $mode = R ] && echo 02 || echo 01)"
 	renew_args "$b"
@@ -141,9 +145,11 @@ done
 
 # --- renewal in place: removing the old objects fails (at the first, at
 #     the second), relabelling the new ones fails; -l another file
-for c in "C_DestroyObject@1:0b03:cannot remove an old object" \
-	"C_DestroyObject@2:0b04:cannot remove an old object" \
-	"C_SetAttributeValue@4:0b05:would not relabel the new key"; do
+CASES=("C_DestroyObject@1:0b03:cannot remove an old object"
+	"C_DestroyObject@2:0b04:cannot remove an old object"
+	"C_SetAttributeValue@4:0b05:would not relabel the new key")
+[ -n "${SCEP_AGENT_WRAP:-}" ] && CASES=("${CASES[@]:1}")
+for c in "${CASES[@]}"; do
 	IFS=: read -r f id why <<<"$c"
 	b=c$id
 	t_ok "$b: an imported RSA key with its certificate" base "$b" "$id"
