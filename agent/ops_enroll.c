@@ -142,7 +142,7 @@ static void report_pending(const struct scep_reply *r, X509_REQ *csr,
 	if (r->transaction_id != NULL)
 		sa_esc_str(r->transaction_id, shown, sizeof(shown));
 	sa_info("pkistatus: PENDING");
-	if ((k->generated || k->resumed) && k->uri != NULL)
+	if ((k->generated || k->resumed || k->reused) && k->uri != NULL)
 		sa_err("the CA has not decided yet (PENDING, transactionID %s); "
 		       "the new key stays in the token as %s; run the same "
 		       "command again with -R to resume polling with it",
@@ -170,7 +170,7 @@ static void report_failure(const struct agent_opts *o,
 					      sizeof(text)) : "",
 	       r->fail_info_text ? "\")" : "",
 	       scep_fail_info_hint(r->fail_info));
-	if (k->generated)
+	if (k->generated || k->reused)
 		agent_key_discard(k, "the CA refused its request");
 	else if (k->resumed && k->uri != NULL)
 		sa_err("the key generated for this request stays in the token "
@@ -205,12 +205,108 @@ static void not_written(const struct agent_opts *o, const struct agent_key *k,
 	free(why);
 }
 
+/* cert from FILE if it is there and holds one; else NULL */
+static X509 *cert_if_there(const char *file)
+{
+	X509 *x = NULL;
+
+	if (file == NULL || !files_exist(file) || files_read_cert(file, &x) < 0) {
+		sa_err_clear();
+		return NULL;
+	}
+	return x;
+}
+
+/*
+ * Before anything else of a --new-key enrollment: did an earlier run get
+ * the certificate for its staged key and stop before the key took its
+ * label? Its certificate is in the token (it stopped inside
+ * p11_key_commit), or in -l (written before the token store; with
+ * -l the same file as -O the old certificate is gone from there) or -O,
+ * issued by the trusted CA for the staged key: store it (if needed) and
+ * commit, and the enrollment is done (*done). No CA is asked.
+ */
+static int finish_earlier(const struct agent_opts *o, struct keyload *kl,
+			  const struct scep_ca *ca, int *done)
+{
+	const struct conf_settings *s = &o->s;
+	p11_token *tok = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	char *label = NULL, *uri = NULL, *kuri = NULL, *curi = NULL;
+	char shown[KEYLOAD_SHOWN];
+	int rc, certified = 0, used = 0, i;
+
+	*done = 0;
+	if (s->new_key == NULL || !p11_is_uri(s->new_key))
+		return 0;
+	label = keyload_uri_attr(s->new_key, "object");
+	if (label == NULL)
+		return 0; /* agent_key_obtain says what is missing */
+	rc = keyload_token(kl, s->new_key, &tok);
+	if (rc < 0)
+		goto out;
+	rc = p11_staged_get1(tok, label, &key, &uri, &certified, &used);
+	if (rc <= 0)
+		goto out;
+	for (i = 0; !certified && i < 2 && cert == NULL; i++) {
+		cert = cert_if_there(i == 0 ? s->local_cert_file :
+				     s->sign_cert_file);
+		if (cert != NULL && (!p11_key_matches_cert(key, cert) ||
+				     scep_ca_verify_issued(ca, cert, NULL) < 0)) {
+			sa_err_clear();
+			X509_free(cert);
+			cert = NULL;
+		}
+	}
+	if ((!certified && cert == NULL) || (used && s->overwrite != 1)) {
+		/*
+		 * stopped before its certificate came: go on; or the label is
+		 * taken and replacing it was not asked: the key generation
+		 * refuses, pointing to --overwrite
+		 */
+		rc = 0;
+		goto out;
+	}
+	sa_info("an earlier run got the certificate for the new key \"%s~new\" "
+		"and stopped before finishing; finishing it",
+		keyload_display(label, shown, sizeof(shown)));
+	if (cert != NULL) {
+		rc = p11_cert_store(tok, cert, s->cert_label, NULL);
+		if (rc < 0)
+			goto out;
+	}
+	rc = p11_key_commit(tok, key, label, &kuri);
+	if (rc < 0)
+		goto out;
+	curi = p11_cert_uri(tok, key);
+	agent_out("the enrollment an earlier run started is finished; no "
+		  "request was sent");
+	if (kuri != NULL)
+		agent_out("key: %s", keyload_display(kuri, shown, sizeof(shown)));
+	if (curi != NULL)
+		agent_out("certificate: %s", keyload_display(curi, shown,
+							     sizeof(shown)));
+	*done = 1;
+	rc = 0;
+out:
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	free(label);
+	free(uri);
+	free(kuri);
+	free(curi);
+	return rc;
+}
+
 /* After SUCCESS: token, disk, report. */
 static int store_result(const struct agent_opts *o, struct agent_key *k,
 			const struct scep_ca *ca, X509 *cert)
 {
 	const struct conf_settings *s = &o->s;
-	const char *label = s->cert_label ? s->cert_label : k->label;
+	/* a staged key's certificate takes the staging label with it */
+	const char *label = s->cert_label ? s->cert_label :
+			    k->staged ? NULL : k->label;
 	char *cert_uri = NULL, *subj = NULL, *serial = NULL;
 	char shown[KEYLOAD_SHOWN];
 	int i, rc;
@@ -252,7 +348,7 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 					   "the token", sa_esc_str(cal, calshown,
 								   sizeof(calshown)));
 			}
-		if (k->replace) {
+		if (k->staged || k->replace) {
 			/* only now may the old key and certificate go */
 			char *uri = NULL;
 
@@ -261,6 +357,8 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 				goto out;
 			free(k->uri);
 			k->uri = uri;
+			free(cert_uri);
+			cert_uri = p11_cert_uri(k->tok, k->key);
 		}
 	}
 	subj = csr_name_oneline(X509_get_subject_name(cert));
@@ -295,7 +393,7 @@ int op_enroll(const struct agent_opts *o, int *result)
 	X509 *self = NULL, *old_cert = NULL, *cert = NULL;
 	EVP_PKEY *old_key = NULL;
 	unsigned caps;
-	int rc, renew, have_req, sent = 0;
+	int rc, renew, have_req, sent = 0, done = 0;
 
 	*result = SA_EXIT_OK;
 	memset(&req, 0, sizeof(req));
@@ -334,15 +432,22 @@ int op_enroll(const struct agent_opts *o, int *result)
 	if (s->new_key != NULL && s->resume != 1 &&
 	    (rc = agent_csr_check(o)) < 0)
 		goto out;
+	rc = keyload_new(&o->p11, &kl);
+	if (rc < 0)
+		goto out;
 	/*
-	 * The CA's capabilities, before any token is touched: a server that
+	 * an earlier run that got its certificate and stopped: finish it
+	 * (the CA need not be reachable for that)
+	 */
+	rc = finish_earlier(o, kl, &ca, &done);
+	if (rc < 0 || done)
+		goto out;
+	/*
+	 * The CA's capabilities, before a key is generated: a server that
 	 * cannot be reached fails here, before a key is generated or a
 	 * request sent.
 	 */
 	rc = scep_client_get_caps(c, &caps);
-	if (rc < 0)
-		goto out;
-	rc = keyload_new(&o->p11, &kl);
 	if (rc < 0)
 		goto out;
 	if (renew) {

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/ec.h>
+
 #include "csr.h"
 #include "files.h"
 #include "keyload.h"
@@ -64,6 +66,85 @@ static int exists_hint(int rc)
 	return rc;
 }
 
+/* Is key of the type and size ks asks for? */
+static int key_fits(EVP_PKEY *key, const struct p11_keyspec *ks)
+{
+	int bits = ks->bits;
+
+	if (EVP_PKEY_get_base_id(key) != ks->type)
+		return 0;
+	if (ks->type == EVP_PKEY_EC) {
+		EC_GROUP *g = EC_GROUP_new_by_curve_name(ks->nid);
+
+		bits = g ? EC_GROUP_get_degree(g) : -1;
+		EC_GROUP_free(g);
+	}
+	return EVP_PKEY_get_bits(key) == bits;
+}
+
+/*
+ * --new-key: what an earlier run left under the staging label. Certified
+ * (it stopped while committing): finish the commit, then go on as if
+ * nothing was staged. Not certified: that run stopped before its
+ * certificate was stored; with -R, or when it is of the type asked, the
+ * key is used again (1: k filled); else it is removed. 0: generate.
+ */
+static int staged_take(const struct agent_opts *o,
+		       const struct p11_keyspec *ks, struct agent_key *k)
+{
+	EVP_PKEY *key = NULL;
+	char *uri = NULL, shown[KEYLOAD_SHOWN];
+	int rc, certified, used;
+
+	rc = p11_staged_get1(k->tok, k->label, &key, &uri, &certified, &used);
+	if (rc <= 0)
+		return rc;
+	if (certified && used && !k->replace) {
+		/* finishing would replace the label's objects: not asked */
+		rc = 0;
+		goto out;
+	}
+	if (certified) {
+		sa_info("an earlier run stored the certificate of the new key "
+			"\"%s~new\" but did not finish; finishing it",
+			keyload_display(k->label, shown, sizeof(shown)));
+		rc = p11_key_commit(k->tok, key, k->label, NULL);
+		goto out;
+	}
+	if (o->op == OP_ENROLL && o->s.resume == 1) {
+		sa_info("resuming with the key \"%s~new\" generated for the "
+			"pending request",
+			keyload_display(k->label, shown, sizeof(shown)));
+		k->resumed = 1;
+		goto take;
+	}
+	if (used && !k->replace) {
+		/* p11_keygen refuses the taken label; leave the key alone */
+		rc = 0;
+		goto out;
+	}
+	if (key_fits(key, ks)) {
+		sa_info("using again the key \"%s~new\" an earlier run "
+			"generated for a request it did not finish",
+			keyload_display(k->label, shown, sizeof(shown)));
+		k->reused = 1;
+		goto take;
+	}
+	sa_info("removing the key \"%s~new\" an earlier run left unfinished: "
+		"it is not of the type asked",
+		keyload_display(k->label, shown, sizeof(shown)));
+	rc = p11_key_destroy(k->tok, key);
+	goto out;
+take:
+	k->key = key;
+	k->uri = uri;
+	return 1;
+out:
+	EVP_PKEY_free(key);
+	free(uri);
+	return rc < 0 ? rc : 0;
+}
+
 int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 		     int may_create_file, struct agent_key *k)
 {
@@ -92,8 +173,14 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 		if (rc < 0)
 			goto out;
 		k->replace = s->overwrite == 1;
+		k->staged = 1;
+		rc = staged_take(o, &ks, k);
+		if (rc < 0)
+			goto out;
+		if (rc == 1)
+			return 0;
 		if (o->op == OP_ENROLL && s->resume == 1) {
-			/* a pending enrollment: its key is already there */
+			/* a pending enrollment of an older run, not staged */
 			rc = p11_newkey_get1(k->tok, k->label, k->replace,
 					     &k->key, &k->uri);
 			if (rc < 0)
@@ -102,11 +189,13 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 				"pending request",
 				keyload_display(k->label, shown, sizeof(shown)));
 			k->resumed = 1;
+			k->staged = 0;
 			return 0;
 		}
 		sa_info("generating a %s key \"%s\" in the token", type,
 			keyload_display(k->label, shown, sizeof(shown)));
-		rc = p11_keygen(k->tok, k->label, &ks, k->replace,
+		rc = p11_keygen(k->tok, k->label, &ks, P11_KEYGEN_STAGED |
+				(k->replace ? P11_KEYGEN_OVERWRITE : 0),
 				&k->key, &k->uri);
 		if (rc == SA_EEXIST && o->op == OP_ENROLL)
 			rc = exists_hint(rc);
@@ -264,20 +353,22 @@ void agent_key_discard(struct agent_key *k, const char *why)
 {
 	char shown[KEYLOAD_SHOWN];
 
-	if (!k->generated || k->tok == NULL)
+	if (!(k->generated || k->reused) || k->tok == NULL)
 		return;
 	if (p11_key_destroy(k->tok, k->key) == 0) {
-		sa_info("%s: the key \"%s\" generated in this run was removed "
-			"from the token", why,
-			keyload_display(k->label, shown, sizeof(shown)));
+		sa_info("%s: the key \"%s\" generated %s was removed from the "
+			"token", why, keyload_display(k->label, shown,
+						      sizeof(shown)),
+			k->generated ? "in this run" : "by an earlier run");
 		EVP_PKEY_free(k->key);
 		k->key = NULL;
 		k->generated = 0;
+		k->reused = 0;
 		return;
 	}
-	sa_warn("%s, and the key generated in this run could not be removed "
-		"(%s); it stays in the token as %s: use it with -k and that "
-		"URI, or replace it with --overwrite", why, sa_errmsg(),
+	sa_warn("%s, and the key generated for it could not be removed (%s); "
+		"it stays in the token as %s: the same command uses it again, "
+		"or removes it if another --key-type is asked", why, sa_errmsg(),
 		keyload_display(k->uri, shown, sizeof(shown)));
 }
 
@@ -345,11 +436,11 @@ int op_mkrequest(const struct agent_opts *o, int *result)
 	rc = files_write_csr(o->s.cert_req_file, req);
 	if (rc < 0)
 		goto out;
-	if (k.generated && k.tok != NULL && k.replace) {
+	if ((k.generated || k.reused) && k.tok != NULL && k.staged) {
 		/*
-		 * --overwrite: no certificate will arrive in this run to wait
-		 * for, so the new key takes the label now (the old key and
-		 * its certificate go); the request names the new key.
+		 * no certificate will arrive in this run to wait for, so the
+		 * new key takes the label now (with --overwrite the old key
+		 * and its certificate go); the request names the new key.
 		 */
 		char *uri = NULL;
 
@@ -359,6 +450,7 @@ int op_mkrequest(const struct agent_opts *o, int *result)
 		 * the new key with it (p11_key_commit says what is left).
 		 */
 		k.generated = 0;
+		k.reused = 0;
 		rc = p11_key_commit(k.tok, k.key, k.label, &uri);
 		if (rc < 0)
 			goto out;

@@ -15,8 +15,12 @@ struct agent_key {
 	char *label;     /* CKA_LABEL (object= of the URI), owned, may be NULL */
 	int generated;   /* made in this run */
 	int resumed;     /* --new-key -R: made by an earlier (pending) run */
-	int replace;     /* --new-key --overwrite: p11_key_commit() after the
-			  * certificate is stored */
+	int replace;     /* --new-key --overwrite: the label's old objects go
+			  * in p11_key_commit() */
+	int staged;      /* under the staging label LABEL~new until
+			  * p11_key_commit() (every --new-key token key) */
+	int reused;      /* the staged key an earlier run generated for a
+			  * request it never finished: used again */
 };
 
 void agent_key_clear(struct agent_key *k);
@@ -30,10 +34,15 @@ void agent_key_discard(struct agent_key *k, const char *why);
 
 /*
  * The request key: --new-key URI generates it in the token (--key-type,
- * default rsa:2048; refused if the label exists unless --overwrite, which
- * makes it under a provisional label until p11_key_commit(); an id= is
- * refused); for enroll with -R (resume), --new-key takes the key an
- * earlier run generated for that label instead of generating one;
+ * default rsa:2048; refused if the label exists unless --overwrite) under
+ * the staging label LABEL~new until p11_key_commit(); an id= is refused.
+ * A staged key an earlier run left without a certificate (it stopped
+ * before its request went out or its certificate was stored) is used
+ * again when it is of the --key-type asked (else removed): the same key,
+ * so a request that did reach the CA still matches. A staged key with a
+ * certificate (a run stopped inside p11_key_commit()) is committed first.
+ * For enroll with -R (resume), --new-key takes the key an earlier run
+ * generated for that label (staged, else labelled LABEL);
  * else -k loads a file or a token key. With may_create_file, a -k FILE
  * that does not exist (or --key-type given) is generated and written
  * (0600, never overwritten).

@@ -135,24 +135,31 @@ struct p11_keyspec {
  * (also "ec:prime256v1", "ec:secp384r1"). SA_EUSAGE with a sentence. */
 int p11_keyspec_parse(const char *s, struct p11_keyspec *out);
 
+/* p11_keygen() flags. */
+#define P11_KEYGEN_OVERWRITE 1 /* the label may be taken: the old objects stay
+				* until p11_key_commit() */
+#define P11_KEYGEN_STAGED 2    /* always under the staging label */
+
 /*
  * Generate a key pair inside the token with C_GenerateKeyPair:
  * CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true, CKA_EXTRACTABLE false,
  * CKA_SIGN (CKA_DECRYPT for RSA), CKA_ID = SHA-1 of the RSA modulus or
  * of the EC point (as OpenSC derives it), CKA_LABEL = label (required).
- * An object with the same label is refused (SA_EEXIST) unless overwrite.
- * With overwrite and objects of that label present, nothing is destroyed
- * here: the new pair is made under the provisional label
- * p11_provisional_label(label) (an earlier unfinished pair of that
- * provisional label is removed first), the old key and certificate stay
- * usable, and p11_key_commit() - called once the new key's certificate is
- * stored - gives the new pair the label and removes the old objects.
+ * An object with the same label is refused (SA_EEXIST) unless flags has
+ * P11_KEYGEN_OVERWRITE. With P11_KEYGEN_STAGED, or with overwrite and
+ * objects of that label present, nothing is destroyed here: the new pair
+ * is made under the staging label p11_provisional_label(label) (whatever
+ * else holds that label is removed first: callers look for an earlier
+ * run's pair with p11_staged_get1() before), the old key and certificate
+ * stay usable, and p11_key_commit() - called once the new key's
+ * certificate is stored (or its request written) - gives the new pair
+ * the label and removes the old objects.
  * The token must be open with need_login. On success *out (may be NULL)
  * is the private key handle (get1) and, if uri_out is not NULL, the key's
  * pkcs11: URI with module-path (caller frees with free()).
  */
 int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
-	       int overwrite, EVP_PKEY **out, char **uri_out);
+	       int flags, EVP_PKEY **out, char **uri_out);
 
 /*
  * p11_keygen() with the label taken from uri's object= (--new-key URI).
@@ -165,9 +172,9 @@ int p11_keygen_uri(p11_token *t, const char *uri, const struct p11_keyspec *ks,
 char *p11_provisional_label(const char *label);
 
 /*
- * The key an earlier p11_keygen(t, label, ks, overwrite) left in the
- * token, to continue with it (a pending request): with overwrite the
- * provisional pair if there is one, else the private key labelled label.
+ * The key an earlier p11_keygen(t, label, ks, flags) left in the token,
+ * to continue with it (a pending request): the staging pair if there is
+ * one, else the private key labelled label (overwrite is not used).
  * Exactly one must match (SA_ENOTFOUND for none; SA_EKEY for several).
  * get1; uri_out (may be NULL) the key's canonical URI, caller frees.
  */
@@ -175,15 +182,34 @@ int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
 		    EVP_PKEY **out, char **uri_out);
 
 /*
- * Finish a replacement once key's certificate is stored: the objects of
- * key (its CKA_ID) under its provisional label are relabelled label, then
- * every other object labelled label (the old key pair and certificate,
- * other CKA_ID) is destroyed. If the token refuses the relabelling, the
- * old objects are kept (SA_EKEY). A no-op for a key already labelled label
- * with nothing else of that label. uri_out (may be NULL): the key's URI.
+ * Finish a staged key once its certificate is stored (or its request
+ * written): every object labelled label with another CKA_ID (the old key
+ * pair and certificate) is destroyed, then the objects of key (its
+ * CKA_ID) under the staging label are relabelled label, the private key
+ * last. So the label never names two keys, and an interruption leaves
+ * the new pair under the staging label, which p11_staged_get1() reports
+ * certified: calling this again finishes. A no-op for a key already
+ * labelled label with nothing else of that label. uri_out (may be NULL):
+ * the key's URI.
  */
 int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
 		   char **uri_out);
+
+/*
+ * The staging pair an earlier run left for label (one private key
+ * labelled p11_provisional_label(label)): 1 with *out its handle (get1)
+ * and *uri_out its URI (caller frees), 0 when there is none, SA_EKEY for
+ * several. *certified: a certificate object with its CKA_ID is in the
+ * token (the run stopped inside p11_key_commit(): call it to finish);
+ * else the run stopped before its certificate was stored (the key may be
+ * reused: a request it sent still matches it). *label_used: objects
+ * labelled label exist.
+ */
+int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
+		    char **uri_out, int *certified, int *label_used);
+
+/* The pkcs11: URI of the certificate object with key's CKA_ID, or NULL. */
+char *p11_cert_uri(p11_token *t, EVP_PKEY *key);
 
 /*
  * Destroy the key pair of key (private and public objects with its

@@ -269,8 +269,10 @@ static int check_custody(p11_token *t, CK_OBJECT_HANDLE priv)
 
 /* See p11.h. */
 int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
-	       int overwrite, EVP_PKEY **out, char **uri_out)
+	       int flags, EVP_PKEY **out, char **uri_out)
 {
+	int overwrite = (flags & P11_KEYGEN_OVERWRITE) != 0;
+	int staged = (flags & P11_KEYGEN_STAGED) != 0;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ULONG bits = (CK_ULONG)ks->bits;
 	unsigned char e[] = { 0x01, 0x00, 0x01 };
@@ -326,7 +328,7 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 				    (unsigned long)nold, label);
 		goto out;
 	}
-	if (nold > 0) {
+	if (nold > 0 || staged) {
 		/* the old objects stay until p11_key_commit() */
 		prov = p11_provisional_label(label);
 		if (prov == NULL) {
@@ -534,28 +536,13 @@ int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
 	if (rc < 0)
 		goto out;
 
-	/* first the new objects take the label: the label never names nothing */
-	if (strcmp(clabel, label) != 0) {
-		cur = (CK_ATTRIBUTE){ CKA_LABEL, clabel, strlen(clabel) };
-		rc = find_by_id(t, &cur, 1, id, idlen, 1, &h, &n);
-		if (rc < 0)
-			goto out;
-		for (i = 0; i < n; i++) {
-			rv = t->mod->fl->C_SetAttributeValue(t->sess, h[i], &lt, 1);
-			if (rv != CKR_OK) {
-				rc = p11_rv_fail(SA_EKEY, rv, "token '%s' would not "
-						 "relabel the new key '%s' as '%s'; "
-						 "the old objects labelled '%s' are "
-						 "kept", t->label,
-						 clabel, label, label);
-				goto out;
-			}
-		}
-		free(h);
-		h = NULL;
-	}
-
-	/* then the old key pair and certificate of that label go */
+	/*
+	 * The new pair is complete (its certificate is stored, or for
+	 * mkrequest its request written): first the old key pair and
+	 * certificate of that label go, so that the label never names two
+	 * keys; an interruption here leaves the new pair whole under its
+	 * staging label, and p11_staged_get1() finds it certified.
+	 */
 	rc = find_by_id(t, &lt, 1, id, idlen, 0, &h, &n);
 	if (rc < 0)
 		goto out;
@@ -563,14 +550,55 @@ int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
 		rv = t->mod->fl->C_DestroyObject(t->sess, h[i]);
 		if (rv != CKR_OK) {
 			rc = p11_rv_fail(SA_EKEY, rv, "cannot remove an old object "
-					 "labelled '%s' from token '%s'", label,
-					 t->label);
+					 "labelled '%s' from token '%s'; the new key "
+					 "and its certificate wait as '%s': run the "
+					 "same command again to finish", label,
+					 t->label, clabel);
 			goto out;
 		}
 	}
 	if (n > 0)
 		sa_info("replaced %lu old object(s) labelled '%s' on token '%s'",
 			(unsigned long)n, label, t->label);
+	free(h);
+	h = NULL;
+
+	/*
+	 * then the new objects take the label, the private key last: while
+	 * it keeps the staging label, a retry finds the pair unfinished
+	 */
+	if (strcmp(clabel, label) != 0) {
+		CK_OBJECT_CLASS pcls = CKO_PRIVATE_KEY;
+		CK_ULONG pass;
+
+		cur = (CK_ATTRIBUTE){ CKA_LABEL, clabel, strlen(clabel) };
+		rc = find_by_id(t, &cur, 1, id, idlen, 1, &h, &n);
+		if (rc < 0)
+			goto out;
+		for (pass = 0; pass < 2; pass++)
+			for (i = 0; i < n; i++) {
+				CK_OBJECT_CLASS c = 0;
+				CK_ATTRIBUTE ca = { CKA_CLASS, &c, sizeof(c) };
+
+				if (t->mod->fl->C_GetAttributeValue(t->sess, h[i],
+								    &ca, 1) != CKR_OK)
+					c = pcls; /* unknown: with the last */
+				if ((c == pcls) != (pass == 1))
+					continue;
+				rv = t->mod->fl->C_SetAttributeValue(t->sess, h[i],
+								     &lt, 1);
+				if (rv != CKR_OK) {
+					rc = p11_rv_fail(SA_EKEY, rv, "token '%s' "
+							 "would not relabel the "
+							 "new key '%s' as '%s'; run "
+							 "the same command again "
+							 "to finish",
+							 t->label,
+							 clabel, label);
+					goto out;
+				}
+			}
+	}
 	if (uri_out != NULL) {
 		uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, id, idlen);
 		if (uri == NULL) {
@@ -689,23 +717,23 @@ int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
 	if (label == NULL || label[0] == '\0')
 		return sa_fail_noossl(SA_EUSAGE, "the new key's URI has no object= "
 				      "label; write pkcs11:token=...;object=LABEL");
-	if (overwrite) {
-		prov = p11_provisional_label(label);
-		if (prov == NULL)
-			return sa_fail_noossl(SA_ENOMEM, "out of memory");
-		rc = get1_by_label(t, prov, &pk, &uri, &n);
-		if (rc < 0)
-			goto out;
-		if (n > 1) {
-			rc = sa_fail_noossl(SA_EKEY, "token '%s' holds %lu private "
-					    "keys labelled '%s'; expected one "
-					    "unfinished new key", t->label,
-					    (unsigned long)n, prov);
-			goto out;
-		}
-		if (pk != NULL)
-			used = prov;
+	(void)overwrite;
+	/* a staged key (every --new-key is made so) comes first */
+	prov = p11_provisional_label(label);
+	if (prov == NULL)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	rc = get1_by_label(t, prov, &pk, &uri, &n);
+	if (rc < 0)
+		goto out;
+	if (n > 1) {
+		rc = sa_fail_noossl(SA_EKEY, "token '%s' holds %lu private "
+				    "keys labelled '%s'; expected one "
+				    "unfinished new key", t->label,
+				    (unsigned long)n, prov);
+		goto out;
 	}
+	if (pk != NULL)
+		used = prov;
 	if (pk == NULL) {
 		rc = get1_by_label(t, label, &pk, &uri, &n);
 		if (rc < 0)
@@ -759,4 +787,113 @@ int p11_key_matches_cert(EVP_PKEY *key, X509 *cert)
 	OPENSSL_free(a);
 	OPENSSL_free(b);
 	return r;
+}
+
+/* The CKA_ID of every object of class cls carrying id (any label). */
+static int count_class_id(p11_token *t, CK_OBJECT_CLASS cls,
+			  const unsigned char *id, size_t idlen, CK_ULONG *n)
+{
+	CK_ATTRIBUTE ct = { CKA_CLASS, &cls, sizeof(cls) };
+	CK_OBJECT_HANDLE *h = NULL;
+	int rc;
+
+	rc = find_by_id(t, &ct, 1, id, idlen, 1, &h, n);
+	free(h);
+	return rc;
+}
+
+/* See p11.h. */
+int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
+		    char **uri_out, int *certified, int *label_used)
+{
+	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, label ? strlen(label) : 0 };
+	CK_OBJECT_HANDLE *h = NULL;
+	EVP_PKEY *pk = NULL;
+	unsigned char *id = NULL;
+	size_t idlen = 0;
+	char *prov = NULL, *uri = NULL, *clabel = NULL;
+	CK_ULONG n = 0;
+	int rc;
+
+	*out = NULL;
+	*uri_out = NULL;
+	*certified = 0;
+	*label_used = 0;
+	if (label == NULL || label[0] == '\0')
+		return sa_fail_noossl(SA_EUSAGE, "the new key's URI has no object= "
+				      "label; write pkcs11:token=...;object=LABEL");
+	prov = p11_provisional_label(label);
+	if (prov == NULL)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	rc = p11_find(t, &lt, 1, &h, &n);
+	if (rc < 0)
+		goto out;
+	*label_used = n > 0;
+	rc = get1_by_label(t, prov, &pk, &uri, &n);
+	if (rc < 0)
+		goto out;
+	if (n > 1) {
+		rc = sa_fail_noossl(SA_EKEY, "token '%s' holds %lu private keys "
+				    "labelled '%s'; expected at most one unfinished "
+				    "new key: remove the extra ones (list-objects "
+				    "shows them)", t->label,
+				    (unsigned long)n, prov);
+		goto out;
+	}
+	if (pk == NULL) {
+		rc = 0;
+		goto out;
+	}
+	rc = p11_key_id_for_pubkey(t, pk, &id, &idlen, &clabel);
+	if (rc < 0)
+		goto out;
+	rc = count_class_id(t, CKO_CERTIFICATE, id, idlen, &n);
+	if (rc < 0)
+		goto out;
+	*certified = n > 0;
+	*out = pk;
+	*uri_out = uri;
+	pk = NULL;
+	uri = NULL;
+	rc = 1;
+out:
+	EVP_PKEY_free(pk);
+	free(uri);
+	free(h);
+	free(id);
+	free(clabel);
+	free(prov);
+	return rc;
+}
+
+/* See p11.h. */
+char *p11_cert_uri(p11_token *t, EVP_PKEY *key)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE ct = { CKA_CLASS, &cls, sizeof(cls) };
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG n = 0, len = 0;
+	unsigned char *id = NULL, *l = NULL;
+	size_t idlen = 0;
+	char *klabel = NULL, *label = NULL, *uri = NULL;
+
+	if (p11_key_id_for_pubkey(t, key, &id, &idlen, &klabel) < 0)
+		goto out;
+	if (find_by_id(t, &ct, 1, id, idlen, 1, &h, &n) < 0 || n == 0)
+		goto out;
+	if (p11_attr_get1(t, h[0], CKA_LABEL, &l, &len) < 0)
+		goto out;
+	label = malloc(len + 1);
+	if (label == NULL)
+		goto out;
+	memcpy(label, l, len);
+	label[len] = '\0';
+	uri = p11_object_uri(t, CKO_CERTIFICATE, label, id, idlen);
+out:
+	free(h);
+	free(id);
+	free(l);
+	free(klabel);
+	free(label);
+	return uri;
 }

@@ -166,8 +166,8 @@ tid=$(ca_log_field -1 tid)
 t_is "$(serial_of "$T_OUT")" "$(printf %d "0x$(ca_log_field -1 serial)")" \
 	"full -l, new key: the issued certificate is printed rather than lost"
 t_grep 'not stored in the token either' "$T_ERR" "full -l, new key: says the token has no certificate yet"
-t_is "$(count privkey n1) $(count cert n1)" "1 0" \
-	"full -l, new key: the key stays in the token, no certificate stored yet"
+t_is "$(count privkey 'n1~new') $(count cert n1)" "1 0" \
+	"full -l, new key: the key stays in the token (staged), no certificate stored yet"
 t_no_file full/n1.crt "full -l, new key: no certificate file"
 no_tmp full "full -l, new key: no temporary file left"
 rm full/fill

@@ -131,10 +131,16 @@ t_ok "-R with -r: certificate for the token key" holds q2.crt q2
 # nothing to resume
 t_expect_exit 7 enroll --new-key 'pkcs11:token=t2;object=nokey' --subject /CN=n -l n.crt -n 1 -t 1 -R
 t_grep "no private key labelled 'nokey'" "$T_ERR" "-R without a key of that label: says so"
-# a plain retry of a pending --new-key tells how to go on
+# a plain retry of a pending --new-key uses the same (staged) key again:
+# the same transactionID, the request sent again
 t_expect_exit 3 enroll --new-key 'pkcs11:token=t2;object=q3' --subject /CN=q3 -l q3.crt -n 1 -t 1
-t_expect_exit 7 enroll --new-key 'pkcs11:token=t2;object=q3' --subject /CN=q3 -l q3.crt -n 1 -t 1
-t_grep 'add -R' "$T_ERR" "retry without -R: points to -R and --overwrite"
+tid=$(ca_log_field -1 tid)
+t_is "$(count privkey 'q3~new') $(count privkey q3)" "1 0" "pending: the new key waits as q3~new"
+t_expect_exit 0 enroll --new-key 'pkcs11:token=t2;object=q3' --subject /CN=q3 -l q3.crt -n 1 -t 1
+t_grep 'using again the key "q3~new"' "$T_ERR" "retry without -R: says it uses the waiting key again"
+t_is "$(ca_log_field -1 tid)" "$tid" "retry without -R: the same transactionID"
+t_is "$(count privkey q3) $(count cert q3) $(count privkey 'q3~new')" "1 1 0" \
+	"retry without -R: one key and its certificate labelled q3"
 
 # --- usage errors
 t_expect_exit 4 enroll --new-key 'pkcs11:token=t2;object=i1;id=%01' --subject /CN=i1 -l i1.crt -n 1 -t 1

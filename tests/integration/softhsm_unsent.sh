@@ -135,6 +135,6 @@ wait "$OS_PID" 2>/dev/null
 t_grep '^POST /scep\?operation=PKIOperation' os-drop.port.req "the request reached the server"
 t_grep 'stays in the token as pkcs11:.*object=dropk.*-R continues with it' "$T_ERR" \
 	"connection broken after sending: the key stays, -R advised"
-t_is "$(objects dropk)" 2 "connection broken after sending: the key pair is in the token"
+t_is "$(objects 'dropk~new')" 2 "connection broken after sending: the key pair is in the token (staged)"
 
 done_testing
