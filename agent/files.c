@@ -18,6 +18,7 @@
 
 #include "sa_err.h"
 #include "sa_log.h"
+#include "sa_step.h"
 
 int files_exist(const char *path)
 {
@@ -183,10 +184,12 @@ int files_write_atomic(const char *path, const void *data, size_t len,
 	rc = stage(path, data, len, mode, &tmp);
 	if (rc < 0)
 		return rc;
+	sa_step_file("file-staged", path);
 	rc = commit(tmp, path, excl);
 	free(tmp);
 	if (rc < 0)
 		return rc;
+	sa_step_file("file-renamed", path);
 	return sync_dir(path);
 }
 
@@ -524,6 +527,7 @@ int files_write_ca(const char *path, STACK_OF(X509) *certs)
 		BIO_free(b);
 		b = NULL;
 	}
+	sa_step_file("file-staged", path);
 	for (i = 0; i < n; i++) {
 		rc = commit(tmps[i], names[i], 0);
 		free(tmps[i]);
@@ -541,6 +545,7 @@ int files_write_ca(const char *path, STACK_OF(X509) *certs)
 			goto out;
 		}
 	}
+	sa_step_file("file-renamed", path);
 	rc = sync_dir(path);
 	if (rc == 0)
 		rc = files_remove_stale_ca(path, n);

@@ -18,6 +18,7 @@
 #include "sa_esc.h"
 #include "sa_intr.h"
 #include "sa_log.h"
+#include "sa_step.h"
 
 /* sscep's defaults for polling. */
 #define POLL_INTERVAL 300
@@ -223,6 +224,7 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 			goto out;
 		}
 		agent_out("certificate written as %s", s->local_cert_file);
+		sa_step("cert-written");
 	}
 	if (k->tok != NULL) {
 		rc = p11_cert_store(k->tok, cert, label, &cert_uri);
@@ -234,6 +236,7 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 			}
 			goto out;
 		}
+		sa_step("cert-stored");
 		if (s->store_ca == 1)
 			for (i = 0; i < sk_X509_num(ca->certs); i++) {
 				X509 *x = sk_X509_value(ca->certs, i);
@@ -261,6 +264,7 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 				goto out;
 			free(k->uri);
 			k->uri = uri;
+			sa_step("key-committed");
 		}
 	}
 	subj = csr_name_oneline(X509_get_subject_name(cert));
@@ -428,6 +432,7 @@ int op_enroll(const struct agent_opts *o, int *result)
 	rc = scep_ca_verify_issued(&ca, cert, reply.certs);
 	if (rc < 0)
 		goto out;
+	sa_step("reply-verified");
 	rc = store_result(o, &k, &ca, cert);
 out:
 	/* stopped, or the connection broke, once the request may be out */
