@@ -3,6 +3,7 @@
  */
 #include "files.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -76,6 +77,69 @@ static int sync_dir(const char *path)
 	return rc;
 }
 
+/* NAME.tmpXXXXXX: base, ".tmp", then six characters of mkstemp()'s set. */
+static int is_leftover(const char *entry, const char *base, size_t blen)
+{
+	size_t i;
+
+	if (strncmp(entry, base, blen) != 0 || strncmp(entry + blen, ".tmp", 4) != 0)
+		return 0;
+	entry += blen + 4;
+	for (i = 0; i < 6; i++)
+		if (!((entry[i] >= 'a' && entry[i] <= 'z') ||
+		      (entry[i] >= 'A' && entry[i] <= 'Z') ||
+		      (entry[i] >= '0' && entry[i] <= '9')))
+			return 0;
+	return entry[6] == '\0';
+}
+
+/*
+ * A run killed between stage() and commit() leaves path's temporary file
+ * (stage: NAME.tmpXXXXXX) behind, possibly holding a private key. Before
+ * path is written again, remove such leftovers of earlier runs: only that
+ * exact pattern, only regular files owned by us (never through a symbolic
+ * link). Called before this run stages its own file. Failures only show
+ * with -v: a leftover is untidy, not an error.
+ */
+static void remove_leftovers(const char *path)
+{
+	char *dcopy = strdup(path), *bcopy = strdup(path);
+	const char *base;
+	struct dirent *e;
+	struct stat st;
+	size_t blen;
+	DIR *d = NULL;
+	int dfd;
+
+	if (dcopy == NULL || bcopy == NULL)
+		goto out;
+	base = basename(bcopy);
+	blen = strlen(base);
+	d = opendir(dirname(dcopy));
+	if (d == NULL)
+		goto out;
+	dfd = dirfd(d);
+	while ((e = readdir(d)) != NULL) {
+		if (!is_leftover(e->d_name, base, blen))
+			continue;
+		if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		if (unlinkat(dfd, e->d_name, 0) == 0)
+			sa_info("removed %s.tmp%s, a temporary file left by an earlier "
+				"run that was stopped before it renamed it to %s",
+				path, e->d_name + blen + 4, path);
+		else
+			sa_verbose("cannot remove the leftover temporary file %s.tmp%s: "
+				   "%s", path, e->d_name + blen + 4, strerror(errno));
+	}
+out:
+	if (d != NULL)
+		closedir(d);
+	free(dcopy);
+	free(bcopy);
+}
+
 /*
  * Write data into a new temporary file next to path (mode, fsync'ed);
  * *tmp (caller frees) names it. Nothing is left behind on error.
@@ -88,6 +152,7 @@ static int stage(const char *path, const void *data, size_t len, mode_t mode,
 	int fd = -1, rc, err;
 
 	*tmp = NULL;
+	remove_leftovers(path);
 	if (asprintf(&name, "%s.tmpXXXXXX", path) < 0)
 		return sa_fail_noossl(SA_ENOMEM, "out of memory");
 	fd = mkstemp(name);
