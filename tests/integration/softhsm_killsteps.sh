@@ -127,7 +127,7 @@ sample() {
 }
 
 ca_start -allowrenew 0 -allow-ec
-t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
+t_expect_exit 0 "$SCEP_AGENT" getca -u "$CA_URL" -c ca.crt
 
 # the prepared token: the old pair "base" (RSA, as the CA needs for a
 # request's signer) and its certificate; made without the valgrind wrapper
