@@ -3,6 +3,7 @@
  */
 #include "files.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -18,6 +19,7 @@
 
 #include "sa_err.h"
 #include "sa_log.h"
+#include "sa_step.h"
 
 int files_exist(const char *path)
 {
@@ -75,6 +77,69 @@ static int sync_dir(const char *path)
 	return rc;
 }
 
+/* NAME.tmpXXXXXX: base, ".tmp", then six characters of mkstemp()'s set. */
+static int is_leftover(const char *entry, const char *base, size_t blen)
+{
+	size_t i;
+
+	if (strncmp(entry, base, blen) != 0 || strncmp(entry + blen, ".tmp", 4) != 0)
+		return 0;
+	entry += blen + 4;
+	for (i = 0; i < 6; i++)
+		if (!((entry[i] >= 'a' && entry[i] <= 'z') ||
+		      (entry[i] >= 'A' && entry[i] <= 'Z') ||
+		      (entry[i] >= '0' && entry[i] <= '9')))
+			return 0;
+	return entry[6] == '\0';
+}
+
+/*
+ * A run killed between stage() and commit() leaves path's temporary file
+ * (stage: NAME.tmpXXXXXX) behind, possibly holding a private key. Before
+ * path is written again, remove such leftovers of earlier runs: only that
+ * exact pattern, only regular files owned by us (never through a symbolic
+ * link). Called before this run stages its own file. Failures only show
+ * with -v: a leftover is untidy, not an error.
+ */
+static void remove_leftovers(const char *path)
+{
+	char *dcopy = strdup(path), *bcopy = strdup(path);
+	const char *base;
+	struct dirent *e;
+	struct stat st;
+	size_t blen;
+	DIR *d = NULL;
+	int dfd;
+
+	if (dcopy == NULL || bcopy == NULL)
+		goto out;
+	base = basename(bcopy);
+	blen = strlen(base);
+	d = opendir(dirname(dcopy));
+	if (d == NULL)
+		goto out;
+	dfd = dirfd(d);
+	while ((e = readdir(d)) != NULL) {
+		if (!is_leftover(e->d_name, base, blen))
+			continue;
+		if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		if (unlinkat(dfd, e->d_name, 0) == 0)
+			sa_info("removed %s.tmp%s, a temporary file left by an earlier "
+				"run that was stopped before it renamed it to %s",
+				path, e->d_name + blen + 4, path);
+		else
+			sa_verbose("cannot remove the leftover temporary file %s.tmp%s: "
+				   "%s", path, e->d_name + blen + 4, strerror(errno));
+	}
+out:
+	if (d != NULL)
+		closedir(d);
+	free(dcopy);
+	free(bcopy);
+}
+
 /*
  * Write data into a new temporary file next to path (mode, fsync'ed);
  * *tmp (caller frees) names it. Nothing is left behind on error.
@@ -87,6 +152,7 @@ static int stage(const char *path, const void *data, size_t len, mode_t mode,
 	int fd = -1, rc, err;
 
 	*tmp = NULL;
+	remove_leftovers(path);
 	if (asprintf(&name, "%s.tmpXXXXXX", path) < 0)
 		return sa_fail_noossl(SA_ENOMEM, "out of memory");
 	fd = mkstemp(name);
@@ -183,10 +249,12 @@ int files_write_atomic(const char *path, const void *data, size_t len,
 	rc = stage(path, data, len, mode, &tmp);
 	if (rc < 0)
 		return rc;
+	sa_step_file("file-staged", path);
 	rc = commit(tmp, path, excl);
 	free(tmp);
 	if (rc < 0)
 		return rc;
+	sa_step_file("file-renamed", path);
 	return sync_dir(path);
 }
 
@@ -524,6 +592,7 @@ int files_write_ca(const char *path, STACK_OF(X509) *certs)
 		BIO_free(b);
 		b = NULL;
 	}
+	sa_step_file("file-staged", path);
 	for (i = 0; i < n; i++) {
 		rc = commit(tmps[i], names[i], 0);
 		free(tmps[i]);
@@ -541,6 +610,7 @@ int files_write_ca(const char *path, STACK_OF(X509) *certs)
 			goto out;
 		}
 	}
+	sa_step_file("file-renamed", path);
 	rc = sync_dir(path);
 	if (rc == 0)
 		rc = files_remove_stale_ca(path, n);

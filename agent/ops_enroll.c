@@ -18,6 +18,7 @@
 #include "sa_esc.h"
 #include "sa_intr.h"
 #include "sa_log.h"
+#include "sa_step.h"
 
 /* sscep's defaults for polling. */
 #define POLL_INTERVAL 300
@@ -218,6 +219,53 @@ static X509 *cert_if_there(const char *file)
 }
 
 /*
+ * No staged key: did an earlier run finish this enrollment and stop just
+ * before its end (killed after the key took its label)? Then the key
+ * labelled label has its certificate, issued by the trusted CA, in -l; and
+ * that is not the renewal's old certificate (-O: with -l the same file as
+ * -O, a scheduled renewal of the current pair goes on). A first enrollment
+ * asked to --overwrite goes on too: it asks for a new key every time.
+ * Repeating the command then reports the result (*done) rather than
+ * refusing because the label is taken, or renewing twice.
+ */
+static int finished_already(const struct agent_opts *o, p11_token *tok,
+			    const char *label, const struct scep_ca *ca, int *done)
+{
+	const struct conf_settings *s = &o->s;
+	int renew = s->sign_key != NULL || s->sign_cert_file != NULL;
+	char shown[KEYLOAD_SHOWN];
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL, *old = NULL;
+	char *uri = NULL;
+
+	if (s->local_cert_file == NULL || (!renew && s->overwrite == 1))
+		return 0;
+	cert = cert_if_there(s->local_cert_file);
+	if (cert == NULL)
+		goto out;
+	if (renew && (old = cert_if_there(s->sign_cert_file)) != NULL &&
+	    X509_cmp(old, cert) == 0)
+		goto out;
+	if (p11_newkey_get1(tok, label, 0, &key, &uri) < 0 ||
+	    !p11_key_matches_cert(key, cert) ||
+	    scep_ca_verify_issued(ca, cert, NULL) < 0) {
+		sa_err_clear();
+		goto out;
+	}
+	agent_out("the enrollment was finished by an earlier run: %s holds "
+		  "the certificate for the key in the token; no request was "
+		  "sent", s->local_cert_file);
+	agent_out("key: %s", keyload_display(uri, shown, sizeof(shown)));
+	*done = 1;
+out:
+	X509_free(cert);
+	X509_free(old);
+	EVP_PKEY_free(key);
+	free(uri);
+	return 0;
+}
+
+/*
  * Before anything else of a --new-key enrollment: did an earlier run get
  * the certificate for its staged key and stop before the key took its
  * label? Its certificate is in the token (it stopped inside
@@ -247,6 +295,8 @@ static int finish_earlier(const struct agent_opts *o, struct keyload *kl,
 	if (rc < 0)
 		goto out;
 	rc = p11_staged_get1(tok, label, &key, &uri, &certified, &used);
+	if (rc == 0)
+		rc = finished_already(o, tok, label, ca, done);
 	if (rc <= 0)
 		goto out;
 	for (i = 0; !certified && i < 2 && cert == NULL; i++) {
@@ -319,6 +369,7 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 			goto out;
 		}
 		agent_out("certificate written as %s", s->local_cert_file);
+		sa_step("cert-written");
 	}
 	if (k->tok != NULL) {
 		rc = p11_cert_store(k->tok, cert, label, &cert_uri);
@@ -330,6 +381,7 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 			}
 			goto out;
 		}
+		sa_step("cert-stored");
 		if (s->store_ca == 1)
 			for (i = 0; i < sk_X509_num(ca->certs); i++) {
 				X509 *x = sk_X509_value(ca->certs, i);
@@ -359,6 +411,7 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 			k->uri = uri;
 			free(cert_uri);
 			cert_uri = p11_cert_uri(k->tok, k->key);
+			sa_step("key-committed");
 		}
 	}
 	subj = csr_name_oneline(X509_get_subject_name(cert));
@@ -533,6 +586,7 @@ int op_enroll(const struct agent_opts *o, int *result)
 	rc = scep_ca_verify_issued(&ca, cert, reply.certs);
 	if (rc < 0)
 		goto out;
+	sa_step("reply-verified");
 	rc = store_result(o, &k, &ca, cert);
 out:
 	/* stopped, or the connection broke, once the request may be out */

@@ -17,6 +17,7 @@
 #include "keyload.h"
 #include "sa_err.h"
 #include "sa_log.h"
+#include "sa_step.h"
 #include "secret.h"
 
 void agent_key_clear(struct agent_key *k)
@@ -204,6 +205,7 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 		if (k->uri == NULL)
 			k->uri = p11_key_uri(k->tok, k->key);
 		k->generated = 1;
+		sa_step("key-generated");
 		return 0;
 	}
 	if (s->private_key == NULL)
@@ -229,6 +231,7 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 		if (rc < 0)
 			goto out;
 		k->generated = 1;
+		sa_step("key-generated");
 		return 0;
 	}
 	rc = keyload_get1(kl, s->private_key, &k->key, &k->tok);

@@ -13,6 +13,7 @@
 #include "sa_err.h"
 #include "sa_esc.h"
 #include "sa_log.h"
+#include "sa_step.h"
 
 static int crypto_ready;
 static OSSL_PROVIDER *prov_default, *prov_legacy; /* held for the process */
@@ -415,6 +416,7 @@ int scep_transact(scep_client *c, const struct scep_ca *ca,
 		c->sent = 1;
 	if (rc != SA_OK)
 		goto out;
+	sa_step("request-sent");
 	if (b.content_type &&
 	    strncasecmp(b.content_type, "application/x-pki-message", 25) != 0)
 		sa_verbose("PKIOperation: unexpected Content-Type %s; trying to parse anyway",
