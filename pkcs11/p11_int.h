@@ -101,6 +101,13 @@ char *p11_object_uri(p11_token *t, CK_OBJECT_CLASS cls, const char *label,
 		     const unsigned char *id, size_t idlen);
 int p11_need_rw(p11_token *t, const char *what);
 
+/* p11_wait.c: a function list of our own that forwards every call to
+ * real under the bounds of p11_wait_set() (p11.h); path (copied) names
+ * the module in the message. The same real list (or ours) again gives
+ * the same list. Never freed: modules stay mapped (RTLD_NODELETE). Beyond
+ * a few modules at once, real itself is returned (with a warning). */
+CK_FUNCTION_LIST *p11_wait_wrap(CK_FUNCTION_LIST *real, const char *path);
+
 /* p11_cert.c */
 int p11_key_id_for_pubkey(p11_token *t, EVP_PKEY *pub, unsigned char **id,
 			  size_t *idlen, char **label);

@@ -107,6 +107,7 @@ int p11_module_get(const char *path, struct p11_module **out)
 		rc = p11_rv_fail(SA_EKEY, rv, "C_GetFunctionList of %s failed", path);
 		goto fail;
 	}
+	m->fl = p11_wait_wrap(m->fl, path); /* every call bounded: p11_wait.c */
 	m->ctx = PKCS11_CTX_new();
 	if (m->ctx == NULL) {
 		rc = sa_fail(SA_ENOMEM, "out of memory creating a libp11 context");
