@@ -47,6 +47,8 @@ struct agent_opts {
 	int renew_mode;              /* enum agent_renew_mode */
 	const char *arg;             /* positional argument (list-objects URI) */
 	struct p11_open_opts p11;    /* custody options (strings borrowed from s) */
+	unsigned long token_call_s;  /* bound of a token call (0: none) */
+	unsigned long token_keygen_s; /* of key generation, PIN pad (0: none) */
 };
 
 /*

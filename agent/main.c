@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -28,6 +29,33 @@ static void no_core_dumps(void)
 	if (setrlimit(RLIMIT_CORE, &rl) != 0 ||
 	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
 		sa_warn("cannot disable core dumps: %s", strerror(errno));
+}
+
+/*
+ * A token call ran past its bound (p11_wait_set()). Called on the
+ * watchdog thread while the call still hangs on the main thread, so no
+ * exit(): atexit handlers and module destructors could wait on that very
+ * call. stdout is flushed if no one holds it (result lines already
+ * printed, e.g. a key's URI), the message goes straight to stderr (its
+ * FILE lock may be held by the hung thread), then _exit(10).
+ */
+static void token_timeout(const char *msg)
+{
+	char line[2300];
+	int n;
+
+	if (ftrylockfile(stdout) == 0) {
+		fflush_unlocked(stdout);
+		funlockfile(stdout);
+	}
+	n = snprintf(line, sizeof(line), "%s: %s\n", agent_progname, msg);
+	if (n > 0) {
+		size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+
+		if (write(STDERR_FILENO, line, len) < 0)
+			n = -1; /* nothing left to tell */
+	}
+	_exit(SA_EXIT_TOKEN_TIMEOUT);
 }
 
 static int run(const struct agent_opts *o, int *result)
@@ -79,6 +107,9 @@ int main(int argc, char **argv)
 	sa_intr_install(); /* SIGINT, SIGTERM, SIGHUP end waits; see sa_intr.h */
 	rc = agent_opts_parse(argc, argv, &o, &help);
 	if (rc == 0 && !help) {
+		/* every token call bounded (--token-timeout, TokenTimeout) */
+		p11_wait_set(o.token_call_s * 1000UL, o.token_keygen_s * 1000UL,
+			     token_timeout);
 		rc = scep_crypto_init();
 		if (rc == 0)
 			rc = run(&o, &result);

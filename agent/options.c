@@ -95,8 +95,11 @@ void agent_usage(FILE *fp)
 "  --template NAME  --key-usage LIST  --ext-key-usage LIST  --overwrite\n"
 "Custody:\n"
 "  --module PATH  --pin-env VAR  --pin-file FILE\n"
+"  --token-timeout SECS[,KEYGEN_SECS]  bound of each token call (default\n"
+"                60) and of key generation (300); 0: none\n"
 "Exit codes: 0 ok, 1 error, 2 refused (FAILURE), 3 pending, 4 usage,\n"
-"  5 network, 6 bad reply, 7 key/token, 8 PIN, 9 file. See scep-agent(1).\n");
+"  5 network, 6 bad reply, 7 key/token, 8 PIN, 9 file, 10 token did not\n"
+"  answer in time. See scep-agent(1).\n");
 }
 
 enum {
@@ -104,7 +107,7 @@ enum {
 	LO_SUBJECT, LO_SAN, LO_CH_FILE, LO_CH_ENV, LO_CH_PROMPT, LO_TEMPLATE,
 	LO_KU, LO_EKU, LO_CA_BUNDLE, LO_INSECURE, LO_TIMEOUT, LO_GET,
 	LO_RENEW_MODE, LO_STORE_CA, LO_CERT_LABEL, LO_OVERWRITE, LO_HELP,
-	LO_VERSION, LO_CONNECT_TIMEOUT,
+	LO_VERSION, LO_CONNECT_TIMEOUT, LO_TOKEN_TIMEOUT,
 };
 
 static const struct option longopts[] = {
@@ -125,6 +128,7 @@ static const struct option longopts[] = {
 	{ "insecure", no_argument, NULL, LO_INSECURE },
 	{ "timeout", required_argument, NULL, LO_TIMEOUT },
 	{ "connect-timeout", required_argument, NULL, LO_CONNECT_TIMEOUT },
+	{ "token-timeout", required_argument, NULL, LO_TOKEN_TIMEOUT },
 	{ "get", no_argument, NULL, LO_GET },
 	{ "renew-mode", required_argument, NULL, LO_RENEW_MODE },
 	{ "store-ca", no_argument, NULL, LO_STORE_CA },
@@ -246,6 +250,7 @@ static int take_opt(struct agent_opts *o, struct conf_settings *cli, int c,
 	case LO_TIMEOUT: return set_long(&cli->timeout, arg, "--timeout");
 	case LO_CONNECT_TIMEOUT:
 		return set_secs(&cli->connect_timeout, arg, "--connect-timeout");
+	case LO_TOKEN_TIMEOUT: return set_str(&cli->token_timeout, arg);
 	case LO_GET: cli->force_get = 1; return 0;
 	case LO_RENEW_MODE: return set_str(&cli->renew_mode, arg);
 	case LO_STORE_CA: cli->store_ca = 1; return 0;
@@ -328,6 +333,51 @@ static int engine_key_id(const struct agent_opts *o, char **key,
 	return 0;
 }
 
+/* Longest bound accepted: a day (a token call longer than that is a hang). */
+#define TOKEN_TIMEOUT_MAX 86400UL
+
+/*
+ * --token-timeout / TokenTimeout: "SECONDS[,KEYGEN_SECONDS]", whole
+ * numbers, 0 for no bound. KEYGEN_SECONDS left out: the default
+ * (P11_WAIT_KEYGEN_S), or SECONDS when that is longer or 0 (no bound).
+ */
+static int token_timeout_parse(const char *v, unsigned long *call_s,
+			       unsigned long *keygen_s)
+{
+	unsigned long n[2] = { 0, 0 };
+	const char *p = v;
+	char *end;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (*p < '0' || *p > '9')
+			goto bad;
+		errno = 0;
+		n[i] = strtoul(p, &end, 10);
+		if (errno != 0 || n[i] > TOKEN_TIMEOUT_MAX)
+			goto bad;
+		p = end;
+		if (*p == '\0')
+			break;
+		if (*p != ',' || i == 1)
+			goto bad;
+		p++;
+	}
+	*call_s = n[0];
+	if (i == 1)
+		*keygen_s = n[1];
+	else if (n[0] == 0 || n[0] > P11_WAIT_KEYGEN_S)
+		*keygen_s = n[0];
+	else
+		*keygen_s = P11_WAIT_KEYGEN_S;
+	return 0;
+bad:
+	return sa_fail_noossl(SA_EUSAGE, "--token-timeout (TokenTimeout) is "
+			      "SECONDS or SECONDS,KEYGEN_SECONDS (whole numbers "
+			      "up to %lu, 0 for no bound), not \"%s\"",
+			      TOKEN_TIMEOUT_MAX, v);
+}
+
 /* Values derived from the effective settings, checked once. */
 static int derive(struct agent_opts *o, int engine_from_cli)
 {
@@ -373,6 +423,12 @@ static int derive(struct agent_opts *o, int engine_from_cli)
 	if (s->connect_timeout == 0)
 		return sa_fail_noossl(SA_EUSAGE, "ConnectTimeout needs a number "
 				      "of seconds, 1 or more, not 0");
+	o->token_call_s = P11_WAIT_CALL_S;
+	o->token_keygen_s = P11_WAIT_KEYGEN_S;
+	if (s->token_timeout != NULL &&
+	    (rc = token_timeout_parse(s->token_timeout, &o->token_call_s,
+				      &o->token_keygen_s)) < 0)
+		return rc;
 	if (s->engine_id != NULL && strcasecmp(s->engine_id, "pkcs11") != 0 &&
 	    strcasecmp(s->engine_id, "dynamic") != 0) {
 		if (engine_from_cli)

@@ -81,6 +81,7 @@ static const struct key keys[] = {
 	L("Timeout", timeout),
 	L("ConnectTimeout", connect_timeout),
 	L("WaitConnect", wait_connect),
+	S("TokenTimeout", token_timeout),
 	B("ForceGet", force_get),
 	S("RenewMode", renew_mode),
 	B("StoreCA", store_ca),

@@ -114,6 +114,8 @@ struct conf_settings {
 	long timeout;           /* Timeout, --timeout */
 	long connect_timeout;   /* ConnectTimeout, --connect-timeout */
 	long wait_connect;      /* WaitConnect, -W */
+	char *token_timeout;    /* TokenTimeout, --token-timeout:
+				 * "SECONDS[,KEYGEN_SECONDS]" */
 	int force_get;          /* ForceGet, --get */
 	char *renew_mode;       /* RenewMode, --renew-mode */
 	int store_ca;           /* StoreCA, --store-ca */

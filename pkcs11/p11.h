@@ -260,4 +260,24 @@ int p11_list_tokens(const char *module, FILE *fp); /* module: path, p11-kit
 						   * or NULL (p11-kit proxy) */
 int p11_list_objects(p11_token *t, FILE *fp);
 
+/*
+ * Bounded waits on tokens. Every call through a module's function list
+ * (p11_wait.c wraps it when the module is loaded) has a deadline:
+ * keygen_ms for C_GenerateKeyPair, C_GenerateKey, C_InitToken and a
+ * C_Login with no PIN (the PIN typed on the reader's pad), call_ms for
+ * every other call (0: no bound of that kind); a blocking
+ * C_WaitForSlotEvent (waiting for a card) is not bounded. A PKCS#11 call
+ * cannot be cancelled: when a deadline passes, handler gets one sentence
+ * (which call, which module, how long, what the retry does, how to raise
+ * the bound; nothing secret) from a watchdog thread while the call still
+ * hangs, and must end the process (_exit): it must not return. No handler
+ * (the default): no bound at all. Defaults for the program:
+ * P11_WAIT_CALL_S and P11_WAIT_KEYGEN_S.
+ */
+#define P11_WAIT_CALL_S 60UL
+#define P11_WAIT_KEYGEN_S 300UL
+typedef void p11_wait_handler(const char *msg);
+void p11_wait_set(unsigned long call_ms, unsigned long keygen_ms,
+		  p11_wait_handler *handler);
+
 #endif

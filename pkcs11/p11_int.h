@@ -124,6 +124,13 @@ int p11_fault_set(int code, CK_RV rv, const char *fmt, ...)
 /* Drop the provider when no module is loaded any more. */
 void p11_prov_release(void);
 
+/* p11_wait.c: a function list of our own that forwards every call to
+ * real under the bounds of p11_wait_set() (p11.h); path (copied) names
+ * the module in the message. The same real list (or ours) again gives
+ * the same list. Never freed: modules stay mapped (RTLD_NODELETE). Beyond
+ * a few modules at once, real itself is returned (with a warning). */
+CK_FUNCTION_LIST *p11_wait_wrap(CK_FUNCTION_LIST *real, const char *path);
+
 /* p11_cert.c */
 int p11_key_id_for_pubkey(p11_token *t, EVP_PKEY *pub, unsigned char **id,
 			  size_t *idlen, char **label);

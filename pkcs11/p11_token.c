@@ -159,6 +159,7 @@ int p11_module_get(const char *path, struct p11_module **out)
 		rc = p11_rv_fail(SA_EKEY, rv, "C_GetFunctionList of %s failed", path);
 		goto fail;
 	}
+	m->fl = p11_wait_wrap(m->fl, path); /* every call bounded: p11_wait.c */
 	memset(&ia, 0, sizeof(ia));
 	ia.flags = CKF_OS_LOCKING_OK;
 	rv = m->fl->C_Initialize(&ia);

@@ -40,6 +40,8 @@ enum sa_exit {
 	SA_EXIT_KEY = 7,     /* key or token problem */
 	SA_EXIT_PIN = 8,     /* wrong or locked PIN */
 	SA_EXIT_IO = 9,      /* local file could not be read or written */
+	SA_EXIT_TOKEN_TIMEOUT = 10, /* a token did not answer in time (main.c's
+				     * handler of p11_wait_set(), not a code) */
 };
 
 /*

@@ -220,6 +220,70 @@ static void test_connect_timeout(void)
 	unlink(path);
 }
 
+/* TokenTimeout in the file, --token-timeout over it; defaults 60/300 */
+static void test_token_timeout(void)
+{
+	static const struct {
+		const char *v;
+		unsigned long call, keygen;
+	} good[] = {
+		{ "20", 20, 300 },     /* key generation keeps its default */
+		{ "600", 600, 600 },   /* ... unless the per-call one is longer */
+		{ "0", 0, 0 },         /* 0: no bound at all */
+		{ "5,30", 5, 30 },
+		{ "90,0", 90, 0 },     /* key generation unbounded */
+		{ "0,120", 0, 120 },
+		{ "86400,86400", 86400, 86400 },
+	};
+	static const char *const bad[] = {
+		"", "x", "-1", "5,", ",5", "5,6,7", "1.5", "5;6", "86401", " 5",
+		"5,-1", "99999999999999999999999",
+	};
+	struct agent_opts o;
+	char *path;
+	size_t i;
+	int help, rc;
+
+	rc = parse(&o, &help, "enroll", NULL);
+	is_int(rc, 0, "no --token-timeout");
+	ok(o.token_call_s == 60 && o.token_keygen_s == 300,
+	   "defaults: 60 s per call, 300 s for key generation (%lu, %lu)",
+	   o.token_call_s, o.token_keygen_s);
+	agent_opts_free(&o);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		rc = parse(&o, &help, "enroll", "--token-timeout", good[i].v, NULL);
+		is_int(rc, 0, "--token-timeout %s", good[i].v);
+		ok(o.token_call_s == good[i].call && o.token_keygen_s == good[i].keygen,
+		   "--token-timeout %s: %lu per call, %lu for key generation "
+		   "(got %lu, %lu)", good[i].v, good[i].call, good[i].keygen,
+		   o.token_call_s, o.token_keygen_s);
+		agent_opts_free(&o);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		rc = parse(&o, &help, "enroll", "--token-timeout", bad[i], NULL);
+		is_int(rc, SA_EUSAGE, "--token-timeout \"%s\" refused", bad[i]);
+		ok(strstr(sa_errmsg(), "--token-timeout (TokenTimeout)") != NULL,
+		   "message: %s", sa_errmsg());
+		agent_opts_free(&o);
+	}
+	path = conf_file("[sscep]\nTokenTimeout = 7,70\n");
+	rc = parse(&o, &help, "enroll", "-f", path, NULL);
+	is_int(rc, 0, "TokenTimeout in the file");
+	is_int(o.s.warnings, 0, "TokenTimeout is a known key");
+	ok(o.token_call_s == 7 && o.token_keygen_s == 70, "TokenTimeout = 7,70");
+	agent_opts_free(&o);
+	rc = parse(&o, &help, "enroll", "-f", path, "--token-timeout", "9", NULL);
+	ok(rc == 0 && o.token_call_s == 9 && o.token_keygen_s == 300,
+	   "--token-timeout 9 replaces the whole TokenTimeout");
+	agent_opts_free(&o);
+	unlink(path);
+	path = conf_file("[sscep]\nTokenTimeout = soon\n");
+	is_int(parse(&o, &help, "enroll", "-f", path, NULL), SA_EUSAGE,
+	       "TokenTimeout = soon refused");
+	agent_opts_free(&o);
+	unlink(path);
+}
+
 /*
  * sscep's sample configuration names the capi engine: a warning, and only
  * a key that would have to come from that engine is an error.
@@ -286,6 +350,7 @@ int main(void)
 	test_letters();
 	test_conf_under_cli();
 	test_connect_timeout();
+	test_token_timeout();
 	test_foreign_engine();
 	return tap_done();
 }
