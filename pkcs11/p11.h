@@ -202,8 +202,10 @@ int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
  * several. *certified: a certificate object with its CKA_ID is in the
  * token (the run stopped inside p11_key_commit(): call it to finish);
  * else the run stopped before its certificate was stored (the key may be
- * reused: a request it sent still matches it). *label_used: objects
- * labelled label exist.
+ * reused: a request it sent still matches it). *label_used: objects of
+ * another key (another CKA_ID) are labelled label. A public key under the
+ * staging label with another CKA_ID than the private key (a generation
+ * interrupted while it set the ids) takes the private key's first.
  */
 int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
 		    char **uri_out, int *certified, int *label_used);

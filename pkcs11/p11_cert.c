@@ -150,12 +150,22 @@ int p11_key_id_for_pubkey(p11_token *t, EVP_PKEY *pub, unsigned char **id,
 		return sa_fail_noossl(SA_ENOTFOUND, "no private key on token '%s' "
 				      "matches the certificate's public key",
 				      t->label);
-	if (p11_attr_get1(t, h, CKA_ID, &v, &len) < 0 || len == 0) {
+	rc = p11_attr_get1(t, h, CKA_ID, &v, &len);
+	if (rc == SA_EKEY) /* the token failed: not a fact about the key */
+		return sa_fail_noossl(rc, "cannot read the CKA_ID of the key on "
+				      "token '%s'", t->label);
+	if (rc < 0 || len == 0) {
 		free(v);
 		return sa_fail_noossl(SA_EKEY, "the matching private key on token "
 				      "'%s' has no CKA_ID", t->label);
 	}
-	if (p11_attr_get1(t, h, CKA_LABEL, &l, &llen) < 0)
+	rc = p11_attr_get1(t, h, CKA_LABEL, &l, &llen);
+	if (rc == SA_EKEY) {
+		free(v);
+		return sa_fail_noossl(rc, "cannot read the label of the key on "
+				      "token '%s'", t->label);
+	}
+	if (rc < 0)
 		l = (unsigned char *)strdup("");
 	if (l == NULL) {
 		free(v);

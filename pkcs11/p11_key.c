@@ -59,16 +59,16 @@ static int raw_match(p11_token *t, const CK_ATTRIBUTE *label,
 	if (rc < 0 || *n != 1)
 		goto out;
 	*obj = h[0];
-	if (p11_attr_get1(t, h[0], CKA_ID, &v, &len) < 0) {
-		v = NULL;
-		len = 0;
-	}
+	/* an attribute it lacks is empty; a token that fails is an error */
+	rc = p11_attr_get1(t, h[0], CKA_ID, &v, &len);
+	if (rc == SA_EKEY)
+		goto out;
 	*rid = (CK_ATTRIBUTE){ CKA_ID, v, len };
-	if (p11_attr_get1(t, h[0], CKA_LABEL, &v, &len) < 0) {
-		v = NULL;
-		len = 0;
-	}
+	rc = p11_attr_get1(t, h[0], CKA_LABEL, &v, &len);
+	if (rc == SA_EKEY)
+		goto out;
 	*rlabel = (CK_ATTRIBUTE){ CKA_LABEL, v, len };
+	rc = 0;
 out:
 	free(h);
 	return rc;
@@ -497,7 +497,13 @@ static int find_by_id(p11_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG n,
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < nh; i++) {
-		if (p11_attr_get1(t, h[i], CKA_ID, &v, &len) < 0) {
+		rc = p11_attr_get1(t, h[i], CKA_ID, &v, &len);
+		if (rc == SA_EKEY) { /* the token failed: no answer is right */
+			free(h);
+			return sa_fail_noossl(rc, "cannot read the CKA_ID of an "
+					      "object on token '%s'", t->label);
+		}
+		if (rc < 0) {
 			v = NULL;
 			len = 0;
 		}
@@ -518,6 +524,7 @@ int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
 	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, label ? strlen(label) : 0 };
 	CK_ATTRIBUTE cur;
 	CK_OBJECT_HANDLE *h = NULL;
+	CK_OBJECT_CLASS *cls = NULL;
 	CK_ULONG n = 0, i;
 	unsigned char *id = NULL;
 	size_t idlen = 0;
@@ -569,22 +576,36 @@ int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
 	 */
 	if (strcmp(clabel, label) != 0) {
 		CK_OBJECT_CLASS pcls = CKO_PRIVATE_KEY;
-		CK_ULONG pass;
+		CK_ULONG pass, npriv = 0;
 
 		cur = (CK_ATTRIBUTE){ CKA_LABEL, clabel, strlen(clabel) };
 		rc = find_by_id(t, &cur, 1, id, idlen, 1, &h, &n);
 		if (rc < 0)
 			goto out;
+		/* each object's class, read once: a failed read is an error */
+		cls = calloc(n ? n : 1, sizeof(*cls));
+		if (cls == NULL) {
+			rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			CK_ATTRIBUTE ca = { CKA_CLASS, &cls[i], sizeof(cls[i]) };
+
+			rv = t->mod->fl->C_GetAttributeValue(t->sess, h[i], &ca, 1);
+			if (rv != CKR_OK) {
+				rc = p11_rv_fail(SA_EKEY, rv, "cannot read the class "
+						 "of an object of the new key '%s' "
+						 "on token '%s'; run the same "
+						 "command again to finish", clabel,
+						 t->label);
+				goto out;
+			}
+		}
 		for (pass = 0; pass < 2; pass++)
 			for (i = 0; i < n; i++) {
-				CK_OBJECT_CLASS c = 0;
-				CK_ATTRIBUTE ca = { CKA_CLASS, &c, sizeof(c) };
-
-				if (t->mod->fl->C_GetAttributeValue(t->sess, h[i],
-								    &ca, 1) != CKR_OK)
-					c = pcls; /* unknown: with the last */
-				if ((c == pcls) != (pass == 1))
+				if ((cls[i] == pcls) != (pass == 1))
 					continue;
+				npriv += pass == 1;
 				rv = t->mod->fl->C_SetAttributeValue(t->sess, h[i],
 								     &lt, 1);
 				if (rv != CKR_OK) {
@@ -598,6 +619,12 @@ int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
 					goto out;
 				}
 			}
+		if (npriv == 0) { /* never "done" without the key itself */
+			rc = sa_fail_noossl(SA_EKEY, "the new key '%s' is not on "
+					    "token '%s' any more; nothing was "
+					    "relabelled", clabel, t->label);
+			goto out;
+		}
 	}
 	if (uri_out != NULL) {
 		uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, id, idlen);
@@ -610,6 +637,7 @@ int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
 	rc = 0;
 out:
 	free(h);
+	free(cls);
 	free(id);
 	free(clabel);
 	return rc;
@@ -802,6 +830,56 @@ static int count_class_id(p11_token *t, CK_OBJECT_CLASS cls,
 	return rc;
 }
 
+/*
+ * A key generation interrupted while it gave the pair its CKA_ID (the
+ * token failed between the two C_SetAttributeValue) leaves the public key
+ * with another CKA_ID than the private one. Everything under the staging
+ * label belongs to that one pair (p11_keygen clears the label before it
+ * generates), so the public key objects there take the private key's
+ * CKA_ID again; without it an EC key's public half (and the label's
+ * objects at commit) would not be found.
+ */
+static int staged_unify_ids(p11_token *t, const char *prov)
+{
+	CK_OBJECT_CLASS pcls = CKO_PRIVATE_KEY, ucls = CKO_PUBLIC_KEY;
+	CK_ATTRIBUTE tmpl[2] = { { CKA_LABEL, (void *)prov, strlen(prov) },
+				 { CKA_CLASS, &pcls, sizeof(pcls) } };
+	CK_OBJECT_HANDLE *h = NULL, *pubs = NULL;
+	CK_ULONG n = 0, npub = 0, i;
+	CK_ATTRIBUTE ida;
+	unsigned char *id = NULL;
+	CK_ULONG idlen = 0;
+	CK_RV rv;
+	int rc;
+
+	rc = p11_find(t, tmpl, 2, &h, &n);
+	if (rc < 0 || n != 1)
+		goto out;
+	rc = p11_attr_get1(t, h[0], CKA_ID, &id, &idlen);
+	if (rc < 0) {
+		rc = rc == SA_ENOTFOUND ? 0 : rc;
+		goto out;
+	}
+	tmpl[1].pValue = &ucls;
+	rc = find_by_id(t, tmpl, 2, id, idlen, 0, &pubs, &npub);
+	ida = (CK_ATTRIBUTE){ CKA_ID, id, idlen };
+	for (i = 0; rc == 0 && i < npub; i++) {
+		rv = t->mod->fl->C_SetAttributeValue(t->sess, pubs[i], &ida, 1);
+		if (rv != CKR_OK)
+			rc = p11_rv_fail(SA_EKEY, rv, "cannot give the public key "
+					 "'%s' on token '%s' its private key's "
+					 "CKA_ID", prov, t->label);
+		else
+			sa_verbose("the public key '%s' takes its private key's "
+				   "CKA_ID again", prov);
+	}
+out:
+	free(h);
+	free(pubs);
+	free(id);
+	return rc;
+}
+
 /* See p11.h. */
 int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
 		    char **uri_out, int *certified, int *label_used)
@@ -829,6 +907,11 @@ int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
 	if (rc < 0)
 		goto out;
 	*label_used = n > 0;
+	free(h);
+	h = NULL;
+	rc = staged_unify_ids(t, prov);
+	if (rc < 0)
+		goto out;
 	rc = get1_by_label(t, prov, &pk, &uri, &n);
 	if (rc < 0)
 		goto out;
@@ -851,6 +934,14 @@ int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
 	if (rc < 0)
 		goto out;
 	*certified = n > 0;
+	/*
+	 * The label is taken only by objects of another key: those of this
+	 * key there are a relabelling an interruption left half done
+	 */
+	rc = find_by_id(t, &lt, 1, id, idlen, 0, &h, &n);
+	if (rc < 0)
+		goto out;
+	*label_used = n > 0;
 	*out = pk;
 	*uri_out = uri;
 	pk = NULL;

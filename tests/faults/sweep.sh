@@ -36,8 +36,10 @@
 #            the hung process is kept, then it is killed); "sigN" a crash
 #   intact   the objects the token held before (CKA_CLASS, label, CKA_ID,
 #            the value of public keys and certificates) are all still there
-#            after the failed run (after a run that exited 0 the flow's own
-#            objects may be replaced: renew)
+#            after the failed run: yes, no; "new" (renew) when the old pair
+#            was already being replaced, the new certificate stored, and the
+#            new pair is whole (base2.crt, its key and certificate object
+#            under base or base~new); n/a after a renewal that exited 0
 #   retry    the same command on the healthy token: ok, ok-R (only with -R),
 #            or stuck:RC (the first error line is kept), hang, sigN
 #   final    after the retry: the flow's result is whole (certificate or
@@ -83,6 +85,8 @@ if [ -n "$LIBDIR" ]; then
 fi
 command -v gdb >/dev/null || echo "sweep: no gdb: hangs and crashes without backtraces" >&2
 
+# under tests/run.sh valgrind (vgwrap.sh): every scep-agent run under valgrind
+WRAP=${SCEP_AGENT_WRAP:-}
 SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
 RVS_SAMPLE="CKR_SESSION_HANDLE_INVALID CKR_DEVICE_MEMORY CKR_PIN_LOCKED CKR_FUNCTION_FAILED CKR_TOKEN_WRITE_PROTECTED"
 TOK=pkcs11:token=t1
@@ -152,6 +156,20 @@ final_ok() {
 	esac
 }
 
+# new_pair_whole: (renew, in a point's dir) base2.crt holds the new
+# certificate, and a private key labelled base or base~new has a
+# certificate object and the public key of base2.crt
+new_pair_whole() {
+	[ -s base2.crt ] || return 1
+	for _id in $(grep -E '^Private\|base(~new)?\|' after.snap | cut -d'|' -f3); do
+		grep -q "^Certificate|[^|]*|$_id|" after.snap || continue
+		[ "$(openssl x509 -in base2.crt -noout -pubkey)" = "$(pkcs11-tool --module "$SOFTHSM" \
+			--token-label t1 -l --pin "$T_PIN" --read-object --type pubkey --id "$_id" \
+			2>/dev/null | openssl pkey -pubin -inform DER 2>/dev/null)" ] && return 0
+	done
+	return 1
+}
+
 # tok_pub LABEL: the PEM public key of the token's key LABEL
 tok_pub() {
 	pkcs11-tool --module "$SOFTHSM" --token-label t1 -l --pin "$T_PIN" --read-object \
@@ -214,7 +232,7 @@ point() {
 		export SOFTHSM2_CONF=$_d/softhsm2.conf P11SHIM_MODULE=$SOFTHSM
 		mapfile -t cmd < <(flow_cmd "$_flow")
 		rc=$(P11SHIM_FAIL_AT=$_i P11SHIM_FAIL_RV=$_rv P11SHIM_FAIL_MODE=$_mode \
-			P11SHIM_TRACE=$_d/trace run_cmd run "$SCEP_AGENT" "${cmd[@]}")
+			P11SHIM_TRACE=$_d/trace run_cmd run $WRAP "$SCEP_AGENT" "${cmd[@]}")
 		func=$(awk '/ injected$/ { print $2; exit }' trace 2>/dev/null)
 		ncalls=$(wc -l <trace 2>/dev/null || echo 0)
 		snap >after.snap
@@ -224,16 +242,19 @@ point() {
 			intact=yes
 		fi
 		[ "$rc" = 0 ] && [ "$_flow" = renew ] && intact=n/a
+		# a renewal interrupted once its certificate was stored may have
+		# removed the old pair: the new one must then be whole
+		[ "$intact" = no ] && [ "$_flow" = renew ] && new_pair_whole && intact=new
 		extra=$(grep -cvxF -f "$T_WORK/prep/base.snap" after.snap)
 		retry=-
 		if [ "$rc" != 0 ]; then
-			r=$(run_cmd retry "$SCEP_AGENT" "${cmd[@]}")
+			r=$(run_cmd retry $WRAP "$SCEP_AGENT" "${cmd[@]}")
 			if [ "$r" = 0 ]; then
 				retry=ok
 			else
 				retry="stuck:$r"
 				if [ "$_flow" = enroll ] || [ "$_flow" = renew ]; then
-					r2=$(run_cmd retryR "$SCEP_AGENT" "${cmd[@]}" -R)
+					r2=$(run_cmd retryR $WRAP "$SCEP_AGENT" "${cmd[@]}" -R)
 					if [ "$r2" = 0 ]; then retry=ok-R; else
 						retry="stuck:$r,-R:$r2"
 					fi
@@ -303,16 +324,22 @@ rm -rf "$OUT/points" "$OUT/results.txt"
 mkdir -p "$OUT/points"
 {
 	echo "# scep-agent fault sweep, $(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$SRCDIR" describe --always --dirty 2>/dev/null)"
-	echo "# libp11 $(dpkg-query -W -f '${Version}' libp11-3 2>/dev/null)${LIBDIR:+ (but LD_LIBRARY_PATH=$LIBDIR)}, softhsm2 $(dpkg-query -W -f '${Version}' softhsm2 2>/dev/null), openssl $(openssl version | cut -d' ' -f2), timeout ${TMO}s"
+	echo "# softhsm2 $(dpkg-query -W -f '${Version}' softhsm2 2>/dev/null), openssl $(openssl version | cut -d' ' -f2), timeout ${TMO}s${LIBDIR:+, LD_LIBRARY_PATH=$LIBDIR}"
 	echo "# base token: $(tr '\n' ' ' <prep/base.snap)"
 } >"$OUT/header.txt"
 cat "$OUT/header.txt"
 
 # --- the sweep ------------------------------------------------------------
 
-# running: the points still running (the CA is a job too)
-running() {
-	jobs -rp | grep -vx "$CA_PID"
+# nrunning: how many points are still running (the CA is a job too).
+# jobs must run in this shell: in a pipeline's subshell it sees no jobs,
+# and the sweep would start every point at once.
+nrunning() {
+	_n=0
+	for _p in $(jobs -rp); do
+		[ "$_p" = "$CA_PID" ] || _n=$((_n + 1))
+	done
+	echo $_n
 }
 
 for flow in $FLOWS; do
@@ -320,7 +347,7 @@ for flow in $FLOWS; do
 	d=$(point_dir "$flow" trace)
 	rc=$(cd "$d" && mapfile -t cmd < <(flow_cmd "$flow") &&
 		SOFTHSM2_CONF=$d/softhsm2.conf P11SHIM_MODULE=$SOFTHSM P11SHIM_TRACE=$d/trace \
-		run_cmd run "$SCEP_AGENT" "${cmd[@]}")
+		run_cmd run $WRAP "$SCEP_AGENT" "${cmd[@]}")
 	n=$(wc -l <"$d/trace")
 	echo "# $flow: healthy run exit $rc, $n PKCS#11 calls: $(cut -d' ' -f2 "$d/trace" | sed 's/^C_//' | uniq -c | awk '{ printf "%s%s", $2, ($1 > 1 ? "x" $1 : ""); printf " " }')" |
 		tee -a "$OUT/header.txt"
@@ -341,13 +368,13 @@ for flow in $FLOWS; do
 	fi
 	for p in $list; do
 		IFS=: read -r i rv mode <<<"$p"
-		while [ "$(running | wc -l)" -ge "$JOBS" ]; do
+		while [ "$(nrunning)" -ge "$JOBS" ]; do
 			wait -n
 		done
 		point "$flow" "$i" "$rv" "$mode" &
 	done
-	for p in $(running); do
-		wait "$p"
+	for p in $(jobs -rp); do
+		[ "$p" = "$CA_PID" ] || wait "$p"
 	done
 done
 ca_stop

@@ -1,0 +1,68 @@
+#!/bin/bash
+# faults suite: tests/faults/sweep.sh as a test. Every flow (first
+# enrollment with --new-key, renewal in place, mkrequest --new-key, getcert
+# with a token key) runs once per PKCS#11 call it makes, failing that call
+# with CKR_DEVICE_REMOVED from then on (a card pulled out), and a sample of
+# calls once with each of CKR_SESSION_HANDLE_INVALID, CKR_DEVICE_MEMORY,
+# CKR_PIN_LOCKED, CKR_FUNCTION_FAILED and CKR_TOKEN_WRITE_PROTECTED. For
+# every point: no hang, no crash (under ASan: no sanitizer report either),
+# a documented exit code and a message, the token's old objects intact,
+# the same command (or it with -R) completes on the healthy token, and the
+# result is whole.
+# Under valgrind (SCEP_AGENT_WRAP) a sample: getcert (no key generation,
+# which takes about 20 s per RSA key there) at a dozen calls, failed from
+# then on; the full sweep runs in the plain and ASan builds.
+. "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
+
+t_require softhsm2-util pkcs11-tool
+BUILD=${SCEP_AGENT%/agent/scep-agent}
+OUT=$T_WORK/out
+if [ -n "${SCEP_AGENT_WRAP:-}" ]; then
+	# -s: CKR_DEVICE_REMOVED only; points spread over the run
+	SWEEP=(-s -t 120 -p "2 5 8 11 14 17 20 23 26 29 32 35" getcert)
+else
+	SWEEP=(-t 30)
+fi
+diag "tests/faults/sweep.sh -b $BUILD ${SWEEP[*]}"
+if ! "$SRCDIR/tests/faults/sweep.sh" -b "$BUILD" -o "$OUT" -j 2 "${SWEEP[@]}" >"$T_WORK/sweep.log" 2>&1; then
+	t_fail "the sweep ran"
+	sed 's/^/# /' "$T_WORK/sweep.log" | tail -20
+	done_testing
+	exit
+fi
+t_pass "the sweep ran"
+R=$OUT/results.txt
+sed -n '1,/^exit codes/p' "$OUT/summary.txt" | sed 's/^/# /'
+
+# points PATTERN: the points (flow, call, CKR, mode) whose line matches
+points() {
+	grep -E -- "$1" "$R" | awk '{ printf "%s%s:%s:%s:%s", (n++ ? ", " : ""), $1, $2, $3, $4 } END { print "" }'
+}
+
+# none PATTERN DESC: no point's line matches
+none() {
+	local bad
+	bad=$(points "$1")
+	if [ -z "$bad" ]; then
+		t_pass "$2"
+	else
+		t_fail "$2"
+		diag "points: $bad"
+	fi
+}
+
+flows=$(awk '{ print $1 }' "$R" | sort -u | tr '\n' ' ')
+for f in ${SCEP_AGENT_WRAP:+getcert} ${SCEP_AGENT_WRAP:-enroll renew mkrequest getcert}; do
+	t_ok "$f: points were run" eval "grep -q '^$f ' '$R'"
+done
+none ' rc=hang' "no run hangs (each ends within the sweep's limit)"
+none ' rc=sig' "no run crashes (no signal; under ASan/UBSan no report: they abort)"
+none ' rc=(1[1-9]|[2-9][0-9]|[0-9]{3,}) ' "every run ends with a documented exit code (0-10; valgrind errors: 99)"
+none ' rc=1 ' "no token failure ends as an internal error (exit 1)"
+none ' rc=(2|3|5|6) ' "no token failure is blamed on the CA, the network or the reply (exit 2, 3, 5, 6)"
+none ' rc=[1-9][0-9]* .*\| *$' "every failed run says why (an error line)"
+none ' intact=no ' "the token's old key and certificate are intact after every failure"
+none ' retry=stuck' "the same command (or it with -R) completes on the healthy token every time"
+none ' final=BAD ' "every retry leaves a whole result (one key pair and certificate under the label)"
+diag "flows: $flows; $(wc -l <"$R") points"
+done_testing
