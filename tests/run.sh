@@ -65,10 +65,10 @@ do_asan() {
 	LSAN_OPTIONS=suppressions=$top/tests/lib/lsan.supp \
 		run build-asan asan "$@"
 }
-do_valgrind() {
+do_valgrind() { # all but suite no-valgrind (see tests/integration/meson.build)
 	setup build
 	run build valgrind --wrapper "$top/tests/lib/vgwrap.sh" \
-		--timeout-multiplier 3 "$@"
+		--timeout-multiplier 3 --no-suite no-valgrind "$@"
 }
 
 do_fuzz() { # not a meson test: counts as one test in the totals

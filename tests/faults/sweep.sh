@@ -6,9 +6,13 @@
 #
 # Usage: tests/faults/sweep.sh [-b BUILD] [-o OUT] [-t SECS] [-j JOBS]
 #                              [-p POINTS] [-s] [-a ASAN_BUILD] [FLOW...]
-#   FLOW     enroll (first enrollment, --new-key, RSA token key), renew
-#            (in place: -K/-O --new-key --overwrite), mkrequest (--new-key),
-#            getcert (signed with a token key); default: all four
+#   FLOW     enroll (first enrollment, --new-key, an RSA-2048 token key:
+#            the test CA encrypts its reply to the requester's key), renew
+#            (in place: -K/-O --new-key --overwrite, the old key RSA, the
+#            new one EC P-256), mkrequest (--new-key, EC P-256), getcert
+#            (signed with a token key); default: all four. EC keys where
+#            the CA allows them: RSA key generation is most of a point's
+#            time
 #   -b BUILD the meson build dir (default: build) with scep-agent, the test
 #            CA and the shim
 #   -o OUT   where the results go (default: ./faults-out): OUT/results.txt
@@ -100,9 +104,10 @@ flow_cmd() {
 		--pin-file pin --new-key "$TOK;object=e1" --subject /CN=e1 -l e1.crt ;;
 	renew) printf '%s\n' enroll -u "$CA_URL" -c ca.crt --module "$P11SHIM" \
 		--pin-file pin -K "$TOK;object=base" -O base.crt \
-		--new-key "$TOK;object=base" --overwrite --subject /CN=base -l base2.crt ;;
+		--new-key "$TOK;object=base" --overwrite --key-type ec:P-256 --subject /CN=base \
+		-l base2.crt ;;
 	mkrequest) printf '%s\n' mkrequest --module "$P11SHIM" --pin-file pin \
-		--new-key "$TOK;object=m1" --key-type rsa:2048 --subject /CN=m1 -r m1.csr ;;
+		--new-key "$TOK;object=m1" --key-type ec:P-256 --subject /CN=m1 -r m1.csr ;;
 	getcert) printf '%s\n' getcert -u "$CA_URL" -c ca.crt --module "$P11SHIM" \
 		--pin-file pin -k "$TOK;object=base" -l base.crt -s "$BASE_SERIAL" -w got.crt ;;
 	esac
@@ -309,7 +314,7 @@ if [ -z "$REPORT" ]; then
 
 softhsm_new t1
 pin_file
-ca_start -allowrenew 0
+ca_start -allowrenew 0 -allow-ec
 mkdir -p prep
 sa getca -u "$CA_URL" -c prep/ca.crt >/dev/null 2>&1 || { echo "sweep: getca failed" >&2; exit 1; }
 (cd prep && cp ../pin . && sa enroll -u "$CA_URL" -c ca.crt --module "$SOFTHSM" --pin-file pin \
