@@ -614,6 +614,20 @@ int main(void)
 		check_cert_store(t, k, "k-ecp256");
 	EVP_PKEY_free(k);
 
+	/*
+	 * The last token closed unloads the module and our provider; a token
+	 * opened again in the same process (a daemon's next renewal) gets
+	 * working key handles again.
+	 */
+	p11_token_close(t);
+	t = open_tok("pkcs11:token=t1", &rc);
+	is_int(rc, 0, "the token opens again after the module was unloaded");
+	k = NULL;
+	rc = t ? p11_key_get1(t, "pkcs11:object=k-ecp256", &k) : -1;
+	is_int(rc, 0, "a key handle after the reload: %s", rc ? sa_errmsg() : "");
+	ok(k != NULL && check_still_signs(k), "and it signs in the token");
+	EVP_PKEY_free(k);
+
 	/* overwrite refusal */
 	p11_keyspec_parse("ec:P-256", &ks);
 	k = NULL;
