@@ -9,10 +9,11 @@
 #   FLOW     enroll (first enrollment, --new-key, an RSA-2048 token key:
 #            the test CA encrypts its reply to the requester's key), renew
 #            (in place: -K/-O --new-key --overwrite, the old key RSA, the
-#            new one EC P-256), mkrequest (--new-key, EC P-256), getcert
-#            (signed with a token key); default: all four. EC keys where
-#            the CA allows them: RSA key generation is most of a point's
-#            time
+#            new one EC P-256), newlabel (renewal with a new key under a
+#            new label, EC P-256; the old pair stays), mkrequest (--new-key,
+#            EC P-256), getcert and getcrl (signed with a token key);
+#            default: all six. EC keys where the CA allows them: RSA key
+#            generation is most of a point's time
 #   -b BUILD the meson build dir (default: build) with scep-agent, the test
 #            CA and the shim
 #   -o OUT   where the results go (default: ./faults-out): OUT/results.txt
@@ -68,7 +69,7 @@ while getopts b:o:t:j:p:f:sa:l:r opt; do
 	esac
 done
 shift $((OPTIND - 1))
-FLOWS=${*:-enroll renew mkrequest getcert}
+FLOWS=${*:-enroll renew newlabel mkrequest getcert getcrl}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRCDIR=$(cd "$HERE/../.." && pwd)
 BUILD=$(cd "$BUILD" && pwd) || exit 4
@@ -110,6 +111,11 @@ flow_cmd() {
 		--new-key "$TOK;object=m1" --key-type ec:P-256 --subject /CN=m1 -r m1.csr ;;
 	getcert) printf '%s\n' getcert -u "$CA_URL" -c ca.crt --module "$P11SHIM" \
 		--pin-file pin -k "$TOK;object=base" -l base.crt -s "$BASE_SERIAL" -w got.crt ;;
+	newlabel) printf '%s\n' enroll -u "$CA_URL" -c ca.crt --module "$P11SHIM" \
+		--pin-file pin -K "$TOK;object=base" -O base.crt \
+		--new-key "$TOK;object=r1" --key-type ec:P-256 --subject /CN=base -l r1.crt ;;
+	getcrl) printf '%s\n' getcrl -u "$CA_URL" -c ca.crt --module "$P11SHIM" \
+		--pin-file pin -k "$TOK;object=base" -l base.crt -w crl.pem ;;
 	esac
 }
 
@@ -158,6 +164,13 @@ final_ok() {
 	getcert)
 		[ -s got.crt ] && cmp -s <(openssl x509 -in got.crt -outform DER) \
 			<(openssl x509 -in base.crt -outform DER) ;;
+	newlabel)
+		[ -s r1.crt ] && [ "$(count final.snap Private r1)$(count final.snap Public r1)$(count final.snap Certificate r1)" = 111 ] &&
+			[ "$(grep -c '~' final.snap)" = 0 ] && grep -qxF -f base.snapkeys final.snap &&
+			[ "$(grep -cxF -f base.snapkeys final.snap)" = 2 ] &&
+			[ "$(openssl x509 -in r1.crt -noout -pubkey)" = "$(tok_pub r1)" ] ;;
+	getcrl)
+		[ -s crl.pem ] && openssl crl -in crl.pem -noout -CAfile ca.crt 2>&1 | grep -q "verify OK" ;;
 	esac
 }
 

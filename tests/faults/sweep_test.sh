@@ -1,7 +1,8 @@
 #!/bin/bash
 # faults suite: tests/faults/sweep.sh as a test. Every flow (first
-# enrollment with --new-key, renewal in place, mkrequest --new-key, getcert
-# with a token key) runs once per PKCS#11 call it makes, failing that call
+# enrollment with --new-key, renewal in place, renewal with a new key under
+# a new label, mkrequest --new-key, getcert and getcrl with a token key)
+# runs once per PKCS#11 call it makes, failing that call
 # with CKR_DEVICE_REMOVED from then on (a card pulled out), and a sample of
 # calls once with each of CKR_SESSION_HANDLE_INVALID, CKR_DEVICE_MEMORY,
 # CKR_PIN_LOCKED, CKR_FUNCTION_FAILED and CKR_TOKEN_WRITE_PROTECTED. For
@@ -22,7 +23,7 @@ if [ -n "${SCEP_AGENT_WRAP:-}" ]; then
 	FLOWS=(getcert)
 	SWEEP=(-s -t 120 -p "2 5 8 11 14 17 20 23 26 29 32" "${FLOWS[@]}")
 else
-	FLOWS=(enroll renew mkrequest getcert)
+	FLOWS=(enroll renew newlabel mkrequest getcert getcrl)
 	SWEEP=(-t 30 "${FLOWS[@]}")
 fi
 diag "tests/faults/sweep.sh -b $BUILD ${SWEEP[*]}"
