@@ -24,6 +24,8 @@
 #   -p LIST  only these call indexes (e.g. "3 17 40"), for a rerun
 #   -f RV:MODE  the fault at every call (default CKR_DEVICE_REMOVED:always)
 #   -s       no CKR sample (only CKR_DEVICE_REMOVED from the call on)
+#   -e K     the CKR sample at every Kth call (default 8), besides the first
+#            call of each kind named below
 #   -a DIR   a sanitizer build: every crashing point is run again with its
 #            scep-agent, the report kept with the point
 #   -l DIR   LD_LIBRARY_PATH for the runs: another libp11 build (e.g. one
@@ -33,7 +35,7 @@
 #
 # For each flow: one run with P11SHIM_TRACE counts its calls N; then for
 # i in 1..N a point fails call i with CKR_DEVICE_REMOVED from then on
-# (P11SHIM_FAIL_MODE=always: a card pulled out), and for every 8th call
+# (P11SHIM_FAIL_MODE=always: a card pulled out), and for every 8th call (-e)
 # (and the first C_GenerateKeyPair, C_Sign, C_Decrypt, C_CreateObject,
 # C_SetAttributeValue, C_DestroyObject) the sample CKRs once. Each point
 # starts from a copy of the same prepared token. Per point:
@@ -52,8 +54,8 @@
 #            nothing left under a provisional label)
 set -u
 
-BUILD=build OUT=$PWD/faults-out TMO=20 JOBS=2 POINTS= SAMPLE=1 ASAN= LIBDIR= REPORT= FAULT=CKR_DEVICE_REMOVED:always
-while getopts b:o:t:j:p:f:sa:l:r opt; do
+BUILD=build OUT=$PWD/faults-out TMO=20 JOBS=2 POINTS= SAMPLE=1 STRIDE=8 ASAN= LIBDIR= REPORT= FAULT=CKR_DEVICE_REMOVED:always
+while getopts b:o:t:j:p:f:se:a:l:r opt; do
 	case $opt in
 	b) BUILD=$OPTARG ;;
 	o) OUT=$OPTARG ;;
@@ -62,6 +64,7 @@ while getopts b:o:t:j:p:f:sa:l:r opt; do
 	p) POINTS=$OPTARG ;;
 	f) FAULT=$OPTARG ;;
 	s) SAMPLE= ;;
+	e) STRIDE=$OPTARG ;;
 	a) ASAN=$(cd "$OPTARG" && pwd) ;;
 	l) LIBDIR=$(cd "$OPTARG" && pwd) ;;
 	r) REPORT=1 ;;
@@ -376,7 +379,7 @@ for flow in $FLOWS; do
 		list="$list $i:$FAULT"
 	done
 	if [ -n "$SAMPLE" ] && [ -z "$POINTS" ]; then
-		sample=$(awk '$1 % 8 == 0 { print $1 } /C_(GenerateKeyPair|Sign|Decrypt|CreateObject|SetAttributeValue|DestroyObject) / && !seen[$2]++ { print $1 }' \
+		sample=$(awk -v k="$STRIDE" '$1 % k == 0 { print $1 } /C_(GenerateKeyPair|Sign|Decrypt|CreateObject|SetAttributeValue|DestroyObject) / && !seen[$2]++ { print $1 }' \
 			"$d/trace" | sort -nu)
 		for i in $sample; do
 			for rv in $RVS_SAMPLE; do
