@@ -18,6 +18,8 @@
 #include <p11-kit/pkcs11.h>
 #include <p11-kit/uri.h>
 
+#include <openssl/core_dispatch.h>
+
 #include "p11.h"
 
 /*
@@ -105,6 +107,18 @@ char *p11_object_uri(p11_token *t, CK_OBJECT_CLASS cls, const char *label,
 int p11_need_rw(p11_token *t, const char *what);
 
 /* p11_prov.c: token private keys as EVP_PKEY handles of our provider. */
+/* Key data of the provider's key manager (p11_prov.c, p11_prov_ops.c). */
+struct p11_pkey {
+	int type;                /* EVP_PKEY_RSA or EVP_PKEY_EC */
+	EVP_PKEY *pub;           /* public half (default provider) */
+	CK_FUNCTION_LIST *fl;    /* NULL: public only (imported) */
+	CK_SESSION_HANDLE sess;
+	CK_OBJECT_HANDLE obj;
+	char *what;              /* "key 'L' on token 'T'", for messages */
+};
+/* p11_prov_ops.c: the provider's signature and asymmetric cipher. */
+extern const OSSL_DISPATCH p11_prov_signature[];
+extern const OSSL_DISPATCH p11_prov_asym_cipher[];
 /*
  * A handle for the private key object priv on t: signs (RSA PKCS#1 v1.5,
  * ECDSA) and decrypts (RSA PKCS#1 v1.5) with C_Sign/C_Decrypt on t's
@@ -113,7 +127,9 @@ int p11_need_rw(p11_token *t, const char *what);
  * usable while t's module is loaded.
  */
 int p11_prov_key_new(p11_token *t, CK_OBJECT_HANDLE priv, EVP_PKEY **out);
-/* The public half of priv as a plain (default provider) key. get1. */
+/* p11_pub.c: the public half of priv as a plain (default provider) key,
+ * from the private object, else the public key or certificate object of
+ * the same CKA_ID. get1. */
 int p11_pubkey_read(p11_token *t, CK_OBJECT_HANDLE priv, EVP_PKEY **out);
 /* Keep "what: CKR words (CK_RV 0x..)" for p11_fault(). */
 void p11_fault_note(const char *what, CK_RV rv);
@@ -130,6 +146,21 @@ void p11_prov_release(void);
  * the same list. Never freed: modules stay mapped (RTLD_NODELETE). Beyond
  * a few modules at once, real itself is returned (with a warning). */
 CK_FUNCTION_LIST *p11_wait_wrap(CK_FUNCTION_LIST *real, const char *path);
+
+/* p11_key.c: count the private keys matching label/id (NULL: any); on
+ * exactly one, its handle and its CKA_ID and CKA_LABEL (new buffers, empty
+ * when it has none; SA_EKEY when the token fails reading them). */
+int p11_key_raw_match(p11_token *t, const CK_ATTRIBUTE *label,
+		      const CK_ATTRIBUTE *id, CK_ULONG *n,
+		      CK_ATTRIBUTE *rid, CK_ATTRIBUTE *rlabel,
+		      CK_OBJECT_HANDLE *obj);
+
+/* p11_stage.c: the objects matching tmpl whose CKA_ID equals id (same 1)
+ * or differs from it (same 0); *out a new array. A token that fails
+ * reading a CKA_ID is an error (SA_EKEY), never "another id". */
+int p11_find_by_id(p11_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+		   const unsigned char *id, size_t idlen, int same,
+		   CK_OBJECT_HANDLE **out, CK_ULONG *count);
 
 /* p11_cert.c */
 int p11_key_id_for_pubkey(p11_token *t, EVP_PKEY *pub, unsigned char **id,

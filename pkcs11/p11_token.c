@@ -43,6 +43,42 @@ int p11_rv_fail(int code, CK_RV rv, const char *fmt, ...)
 		       (unsigned long)rv);
 }
 
+/* The last failed token call, for p11_fault(). */
+static char fault_msg[512];
+
+/* See p11_int.h. */
+void p11_fault_note(const char *what, CK_RV rv)
+{
+	snprintf(fault_msg, sizeof(fault_msg), "%s: %s (CK_RV 0x%lx)", what,
+		 p11_rv_str(rv), (unsigned long)rv);
+}
+
+/* See p11_int.h. */
+int p11_fault_set(int code, CK_RV rv, const char *fmt, ...)
+{
+	char buf[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	p11_fault_note(buf, rv);
+	ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "%s", fault_msg);
+	return code;
+}
+
+/* See p11.h. */
+const char *p11_fault(void)
+{
+	return fault_msg[0] ? fault_msg : NULL;
+}
+
+/* See p11.h. */
+void p11_fault_clear(void)
+{
+	fault_msg[0] = '\0';
+}
+
 /* Blank-padded PKCS#11 string to a new C string. */
 char *p11_str_trim(const unsigned char *s, size_t n)
 {
