@@ -11,21 +11,6 @@
 # its retry.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
-# killed STEP CMD...: CMD (scep-agent ARGS) stopped at STEP
-killed() {
-	_step=$1
-	shift
-	T_RC=0
-	SCEP_AGENT_TEST_STOP=$_step "$@" >"$T_OUT" 2>"$T_ERR" || T_RC=$?
-	t_canary_keep "$T_OUT" "$T_ERR"
-	if [ "$T_RC" = 137 ] && grep -q "SCEP_AGENT_TEST_STOP: stopped at step $_step\$" "$T_ERR"; then
-		t_pass "killed at $_step: $(t_short "$@")"
-	else
-		t_fail "killed at $_step: $(t_short "$@") (exit $T_RC)"
-		t_show_output
-	fi
-}
-
 # no_leftovers: no temporary file of an atomic write in the work dir
 no_leftovers() {
 	_l=$(find . -maxdepth 1 -name '*.tmp??????' | sed 's#^\./##')
@@ -72,7 +57,7 @@ tid() {
 # --- mkrequest: the key file (EC: quick), then the request ---------------
 MK="--key-type ec:P-256 --subject /CN=mk.example"
 if full; then
-killed key-generated sa mkrequest -k mk1.key $MK -r mk1.csr
+t_killed key-generated sa mkrequest -k mk1.key $MK -r mk1.csr
 t_ok "key-generated: the key file is whole" openssl pkey -in mk1.key -noout
 t_no_file mk1.csr "key-generated: no request written"
 # a known limit (no -R for mkrequest): the same command refuses to replace
@@ -84,7 +69,7 @@ t_expect_exit 0 sa mkrequest -k mk1.key --subject /CN=mk.example -r mk1.csr
 t_is "$(pub_of mk1.csr)" "$(pub_of mk1.key)" "key-generated: request for the key of the killed run"
 fi
 
-killed file-staged:mk2.key sa mkrequest -k mk2.key $MK -r mk2.csr
+t_killed file-staged:mk2.key sa mkrequest -k mk2.key $MK -r mk2.csr
 t_no_file mk2.key "key staged: no key file yet"
 t_is "$(find . -maxdepth 1 -name 'mk2.key.tmp??????' | wc -l)" 1 \
 	"key staged: its temporary file is left (owner-only: $(stat -c %a mk2.key.tmp* 2>/dev/null))"
@@ -95,7 +80,7 @@ no_leftovers "key staged, retried"
 t_is "$(pub_of mk2.csr)" "$(pub_of mk2.key)" "key staged: the retry made key and request"
 if full; then
 
-killed file-staged:mk3.csr sa mkrequest -k mk3.key $MK -r mk3.csr
+t_killed file-staged:mk3.csr sa mkrequest -k mk3.key $MK -r mk3.csr
 t_no_file mk3.csr "request staged: no request file"
 t_expect_exit 0 sa mkrequest -k mk3.key --subject /CN=mk.example -r mk3.csr
 no_leftovers "request staged, retried"
@@ -126,7 +111,7 @@ for step in $(sample request-sent reply-verified file-staged:e.crt file-renamed:
 	mkkey e$n.key 1024
 	mkcsr e$n.key e$n.csr "/CN=e$n.example"
 	rm -f e.crt
-	killed "$step" sa enroll $E -k e$n.key -r e$n.csr -l e.crt
+	t_killed "$step" sa enroll $E -k e$n.key -r e$n.csr -l e.crt
 	t_tid=$(tid -1)
 	whole_or_absent e.crt "enroll $step"
 	t_expect_exit 0 sa enroll $E -k e$n.key -r e$n.csr -l e.crt -R
@@ -150,7 +135,7 @@ for step in $(sample request-sent reply-verified file-staged:new.crt file-rename
 	mkkey n$n.key 1024
 	mkcsr n$n.key n$n.csr "/CN=renew.example"
 	rm -f new.crt
-	killed "$step" sa enroll $E -k n$n.key -r n$n.csr -K old.key -O old.crt -l new.crt
+	t_killed "$step" sa enroll $E -k n$n.key -r n$n.csr -K old.key -O old.crt -l new.crt
 	t_tid=$(tid -1)
 	t_is "$(ca_log_field -1 msgType)" 17 "renew $step: a RenewalReq was sent"
 	t_ok "renew $step: the old key file is unchanged" cmp -s old.key old.key.orig
@@ -168,7 +153,7 @@ done
 # keeps the old file, and the retry leaves no temporary file
 if full; then
 cp ca.crt ca.crt.orig
-killed file-staged:ca.crt sa getca -u "$CA_URL" -c ca.crt
+t_killed file-staged:ca.crt sa getca -u "$CA_URL" -c ca.crt
 t_ok "getca staged: the old CA file is unchanged" cmp -s ca.crt ca.crt.orig
 t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt
 no_leftovers "getca staged, retried"

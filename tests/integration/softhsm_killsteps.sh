@@ -33,21 +33,6 @@ tool() {
 	pkcs11-tool --module "$MOD" --token-label t1 -l --pin "$T_PIN" "$@" 2>/dev/null
 }
 
-# killed STEP CMD...: CMD (scep-agent ARGS) stopped at STEP
-killed() {
-	_step=$1
-	shift
-	T_RC=0
-	SCEP_AGENT_TEST_STOP=$_step "$@" >"$T_OUT" 2>"$T_ERR" || T_RC=$?
-	t_canary_keep "$T_OUT" "$T_ERR"
-	if [ "$T_RC" = 137 ] && grep -q "SCEP_AGENT_TEST_STOP: stopped at step $_step\$" "$T_ERR"; then
-		t_pass "killed at $_step: $(t_short "$@")"
-	else
-		t_fail "killed at $_step: $(t_short "$@") (exit $T_RC)"
-		t_show_output
-	fi
-}
-
 # enroll ARGS...: scep-agent enroll against the CA with token t1
 enroll() {
 	sa enroll -u "$CA_URL" -c ca.crt --module "$MOD" --pin-file pin "$@"
@@ -166,7 +151,7 @@ for step in $(sample key-generated request-sent reply-verified cert-written cert
 	n=$((n + 1))
 	restore
 	E=(--new-key "$TOK;object=e$n" --subject "/CN=e$n" -l new.crt)
-	killed "$step" enroll "${E[@]}"
+	t_killed "$step" enroll "${E[@]}"
 	t_tid=$(ca_log_field -1 tid)
 	ops0=$(pki_ops)
 	old_intact "enroll $step"
@@ -191,7 +176,7 @@ for step in $(sample key-generated request-sent reply-verified cert-written cert
 	restore
 	R=(-K "$TOK;object=base" -O base.crt --new-key "$TOK;object=r$n" --key-type ec:P-256
 		--subject /CN=base -l new.crt)
-	killed "$step" enroll "${R[@]}"
+	t_killed "$step" enroll "${R[@]}"
 	t_tid=$(ca_log_field -1 tid)
 	ops0=$(pki_ops)
 	old_intact "renew $step"
@@ -215,7 +200,7 @@ P=(-K "$TOK;object=base" -O base.crt --new-key "$TOK;object=base" --overwrite
 	--key-type ec:P-256 --subject /CN=base -l new.crt)
 for step in $(sample key-generated request-sent reply-verified cert-written cert-stored key-committed); do
 	restore
-	killed "$step" enroll "${P[@]}"
+	t_killed "$step" enroll "${P[@]}"
 	t_tid=$(ca_log_field -1 tid)
 	ops0=$(pki_ops)
 	whole_or_absent new.crt "in place $step"
@@ -245,7 +230,7 @@ done
 # certificate replaced the old file (and before it reached the token)
 if [ -z "${SCEP_AGENT_WRAP:-}" ]; then
 	restore
-	killed cert-written enroll "${P[@]/new.crt/base.crt}"
+	t_killed cert-written enroll "${P[@]/new.crt/base.crt}"
 	ops0=$(pki_ops)
 	t_is "$(objects "$BASE_ID")" "$BASE_OBJS" "in place -l = -O, cert-written: the old objects are intact"
 	t_expect_exit 0 enroll "${P[@]/new.crt/base.crt}" -R

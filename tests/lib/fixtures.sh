@@ -378,6 +378,23 @@ sa() {
 	${SCEP_AGENT_WRAP:-} "$SCEP_AGENT" "$@"
 }
 
+# t_killed STEP CMD...: CMD (scep-agent ARGS) stopped at STEP by the test
+# hook SCEP_AGENT_TEST_STOP (agent/util/sa_step.c): it died of SIGKILL
+# (137) with the hook's line on stderr
+t_killed() {
+	_step=$1
+	shift
+	T_RC=0
+	SCEP_AGENT_TEST_STOP=$_step "$@" >"$T_OUT" 2>"$T_ERR" || T_RC=$?
+	t_canary_keep "$T_OUT" "$T_ERR"
+	if [ "$T_RC" = 137 ] && grep -q "SCEP_AGENT_TEST_STOP: stopped at step $_step\$" "$T_ERR"; then
+		t_pass "killed at $_step: $(t_short "$@")"
+	else
+		t_fail "killed at $_step: $(t_short "$@") (exit $T_RC)"
+		t_show_output
+	fi
+}
+
 # t_between N LO HI DESC: LO <= N <= HI
 t_between() {
 	if [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; then
