@@ -28,8 +28,8 @@
 #            call of each kind named below
 #   -a DIR   a sanitizer build: every crashing point is run again with its
 #            scep-agent, the report kept with the point
-#   -l DIR   LD_LIBRARY_PATH for the runs: another libp11 build (e.g. one
-#            with debug symbols, or a newer version; see docs/faults.md)
+#   -l DIR   LD_LIBRARY_PATH for the runs (another build of a library
+#            the runs load, e.g. OpenSSL or SoftHSM2 with debug symbols)
 #   -r       report only: rebuild OUT/results.txt and OUT/summary.txt from
 #            the points already in OUT
 #
