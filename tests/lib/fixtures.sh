@@ -12,6 +12,7 @@
 # CA:    ca_start [scepca flags], ca_restart [flags], ca_stop, ca_log_field
 # Keys:  mkkey FILE [BITS], mkcsr KEY CSR SUBJECT [CHALLENGE]
 # Token: softhsm_new LABEL [PIN] [SOPIN], pin_file [PIN]
+# TPM:   tpm_start (a fresh swtpm), tpm_stop, tpm_cmd TOOL ARGS (tpm2-tools on it)
 # Secrets: T_PIN, T_SOPIN, T_CHAL, T_PROXY_PASS, T_URL_PASS: the suite's secrets, distinctive
 #        strings that the canary test (tests/integration/canary.sh) looks for in
 #        everything the program printed or wrote; secret_file FILE VALUE writes
@@ -351,6 +352,71 @@ softhsm_new() {
 	export SOFTHSM2_CONF P11_MODULE
 	softhsm2-util --init-token --free --label "$1" --pin "${2:-$T_PIN}" \
 		--so-pin "${3:-$T_SOPIN}" >/dev/null
+}
+
+# tpm_start: a fresh software TPM (swtpm, TPM 2.0, no resource manager)
+# listening on 127.0.0.1 ephemeral ports, its state in the work dir.
+# Exports TPM_TCTI (for --tcti), TPM_STORE (an empty store dir for
+# --tpm-store), TPM_PID, TPM_PORT; stopped by pid at exit (or tpm_stop).
+T_TPM_N=0
+tpm_start() {
+	t_require swtpm
+	T_TPM_N=$((T_TPM_N + 1))
+	_d=$T_WORK/swtpm$T_TPM_N
+	mkdir -p "$_d/state" "$T_WORK/tpmstore$T_TPM_N"
+	for _try in 1 2 3 4 5 6 7 8; do
+		# two free ports next to each other (server, control)
+		TPM_PORT=$(python3 -c 'import socket
+for _ in range(50):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError: pass
+    finally: a.close(); b.close()')
+		rm -f "$_d/pid"
+		# not -d: it stays our child, so its pid is the one we stop
+		swtpm socket --tpm2 --tpmstate dir="$_d/state" \
+			--server type=tcp,port="$TPM_PORT",bindaddr=127.0.0.1 \
+			--ctrl type=tcp,port=$((TPM_PORT + 1)),bindaddr=127.0.0.1 \
+			--flags not-need-init,startup-clear \
+			--log file="$_d/log",level=1 >"$_d/out" 2>&1 &
+		TPM_PID=$!
+		_i=0
+		while [ $_i -lt 50 ] && kill -0 "$TPM_PID" 2>/dev/null; do
+			if python3 -c 'import socket,sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$TPM_PORT" 2>/dev/null; then
+				break
+			fi
+			sleep 0.1
+			_i=$((_i + 1))
+		done
+		if kill -0 "$TPM_PID" 2>/dev/null && [ $_i -lt 50 ]; then
+			T_PIDS="$T_PIDS $TPM_PID"
+			TPM_TCTI=swtpm:host=127.0.0.1,port=$TPM_PORT
+			TPM_STORE=$T_WORK/tpmstore$T_TPM_N
+			export TPM_TCTI TPM_STORE TPM_PID TPM_PORT
+			return 0
+		fi
+		kill "$TPM_PID" 2>/dev/null
+		wait "$TPM_PID" 2>/dev/null
+	done
+	echo "Bail out! swtpm did not start: $(cat "$_d/out" "$_d/log" 2>/dev/null | tail -3)"
+	exit 1
+}
+
+# tpm_stop: stop the last swtpm started (by pid) and wait for it.
+tpm_stop() {
+	if [ -n "${TPM_PID:-}" ] && kill -0 "$TPM_PID" 2>/dev/null; then
+		kill "$TPM_PID"
+		wait "$TPM_PID" 2>/dev/null
+	fi
+	return 0
+}
+
+# tpm_cmd TOOL ARGS...: a tpm2-tools command on the current swtpm
+tpm_cmd() {
+	TPM2TOOLS_TCTI=$TPM_TCTI TSS2_LOG=all+NONE "$@"
 }
 
 # pin_file [PIN]: the user PIN (default 1234) in ./pin, mode 0600 from
