@@ -5,7 +5,8 @@
 # healthy token. Not a meson test (yet): a measurement, see docs/faults.md.
 #
 # Usage: tests/faults/sweep.sh [-b BUILD] [-o OUT] [-t SECS] [-j JOBS]
-#                              [-p POINTS] [-s] [-a ASAN_BUILD] [FLOW...]
+#                              [-p POINTS] [-s] [-e K] [-x K] [-E]
+#                              [-a ASAN_BUILD] [FLOW...]
 #   FLOW     enroll (first enrollment, --new-key, an RSA-2048 token key:
 #            the test CA encrypts its reply to the requester's key), renew
 #            (in place: -K/-O --new-key --overwrite, the old key RSA, the
@@ -13,7 +14,14 @@
 #            new label, EC P-256; the old pair stays), mkrequest (--new-key,
 #            EC P-256), getcert and getcrl (signed with a token key);
 #            default: all six. EC keys where the CA allows them: RSA key
-#            generation is most of a point's time
+#            generation is most of a point's time.
+#            On a software TPM (swtpm, through tpm2-pkcs11; only when
+#            named): tpm-init (init-token --tpm on tpm2-pkcs11's blank
+#            slot: C_InitToken, C_InitPIN) and tpm-enroll (enroll --tpm
+#            --new-key, RSA-2048, on a token "gw" that holds an enrolled
+#            key and certificate "base"). Each point gets its own swtpm,
+#            started on a copy of the prepared TPM state and store (see
+#            the TPM section below)
 #   -b BUILD the meson build dir (default: build) with scep-agent, the test
 #            CA and the shim
 #   -o OUT   where the results go (default: ./faults-out): OUT/results.txt
@@ -26,6 +34,11 @@
 #   -s       no CKR sample (only CKR_DEVICE_REMOVED from the call on)
 #   -e K     the CKR sample at every Kth call (default 8), besides the first
 #            call of each kind named below
+#   -x K     the CKR_DEVICE_REMOVED points (-f) only at every Kth call and
+#            the first call of each kind named below (default 1: every call)
+#   -E       TPM flows: tpm2-pkcs11's own variables (TPM2_PKCS11_TCTI,
+#            TPM2_PKCS11_STORE) and --module instead of --tpm, --tcti,
+#            --tpm-store (a build without --tpm; tpm-enroll only)
 #   -a DIR   a sanitizer build: every crashing point is run again with its
 #            scep-agent, the report kept with the point
 #   -l DIR   LD_LIBRARY_PATH for the runs (another build of a library
@@ -37,7 +50,8 @@
 # i in 1..N a point fails call i with CKR_DEVICE_REMOVED from then on
 # (P11SHIM_FAIL_MODE=always: a card pulled out), and for every 8th call (-e)
 # (and the first C_GenerateKeyPair, C_Sign, C_Decrypt, C_CreateObject,
-# C_SetAttributeValue, C_DestroyObject) the sample CKRs once. Each point
+# C_SetAttributeValue, C_DestroyObject, C_InitToken, C_InitPIN, C_Login)
+# the sample CKRs once. Each point
 # starts from a copy of the same prepared token. Per point:
 #   rc       the exit code; "hang" when it ran past -t (a gdb backtrace of
 #            the hung process is kept, then it is killed); "sigN" a crash
@@ -52,10 +66,30 @@
 #   final    after the retry: the flow's result is whole (certificate or
 #            request for the key labelled as asked, one key pair under it,
 #            nothing left under a provisional label)
+#
+# The TPM flows (tpm-init, tpm-enroll): each point runs on its own swtpm
+# (no resource manager, as /dev/tpm0 on a gateway), started on a copy of
+# the prepared swtpm state and tpm2-pkcs11 store dir (copied while no
+# swtpm runs on them) and stopped by pid when the point ends. What a
+# point checks leaves the TPM alone where it can: the token's objects and
+# state are read from the store's sqlite file, the handles left loaded
+# with tpm2_getcap (which loads nothing). Besides the columns above:
+#   intact   tpm-init: what the failed run left in the store: none (no
+#            token), whole (token gw, SO and user PIN set), nopin (token
+#            gw initialised, no user PIN), no (anything else)
+#   retry    tpm-init: the same command, then (when that fails) it with
+#            --force-reinit: ok-F
+#   leaked   transient objects + loaded sessions in the TPM after the
+#            failed run (what a process that died or whose C_Finalize
+#            failed left; scep-agent flushes them before its next run)
+#   left     the same after the retry (tpm2-pkcs11 itself leaves the
+#            primary key it made in C_InitToken loaded); flushed before the
+#            final check, which logs in with pkcs11-tool (tpm-init)
 set -u
 
 BUILD=build OUT=$PWD/faults-out TMO=20 JOBS=2 POINTS= SAMPLE=1 STRIDE=8 ASAN= LIBDIR= REPORT= FAULT=CKR_DEVICE_REMOVED:always
-while getopts b:o:t:j:p:f:se:a:l:r opt; do
+XSTRIDE=1 TPM_ENV=
+while getopts b:o:t:j:p:f:se:x:Ea:l:r opt; do
 	case $opt in
 	b) BUILD=$OPTARG ;;
 	o) OUT=$OPTARG ;;
@@ -65,6 +99,8 @@ while getopts b:o:t:j:p:f:se:a:l:r opt; do
 	f) FAULT=$OPTARG ;;
 	s) SAMPLE= ;;
 	e) STRIDE=$OPTARG ;;
+	x) XSTRIDE=$OPTARG ;;
+	E) TPM_ENV=1 ;;
 	a) ASAN=$(cd "$OPTARG" && pwd) ;;
 	l) LIBDIR=$(cd "$OPTARG" && pwd) ;;
 	r) REPORT=1 ;;
@@ -119,7 +155,22 @@ flow_cmd() {
 		--new-key "$TOK;object=r1" --key-type ec:P-256 --subject /CN=base -l r1.crt ;;
 	getcrl) printf '%s\n' getcrl -u "$CA_URL" -c ca.crt --module "$P11SHIM" \
 		--pin-file pin -k "$TOK;object=base" -l base.crt -w crl.pem ;;
+	tpm-init) printf '%s\n' init-token $(tpm_args) --label gw --so-pin-file sopin \
+		--pin-file pin ;;
+	tpm-enroll) printf '%s\n' enroll -u "$CA_URL" -c ca.crt $(tpm_args) --pin-file pin \
+		--new-key "pkcs11:token=gw;object=e1" --key-type rsa:2048 --subject /CN=e1 \
+		-l e1.crt ;;
 	esac
+}
+
+# tpm_args: how a TPM flow's command names the TPM (in the point's dir,
+# its swtpm up): through the shim, which forwards to tpm2-pkcs11
+tpm_args() {
+	if [ -n "$TPM_ENV" ]; then
+		printf '%s\n' --module "$P11SHIM"
+	else
+		printf '%s\n' --tpm --module "$P11SHIM" --tcti "$PT_TCTI" --tpm-store "$PWD/store"
+	fi
 }
 
 # snap [DIR]: the token's objects, one sorted line each:
@@ -175,6 +226,236 @@ final_ok() {
 	getcrl)
 		[ -s crl.pem ] && openssl crl -in crl.pem -noout -CAfile ca.crt 2>&1 | grep -q "verify OK" ;;
 	esac
+}
+
+# --- the TPM flows ----------------------------------------------------------
+
+TPM2_MODULE=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
+
+is_tpm() {
+	case $1 in tpm-*) return 0 ;; esac
+	return 1
+}
+
+# tpm_up DIR: a swtpm on DIR/state (TPM 2.0, no resource manager) on two
+# free neighbouring ports of 127.0.0.1 (server, control), our child; sets
+# PT_PID and PT_TCTI. Ports are picked under a lock, so parallel points
+# never pick the same; the swtpm must still run after it answered (one
+# that could not bind is dead). Stop it with tpm_down.
+tpm_up() {
+	flock 9
+	for _try in 1 2 3 4 5 6 7 8; do
+		_port=$(python3 -c 'import socket
+for _ in range(50):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError: pass
+    finally: a.close(); b.close()')
+		swtpm socket --tpm2 --tpmstate dir="$1/state" \
+			--server type=tcp,port="$_port",bindaddr=127.0.0.1 \
+			--ctrl type=tcp,port=$((_port + 1)),bindaddr=127.0.0.1 \
+			--flags not-need-init,startup-clear \
+			--log file="$1/swtpm.log",level=1 >"$1/swtpm.out" 2>&1 9>&- &
+		PT_PID=$!
+		_w=0
+		while [ $_w -lt 50 ] && kill -0 "$PT_PID" 2>/dev/null; do
+			python3 -c 'import socket,sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$_port" 2>/dev/null && break
+			sleep 0.1
+			_w=$((_w + 1))
+		done
+		sleep 0.05
+		if [ $_w -lt 50 ] && kill -0 "$PT_PID" 2>/dev/null; then
+			PT_TCTI=swtpm:host=127.0.0.1,port=$_port
+			flock -u 9
+			return 0
+		fi
+		kill "$PT_PID" 2>/dev/null
+		wait "$PT_PID" 2>/dev/null
+	done
+	flock -u 9
+	PT_PID=
+	echo "sweep: swtpm did not start: $(tail -2 "$1/swtpm.out" "$1/swtpm.log" 2>/dev/null)" >&2
+	return 1
+}
+
+# tpm_down: stop the swtpm tpm_up started, by its pid
+tpm_down() {
+	if [ -n "${PT_PID:-}" ]; then
+		kill "$PT_PID" 2>/dev/null
+		wait "$PT_PID" 2>/dev/null
+		PT_PID=
+	fi
+	return 0
+}
+
+# tpm_env: tpm2-pkcs11's variables for tools that load it (pkcs11-tool),
+# and for the runs with -E
+tpm_env() {
+	TPM2_PKCS11_TCTI=$PT_TCTI TPM2_PKCS11_STORE=$PWD/store TPM2_PKCS11_BACKEND=esysdb \
+		TSS2_LOG=all+NONE "$@"
+}
+
+# tpm_handles: "transient objects+loaded sessions" in the point's TPM
+tpm_handles() {
+	_t=$(TPM2TOOLS_TCTI=$PT_TCTI TSS2_LOG=all+NONE tpm2_getcap handles-transient 2>/dev/null | grep -c 0x)
+	_s=$(TPM2TOOLS_TCTI=$PT_TCTI TSS2_LOG=all+NONE tpm2_getcap handles-loaded-session 2>/dev/null | grep -c 0x)
+	echo "$_t+$_s"
+}
+
+# tpm_flush: flush every transient object and session of the point's TPM
+tpm_flush() {
+	for _f in -t -l -s; do
+		TPM2TOOLS_TCTI=$PT_TCTI TSS2_LOG=all+NONE tpm2_flushcontext $_f >/dev/null 2>&1
+	done
+}
+
+# tpm_db WHAT [ARG]: read tpm2-pkcs11's store (./store) without the TPM.
+#   snap       the objects, one sorted line each, as snap does:
+#              "CLASS|LABEL|ID|H" (H: SHA-256 of all its stored attributes)
+#   tokens     the tokens: none, or "whole:LABEL" / "nopin:LABEL" each
+#   pub LABEL  the modulus (hex, upper case) of the public key LABEL
+#   cert LABEL the CKA_VALUE (hex) of the certificate LABEL
+tpm_db() {
+	python3 - "$PWD/store/tpm2_pkcs11.sqlite3" "$@" <<'EOF'
+import hashlib, os, re, sqlite3, sys
+db, what, arg = sys.argv[1], sys.argv[2], (sys.argv[3:] or [""])[0]
+rows, toks = [], []
+if os.path.exists(db):
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    try:
+        toks = c.execute("select t.id, t.label, s.userpub is not null from tokens t"
+                         " left join sealobjects s on s.tokid = t.id").fetchall()
+        rows = c.execute("select attrs from tobjects order by id").fetchall()
+    except sqlite3.Error:
+        pass
+if what == "tokens":
+    print(" ".join(sorted("%s:%s" % ("whole" if u else "nopin", l) for _, l, u in toks)) or "none")
+    sys.exit(0)
+pair = re.compile(r'\?\s*!!\w+\s+"(\d+)"\s*:\s*!!\w+\s+"([^"]*)"')
+out = []
+for (attrs,) in rows:
+    a = {}
+    for k, v in pair.findall(attrs):
+        a.setdefault(int(k), v)
+    cls = {"1": "Certificate", "2": "Public", "3": "Private"}.get(a.get(0), "Class" + a.get(0, "?"))
+    try:
+        label = bytes.fromhex(a.get(3, "")).decode()
+    except ValueError:
+        label = a.get(3, "")
+    if what == "snap":
+        out.append("%s|%s|%s|%s" % (cls, label, a.get(258, ""),
+                                    hashlib.sha256(attrs.encode()).hexdigest()[:16]))
+    elif what == "pub" and cls == "Public" and label == arg:
+        out.append(a.get(288, "").upper())
+    elif what == "cert" and cls == "Certificate" and label == arg:
+        out.append(a.get(17, "").lower())
+print("\n".join(sorted(out)))
+EOF
+}
+
+# tpm_final_ok FLOW: the TPM flow's result in this dir is whole (the
+# point's swtpm up, flushed)
+tpm_final_ok() {
+	case $1 in
+	tpm-init)
+		[ "$(tpm_db tokens)" = whole:gw ] &&
+			cat run.out retry.out retryF.out 2>/dev/null | grep -q '^scep-agent: token: pkcs11:.*token=gw' &&
+			tpm_env pkcs11-tool --module "$TPM2_MODULE" --token-label gw -l --pin "$T_PIN" -O >final.objs 2>&1 &&
+			tpm_env pkcs11-tool --module "$TPM2_MODULE" --token-label gw -l --login-type so \
+				--so-pin "$T_SOPIN" -I >/dev/null 2>&1 ;;
+	tpm-enroll)
+		tpm_db snap >final.snap
+		[ -s e1.crt ] && [ "$(count final.snap Private e1)$(count final.snap Public e1)$(count final.snap Certificate e1)" = 111 ] &&
+			grep -q "^Certificate|e1|$(grep '^Private|e1|' final.snap | cut -d'|' -f3)|" final.snap &&
+			[ "$(grep -c '~' final.snap)" = 0 ] && ! grep -qvxF -f final.snap base.snap &&
+			[ "$(tpm_db pub e1)" = "$(openssl x509 -in e1.crt -noout -modulus | sed 's/^Modulus=//')" ] &&
+			[ "$(tpm_db cert e1)" = "$(openssl x509 -in e1.crt -outform DER | od -An -tx1 | tr -d ' \n')" ] ;;
+	esac
+}
+
+# tpm_point_dir FLOW NAME: a fresh dir holding a copy of the flow's
+# prepared TPM (state, store) and files
+tpm_point_dir() {
+	_d=$OUT/points/$1-$2
+	rm -rf "$_d"
+	mkdir -p "$_d"
+	_p=$T_WORK/prep/$1
+	cp -a "$_p/state" "$_p/store" "$_d/"
+	cp "$T_WORK/prep/ca.crt" "$_d/"
+	[ -f "$_p/base.snap" ] && cp "$_p/base.snap" "$_d/"
+	(umask 077 && cp "$T_WORK/pin" "$_d/pin" && printf '%s\n' "$T_SOPIN" >"$_d/sopin")
+	echo "$_d"
+}
+
+# tpm_run LOG [VAR=VALUE...]: run_cmd of the flow's command (cmd, then
+# more) in the point's dir, through the shim to tpm2-pkcs11, with these
+# variables (the fault)
+tpm_run() {
+	_log=$1
+	shift
+	if [ -n "$TPM_ENV" ]; then
+		set -- "$@" TPM2_PKCS11_TCTI="$PT_TCTI" TPM2_PKCS11_STORE="$PWD/store" \
+			TPM2_PKCS11_BACKEND=esysdb TSS2_LOG=all+NONE
+	fi
+	run_cmd "$_log" env P11SHIM_MODULE="$TPM2_MODULE" "$@" $WRAP "$SCEP_AGENT" "${cmd[@]}" "${more[@]}"
+}
+
+# tpm_point FLOW I RV MODE: one point of a TPM flow, on its own swtpm
+tpm_point() {
+	_flow=$1 _i=$2 _rv=$3 _mode=$4
+	_d=$(tpm_point_dir "$_flow" "$_i-$_rv-$_mode")
+	(
+		cd "$_d" || exit 1
+		trap tpm_down EXIT
+		tpm_up "$_d" 9>>"$OUT/.tpm-ports.lock" || exit 1
+		mapfile -t cmd < <(flow_cmd "$_flow")
+		more=()
+		rc=$(tpm_run run P11SHIM_FAIL_AT="$_i" P11SHIM_FAIL_RV="$_rv" \
+			P11SHIM_FAIL_MODE="$_mode" P11SHIM_TRACE="$_d/trace")
+		func=$(awk '/ injected$/ { print $2; exit }' trace 2>/dev/null)
+		ncalls=$(wc -l <trace 2>/dev/null || echo 0)
+		leaked=$(tpm_handles)
+		case $_flow in
+		tpm-init)
+			case $(tpm_db tokens) in
+			none) intact=none ;;
+			whole:gw) intact=whole ;;
+			nopin:gw) intact=nopin ;;
+			*) intact=no ;;
+			esac
+			extra=0 ;;
+		*)
+			tpm_db snap >after.snap
+			if grep -qvxF -f after.snap base.snap; then intact=no; else intact=yes; fi
+			extra=$(grep -cvxF -f base.snap after.snap) ;;
+		esac
+		retry=-
+		if [ "$rc" != 0 ]; then
+			r=$(tpm_run retry)
+			if [ "$r" = 0 ]; then
+				retry=ok
+			elif [ "$_flow" = tpm-init ]; then
+				more=(--force-reinit)
+				r2=$(tpm_run retryF)
+				if [ "$r2" = 0 ]; then retry=ok-F; else retry="stuck:$r,-F:$r2"; fi
+			else
+				more=(-R)
+				r2=$(tpm_run retryR)
+				if [ "$r2" = 0 ]; then retry=ok-R; else retry="stuck:$r,-R:$r2"; fi
+			fi
+		fi
+		left=$(tpm_handles)
+		tpm_flush
+		if tpm_final_ok "$_flow"; then final=ok; else final=BAD; fi
+		tpm_down
+		printf '%-9s %4s %-26s %-5s %-22s rc=%-5s intact=%-3s extra=%-2s retry=%-14s final=%-3s calls=%s leaked=%s left=%s\n' \
+			"$_flow" "$_i" "$_rv" "$_mode" "${func:--}" "$rc" "$intact" "$extra" "$retry" "$final" \
+			"$ncalls" "$leaked" "$left" >result
+		result_line .
+	)
 }
 
 # new_pair_whole: (renew, in a point's dir) base2.crt holds the new
@@ -246,6 +527,10 @@ point_dir() {
 
 # point FLOW I RV MODE: one point; prints its result line
 point() {
+	if is_tpm "$1"; then
+		tpm_point "$@"
+		return
+	fi
 	_flow=$1 _i=$2 _rv=$3 _mode=$4
 	_d=$(point_dir "$_flow" "$_i-$_rv-$_mode")
 	(
@@ -328,25 +613,70 @@ crash_bt() {
 if [ -z "$REPORT" ]; then
 # --- the prepared token: t1 with an enrolled RSA key and certificate "base"
 
-softhsm_new t1
+SH_FLOWS= TPM_FLOWS=
+for flow in $FLOWS; do
+	if is_tpm "$flow"; then TPM_FLOWS="$TPM_FLOWS $flow"; else SH_FLOWS="$SH_FLOWS $flow"; fi
+done
 pin_file
 ca_start -allowrenew 0 -allow-ec
 mkdir -p prep
 sa getca -u "$CA_URL" -c prep/ca.crt >/dev/null 2>&1 || { echo "sweep: getca failed" >&2; exit 1; }
-(cd prep && cp ../pin . && sa enroll -u "$CA_URL" -c ca.crt --module "$SOFTHSM" --pin-file pin \
-	--new-key "$TOK;object=base" --subject /CN=base -l base.crt >/dev/null 2>&1) ||
-	{ echo "sweep: the base enrollment failed" >&2; exit 1; }
-rm -f prep/pin
-BASE_SERIAL=$(serial_of prep/base.crt)
-snap >prep/base.snap
-grep -E '^(Private|Public)\|base\|' prep/base.snap >prep/base.snapkeys
-cp -a "$T_WORK/tokens" prep/tokens
+if [ -n "$SH_FLOWS" ]; then
+	softhsm_new t1
+	(cd prep && cp ../pin . && sa enroll -u "$CA_URL" -c ca.crt --module "$SOFTHSM" --pin-file pin \
+		--new-key "$TOK;object=base" --subject /CN=base -l base.crt >/dev/null 2>&1) ||
+		{ echo "sweep: the base enrollment failed" >&2; exit 1; }
+	rm -f prep/pin
+	BASE_SERIAL=$(serial_of prep/base.crt)
+	snap >prep/base.snap
+	grep -E '^(Private|Public)\|base\|' prep/base.snap >prep/base.snapkeys
+	cp -a "$T_WORK/tokens" prep/tokens
+fi
+
+# --- the prepared TPMs: tpm-init a blank one (no state, an empty store);
+# tpm-enroll one with token gw (SO and user PIN set with pkcs11-tool) that
+# holds an RSA-2048 key and certificate "base" enrolled by scep-agent
+if [ -n "$TPM_FLOWS" ]; then
+	t_require swtpm tpm2_getcap tpm2_flushcontext flock
+	[ -e "$TPM2_MODULE" ] || { echo "sweep: no tpm2-pkcs11 ($TPM2_MODULE)" >&2; exit 4; }
+	[ -n "$TPM_ENV" ] || unset TPM2_PKCS11_TCTI TPM2_PKCS11_STORE TPM2_PKCS11_BACKEND
+	mkdir -p prep/tpm-init/state prep/tpm-init/store prep/tpm-enroll/state prep/tpm-enroll/store
+	case " $TPM_FLOWS " in
+	*" tpm-enroll "*)
+		(
+			cd prep/tpm-enroll || exit 1
+			trap tpm_down EXIT
+			tpm_up "$PWD" 9>>"$OUT/.tpm-ports.lock" || exit 1
+			cp ../../pin ../ca.crt .
+			tpm_env pkcs11-tool --module "$TPM2_MODULE" --init-token --label gw \
+				--so-pin "$T_SOPIN" >prep.log 2>&1 &&
+				tpm_env pkcs11-tool --module "$TPM2_MODULE" --token-label gw --init-pin \
+					--login --login-type so --so-pin "$T_SOPIN" --new-pin "$T_PIN" >>prep.log 2>&1 ||
+				{ echo "sweep: cannot make token gw on the TPM: $(tail -2 prep.log)" >&2; exit 1; }
+			if [ -n "$TPM_ENV" ]; then
+				set -- --module "$TPM2_MODULE"
+			else
+				set -- --tpm --tcti "$PT_TCTI" --tpm-store "$PWD/store"
+			fi
+			tpm_env $WRAP "$SCEP_AGENT" enroll "$@" -u "$CA_URL" -c ca.crt --pin-file pin --new-key "pkcs11:token=gw;object=base" \
+				--key-type rsa:2048 --subject /CN=base -l base.crt >>prep.log 2>&1 ||
+				{ echo "sweep: the base enrollment on the TPM failed: $(tail -2 prep.log)" >&2; exit 1; }
+			rm -f pin ca.crt
+			tpm_down
+			tpm_db snap >base.snap
+			[ "$(wc -l <base.snap)" = 3 ] || { echo "sweep: the TPM's base token: $(cat base.snap)" >&2; exit 1; }
+		) || exit 1 ;;
+	esac
+fi
 rm -rf "$OUT/points" "$OUT/results.txt"
 mkdir -p "$OUT/points"
 {
 	echo "# scep-agent fault sweep, $(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$SRCDIR" describe --always --dirty 2>/dev/null)"
 	echo "# softhsm2 $(dpkg-query -W -f '${Version}' softhsm2 2>/dev/null), openssl $(openssl version | cut -d' ' -f2), timeout ${TMO}s${LIBDIR:+, LD_LIBRARY_PATH=$LIBDIR}"
-	echo "# base token: $(tr '\n' ' ' <prep/base.snap)"
+	[ -n "$TPM_FLOWS" ] &&
+		echo "# tpm2-pkcs11 $(dpkg-query -W -f '${Version}' libtpm2-pkcs11-1 2>/dev/null), swtpm $(dpkg-query -W -f '${Version}' swtpm 2>/dev/null), one swtpm per point (no resource manager)${TPM_ENV:+, -E: the variables of tpm2-pkcs11, no --tpm}"
+	[ -n "$SH_FLOWS" ] && echo "# base token: $(tr '\n' ' ' <prep/base.snap)"
+	[ -f prep/tpm-enroll/base.snap ] && echo "# TPM token gw: $(tr '\n' ' ' <prep/tpm-enroll/base.snap)"
 } >"$OUT/header.txt"
 cat "$OUT/header.txt"
 
@@ -365,21 +695,32 @@ nrunning() {
 
 for flow in $FLOWS; do
 	# the healthy run, traced: N and the name of each call
-	d=$(point_dir "$flow" trace)
-	rc=$(cd "$d" && mapfile -t cmd < <(flow_cmd "$flow") &&
-		SOFTHSM2_CONF=$d/softhsm2.conf P11SHIM_MODULE=$SOFTHSM P11SHIM_TRACE=$d/trace \
-		run_cmd run $WRAP "$SCEP_AGENT" "${cmd[@]}")
+	if is_tpm "$flow"; then
+		d=$(tpm_point_dir "$flow" trace)
+		rc=$(cd "$d" && tpm_up "$d" 9>>"$OUT/.tpm-ports.lock" && mapfile -t cmd < <(flow_cmd "$flow") &&
+			more=() && tpm_run run P11SHIM_TRACE="$d/trace"; tpm_down)
+	else
+		d=$(point_dir "$flow" trace)
+		rc=$(cd "$d" && mapfile -t cmd < <(flow_cmd "$flow") &&
+			SOFTHSM2_CONF=$d/softhsm2.conf P11SHIM_MODULE=$SOFTHSM P11SHIM_TRACE=$d/trace \
+			run_cmd run $WRAP "$SCEP_AGENT" "${cmd[@]}")
+	fi
 	n=$(wc -l <"$d/trace")
 	echo "# $flow: healthy run exit $rc, $n PKCS#11 calls: $(cut -d' ' -f2 "$d/trace" | sed 's/^C_//' | uniq -c | awk '{ printf "%s%s", $2, ($1 > 1 ? "x" $1 : ""); printf " " }')" |
 		tee -a "$OUT/header.txt"
 	[ "$rc" = 0 ] || { echo "sweep: $flow fails without a fault: $(first_err "$d/run")" >&2; exit 1; }
 	# the points: every call with CKR_DEVICE_REMOVED always, a sample once
 	list=
-	for i in ${POINTS:-$(seq 1 "$n")}; do
+	all=$(seq 1 "$n")
+	if [ "$XSTRIDE" != 1 ]; then
+		all=$(awk -v k="$XSTRIDE" '$1 % k == 0 { print $1 } /C_(GenerateKeyPair|Sign|Decrypt|CreateObject|SetAttributeValue|DestroyObject|InitToken|InitPIN|Login) / && !seen[$2]++ { print $1 }' \
+			"$d/trace" | sort -nu)
+	fi
+	for i in ${POINTS:-$all}; do
 		list="$list $i:$FAULT"
 	done
 	if [ -n "$SAMPLE" ] && [ -z "$POINTS" ]; then
-		sample=$(awk -v k="$STRIDE" '$1 % k == 0 { print $1 } /C_(GenerateKeyPair|Sign|Decrypt|CreateObject|SetAttributeValue|DestroyObject) / && !seen[$2]++ { print $1 }' \
+		sample=$(awk -v k="$STRIDE" '$1 % k == 0 { print $1 } /C_(GenerateKeyPair|Sign|Decrypt|CreateObject|SetAttributeValue|DestroyObject|InitToken|InitPIN|Login) / && !seen[$2]++ { print $1 }' \
 			"$d/trace" | sort -nu)
 		for i in $sample; do
 			for rv in $RVS_SAMPLE; do
