@@ -768,6 +768,16 @@ R=$OUT/results.txt
 			"$(grep "^$flow " "$R" | grep -c ' retry=stuck')" \
 			"$(grep "^$flow " "$R" | grep -c ' final=BAD')"
 	done
+	if grep -q '^tpm-init ' "$R"; then
+		echo "tpm-init, what the failed runs left: $(grep '^tpm-init ' "$R" | grep -v ' rc=0 ' |
+			awk '{ for (k = 1; k <= NF; k++) if ($k ~ /^intact=/) print substr($k, 8) }' |
+			sort | uniq -c | awk '{ printf "%s%s %d", (n++ ? ", " : ""), $2, $1 }'); finished only with --force-reinit: $(grep -c '^tpm-init .* retry=ok-F ' "$R")"
+	fi
+	if grep -q '^tpm-' "$R"; then
+		echo "TPM, handles (transient+sessions) left loaded by the failed run: $(grep '^tpm-' "$R" |
+			awk '{ for (k = 1; k <= NF; k++) if ($k ~ /^leaked=/) print substr($k, 8) }' |
+			sort | uniq -c | awk '{ printf "%s%s %d", (n++ ? ", " : ""), $2, $1 }')"
+	fi
 	echo "exit codes of the failed runs:"
 	awk '{ for (k = 1; k <= NF; k++) if ($k ~ /^rc=/) print $k }' "$R" | sort | uniq -c | sort -rn
 	echo "hangs by failed call:"

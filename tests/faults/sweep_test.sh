@@ -15,12 +15,33 @@
 # Under valgrind (SCEP_AGENT_WRAP) a sample: getcert (no key generation,
 # which takes about 20 s per RSA key there) at a dozen calls, failed from
 # then on; the full sweep runs in the plain and ASan builds.
+#
+# sweep_test.sh tpm (test faults_tpm, suites faults and tpm): the TPM flows
+# on swtpm through tpm2-pkcs11, a sample (each point starts its own swtpm):
+# init-token --tpm failed at every call from then on, and at the first
+# C_Login, C_InitToken and C_InitPIN and every 16th call once with each
+# sampled CKR; enroll --tpm --new-key (RSA-2048) failed from then on at
+# every 8th call and the first key generation, signature, decryption,
+# object creation and relabel. Under valgrind every 3rd and every 32nd
+# call, failed from then on. The same assertions, and for init-token: a
+# failed run leaves no token, or one the same command (or it with
+# --force-reinit) finishes.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 t_require softhsm2-util pkcs11-tool
 BUILD=${SCEP_AGENT%/agent/scep-agent}
 OUT=$T_WORK/out
-if [ -n "${SCEP_AGENT_WRAP:-}" ]; then
+if [ "${1:-}" = tpm ]; then
+	t_require swtpm tpm2_getcap
+	FLOWS=(tpm-init tpm-enroll)
+	if [ -n "${SCEP_AGENT_WRAP:-}" ]; then
+		SWEEP=(-s -t 120 -x 3 tpm-init)
+		SWEEP2=(-s -t 120 -x 32 tpm-enroll)
+	else
+		SWEEP=(-e 16 tpm-init)
+		SWEEP2=(-s -x 8 tpm-enroll)
+	fi
+elif [ -n "${SCEP_AGENT_WRAP:-}" ]; then
 	# -s: CKR_DEVICE_REMOVED only; points spread over the run (33 calls)
 	FLOWS=(getcert)
 	SWEEP=(-s -t 120 -p "2 5 8 11 14 17 20 23 26 29 32" "${FLOWS[@]}")
@@ -30,16 +51,26 @@ else
 	# about 800 points, 4 min plain and 7 under ASan on 2 cores
 	SWEEP=(-t 30 -e 16 "${FLOWS[@]}")
 fi
-diag "tests/faults/sweep.sh -b $BUILD ${SWEEP[*]}"
-if ! "$SRCDIR/tests/faults/sweep.sh" -b "$BUILD" -o "$OUT" -j 2 "${SWEEP[@]}" >"$T_WORK/sweep.log" 2>&1; then
-	t_fail "the sweep ran"
-	sed 's/^/# /' "$T_WORK/sweep.log" | tail -20
-	done_testing
-	exit
-fi
-t_pass "the sweep ran"
-R=$OUT/results.txt
-sed -n '1,/^exit codes/p' "$OUT/summary.txt" | sed 's/^/# /'
+R=$T_WORK/results.txt
+: >"$R"
+# sweep N ARGS...: tests/faults/sweep.sh ARGS into OUT.N, its results
+# added to R; the test ends when it fails
+sweep() {
+	local n=$1
+	shift
+	diag "tests/faults/sweep.sh -b $BUILD $*"
+	if ! "$SRCDIR/tests/faults/sweep.sh" -b "$BUILD" -o "$OUT.$n" -j 2 -t 30 "$@" >"$T_WORK/sweep.log" 2>&1; then
+		t_fail "the sweep ran: $*"
+		sed 's/^/# /' "$T_WORK/sweep.log" | tail -20
+		done_testing
+		exit
+	fi
+	t_pass "the sweep ran: $*"
+	sed -n '1,/^exit codes/p' "$OUT.$n/summary.txt" | sed 's/^/# /'
+	cat "$OUT.$n/results.txt" >>"$R"
+}
+sweep 1 "${SWEEP[@]}"
+[ -n "${SWEEP2:-}" ] && sweep 2 "${SWEEP2[@]}"
 
 # points PATTERN: the points (flow, call, CKR, mode) whose line matches
 points() {
@@ -71,5 +102,9 @@ none ' rc=[1-9][0-9]* .*\| *$' "every failed run says why (an error line)"
 none ' intact=no ' "the token's old key and certificate are intact after every failure"
 none ' retry=stuck' "the same command (or it with -R) completes on the healthy token every time"
 none ' final=BAD ' "every retry leaves a whole result (one key pair and certificate under the label)"
+if [ "${1:-}" = tpm ]; then
+	none '^tpm-init .* intact=no ' "a failed init-token leaves no token or token gw (never another)"
+	none '^tpm-init .* rc=0 .* intact=(none|nopin) ' "an init-token that exits 0 made the whole token"
+fi
 diag "flows: $flows; $(wc -l <"$R") points"
 done_testing
