@@ -77,14 +77,19 @@
 #   intact   tpm-init: what the failed run left in the store: none (no
 #            token), whole (token gw, SO and user PIN set), nopin (token
 #            gw initialised, no user PIN), no (anything else)
-#   retry    tpm-init: the same command, then (when that fails) it with
-#            --force-reinit: ok-F
+#   retry    tpm-init: the same command, then (when that fails) what its
+#            message says to do: it with the token's URI (pkcs11:token=gw)
+#            and --force-reinit: ok-F
 #   leaked   transient objects + loaded sessions in the TPM after the
 #            failed run (what a process that died or whose C_Finalize
 #            failed left; scep-agent flushes them before its next run)
 #   left     the same after the retry (tpm2-pkcs11 itself leaves the
 #            primary key it made in C_InitToken loaded); flushed before the
-#            final check, which logs in with pkcs11-tool (tpm-init)
+#            final check
+#   final    tpm-init: token gw whole in the store, its URI printed by the
+#            run that succeeded, and pkcs11-tool logs in with the user PIN
+#            and with the SO PIN (which sets the same user PIN again: an
+#            SO login needs a read-write session)
 set -u
 
 BUILD=build OUT=$PWD/faults-out TMO=20 JOBS=2 POINTS= SAMPLE=1 STRIDE=8 ASAN= LIBDIR= REPORT= FAULT=CKR_DEVICE_REMOVED:always
@@ -363,9 +368,9 @@ tpm_final_ok() {
 	tpm-init)
 		[ "$(tpm_db tokens)" = whole:gw ] &&
 			cat run.out retry.out retryF.out 2>/dev/null | grep -q '^scep-agent: token: pkcs11:.*token=gw' &&
-			tpm_env pkcs11-tool --module "$TPM2_MODULE" --token-label gw -l --pin "$T_PIN" -O >final.objs 2>&1 &&
-			tpm_env pkcs11-tool --module "$TPM2_MODULE" --token-label gw -l --login-type so \
-				--so-pin "$T_SOPIN" -I >/dev/null 2>&1 ;;
+			tpm_env pkcs11-tool --module "$TPM2_MODULE" --token-label gw -l --pin "$T_PIN" -O >final.log 2>&1 &&
+			tpm_env pkcs11-tool --module "$TPM2_MODULE" --token-label gw --init-pin --login \
+				--login-type so --so-pin "$T_SOPIN" --new-pin "$T_PIN" >>final.log 2>&1 ;;
 	tpm-enroll)
 		tpm_db snap >final.snap
 		[ -s e1.crt ] && [ "$(count final.snap Private e1)$(count final.snap Public e1)$(count final.snap Certificate e1)" = 111 ] &&
@@ -438,7 +443,7 @@ tpm_point() {
 			if [ "$r" = 0 ]; then
 				retry=ok
 			elif [ "$_flow" = tpm-init ]; then
-				more=(--force-reinit)
+				more=(--force-reinit pkcs11:token=gw)
 				r2=$(tpm_run retryF)
 				if [ "$r2" = 0 ]; then retry=ok-F; else retry="stuck:$r,-F:$r2"; fi
 			else
