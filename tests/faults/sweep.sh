@@ -35,7 +35,8 @@
 #   -e K     the CKR sample at every Kth call (default 8), besides the first
 #            call of each kind named below
 #   -x K     the CKR_DEVICE_REMOVED points (-f) only at every Kth call and
-#            the first call of each kind named below (default 1: every call)
+#            the first call of each kind named below and the first C_Login
+#            (default 1: every call)
 #   -E       TPM flows: tpm2-pkcs11's own variables (TPM2_PKCS11_TCTI,
 #            TPM2_PKCS11_STORE) and --module instead of --tpm, --tcti,
 #            --tpm-store (a build without --tpm; tpm-enroll only)
@@ -50,8 +51,9 @@
 # i in 1..N a point fails call i with CKR_DEVICE_REMOVED from then on
 # (P11SHIM_FAIL_MODE=always: a card pulled out), and for every 8th call (-e)
 # (and the first C_GenerateKeyPair, C_Sign, C_Decrypt, C_CreateObject,
-# C_SetAttributeValue, C_DestroyObject, C_InitToken, C_InitPIN, C_Login)
-# the sample CKRs once. Each point
+# C_SetAttributeValue, C_DestroyObject, C_InitToken, C_InitPIN) the
+# sample CKRs once (-x: the from-then-on points there, at the first
+# C_Login, and every Kth call). Each point
 # starts from a copy of the same prepared token. Per point:
 #   rc       the exit code; "hang" when it ran past -t (a gdb backtrace of
 #            the hung process is kept, then it is killed); "sigN" a crash
@@ -726,7 +728,7 @@ for flow in $FLOWS; do
 		list="$list $i:$FAULT"
 	done
 	if [ -n "$SAMPLE" ] && [ -z "$POINTS" ]; then
-		sample=$(awk -v k="$STRIDE" '$1 % k == 0 { print $1 } /C_(GenerateKeyPair|Sign|Decrypt|CreateObject|SetAttributeValue|DestroyObject|InitToken|InitPIN|Login) / && !seen[$2]++ { print $1 }' \
+		sample=$(awk -v k="$STRIDE" '$1 % k == 0 { print $1 } /C_(GenerateKeyPair|Sign|Decrypt|CreateObject|SetAttributeValue|DestroyObject|InitToken|InitPIN) / && !seen[$2]++ { print $1 }' \
 			"$d/trace" | sort -nu)
 		for i in $sample; do
 			for rv in $RVS_SAMPLE; do
