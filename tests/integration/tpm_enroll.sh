@@ -10,7 +10,9 @@
 # extractable, generated in the TPM) and the certificate object; an EC
 # P-256 key is generated in the TPM too (a request); the default store is
 # $XDG_DATA_HOME/scep-agent/tpm2 (~/.local/share/... without it) for a
-# user, /var/lib/scep-agent/tpm2 for root.
+# user, /var/lib/scep-agent/tpm2 for root. Under valgrind
+# (SCEP_AGENT_WRAP), where each run takes about 5 s, a sample: the
+# refusal of a taken label and the XDG_DATA_HOME store are left out.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 TPM_MOD=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
@@ -19,6 +21,12 @@ if [ ! -f "$TPM_MOD" ]; then
 	echo "1..0 # SKIP $TPM_MOD (libtpm2-pkcs11-1) not installed"
 	exit 0
 fi
+
+# SLOW_UNWIND: ASAN_OPTIONS for the runs that sign with an EC key, where
+# tpm2-pkcs11 leaks (C_SignInit): LeakSanitizer sees the module's frames
+# that tests/lib/lsan.supp names only with the slow unwinder (which
+# multiplies a run's time under ASan by 5, hence not for every run)
+SLOW_UNWIND=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0
 
 tpm_start
 pin_file
@@ -124,13 +132,16 @@ n0=$(nobjects)
 t_is "$n0" 3 "the token holds the key pair and the certificate"
 t_expect_exit 4 sa init-token "$TOK" "${TPM[@]}" --label gw --so-pin-file sopin --pin-file pin
 t_grep 'force-reinit' "$T_ERR" "init-token on the initialised token: refused, names --force-reinit"
-t_expect_exit 4 sa init-token "${TPM[@]}" --label gw --so-pin-file sopin --pin-file pin
-t_grep 'gw' "$T_ERR" "init-token with gw's label on the empty slot: refused, names the label"
+if [ -z "${SCEP_AGENT_WRAP:-}" ]; then
+	t_expect_exit 4 sa init-token "${TPM[@]}" --label gw --so-pin-file sopin --pin-file pin
+	t_grep "label 'gw' is taken" "$T_ERR" "init-token with gw's label on the empty slot: refused"
+fi
 t_is "$(nobjects)" "$n0" "the refusals kept the token's objects"
 t_ok "and the key still matches its certificate" holds dev.crt device
 
 # --- EC P-256 generated in the TPM: a request
-t_expect_exit 0 sa mkrequest "${TPM[@]}" --pin-file pin --new-key "$TOK;object=ec1" \
+ASAN_OPTIONS=$SLOW_UNWIND t_expect_exit 0 sa mkrequest "${TPM[@]}" --pin-file pin \
+	--new-key "$TOK;object=ec1" \
 	--key-type ec:P-256 --subject /CN=ec1.example -r ec1.csr
 t_ok "ec:P-256: the request's signature verifies" openssl req -in ec1.csr -noout -verify
 t_ok "ec:P-256: the request holds the TPM key" holds ec1.csr ec1
@@ -162,10 +173,12 @@ if [ "$(id -u)" -eq 0 ]; then
 	t_is "$(stat -c '%a %U' u1/.local/share/scep-agent/tpm2)" "700 nobody" \
 		"made owner-only"
 	t_no_file u1/tpm2_pkcs11.sqlite3 "and not in the current directory"
-	cd u2 && t_expect_exit 0 as_user u2 u2/xdg; cd "$T_WORK"
-	t_file u2/xdg/scep-agent/tpm2/tpm2_pkcs11.sqlite3 \
-		"a user with XDG_DATA_HOME: the store is \$XDG_DATA_HOME/scep-agent/tpm2"
-	t_no_file u2/.local "and not ~/.local/share"
+	if [ -z "${SCEP_AGENT_WRAP:-}" ]; then
+		cd u2 && t_expect_exit 0 as_user u2 u2/xdg; cd "$T_WORK"
+		t_file u2/xdg/scep-agent/tpm2/tpm2_pkcs11.sqlite3 \
+			"a user with XDG_DATA_HOME: the store is \$XDG_DATA_HOME/scep-agent/tpm2"
+		t_no_file u2/.local "and not ~/.local/share"
+	fi
 	# root: /var/lib/scep-agent/tpm2, in a mount namespace of its own
 	# where /var/lib is an empty directory of the work dir
 	mkdir -p varlib root
@@ -183,10 +196,12 @@ else
 		"without XDG_DATA_HOME: the store is ~/.local/share/scep-agent/tpm2"
 	t_is "$(stat -c '%a' "$HOME/.local/share/scep-agent/tpm2")" 700 "made owner-only"
 	t_no_file u1/tpm2_pkcs11.sqlite3 "and not in the current directory"
-	mkdir -p u2/xdg && cd u2 && XDG_DATA_HOME=$T_WORK/u2/xdg t_expect_exit 0 sa list-tokens \
-		--tpm --tcti "$TPM_TCTI"; cd "$T_WORK"
-	t_file u2/xdg/scep-agent/tpm2/tpm2_pkcs11.sqlite3 \
-		"with XDG_DATA_HOME: the store is \$XDG_DATA_HOME/scep-agent/tpm2"
+	if [ -z "${SCEP_AGENT_WRAP:-}" ]; then
+		mkdir -p u2/xdg && cd u2 && XDG_DATA_HOME=$T_WORK/u2/xdg t_expect_exit 0 sa list-tokens \
+			--tpm --tcti "$TPM_TCTI"; cd "$T_WORK"
+		t_file u2/xdg/scep-agent/tpm2/tpm2_pkcs11.sqlite3 \
+			"with XDG_DATA_HOME: the store is \$XDG_DATA_HOME/scep-agent/tpm2"
+	fi
 fi
 
 ca_stop

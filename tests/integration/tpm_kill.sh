@@ -7,6 +7,8 @@
 # transient objects and session loaded in the TPM (listed by tpm2_getcap
 # after the kill), so that the next process that loads tpm2-pkcs11 fails
 # (pkcs11-tool shows it); scep-agent flushes them first and says so.
+# Under valgrind (SCEP_AGENT_WRAP) a sample: the kill once the request was
+# sent (the retry with -R); each run takes about 5 s there.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 TPM_MOD=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
@@ -67,7 +69,9 @@ base=$(loaded)
 diag "loaded after a clean run: ${base:-none}"
 
 n=0
-for step in key-generated request-sent; do
+steps="key-generated request-sent"
+[ -n "${SCEP_AGENT_WRAP:-}" ] && steps=request-sent
+for step in $steps; do
 	n=$((n + 1))
 	E=(--new-key "$TOK;object=k$n" --key-type rsa:2048 --subject "/CN=k$n" -l "k$n.crt")
 	t_killed "$step" enroll "${E[@]}"
@@ -103,7 +107,7 @@ done
 
 # a clean run after all that: nothing to flush
 t_expect_exit 0 sa list-objects "$TOK" "${TPM[@]}" --pin-file pin
-t_grep "private key 'k2'" "$T_OUT" "list-objects after the retries"
+t_grep "private key 'k$n'" "$T_OUT" "list-objects after the retries"
 if grep -q flushed "$T_ERR"; then
 	t_fail "after clean runs, nothing to flush"
 	t_show_output
