@@ -7,8 +7,11 @@
 # --new-key generates an RSA-2048 key in the TPM and gets a certificate
 # from the test CA (pinned by fingerprint) for it; pkcs11-tool on
 # tpm2-pkcs11 reads back the custody attributes (sensitive, never
-# extractable, generated in the TPM) and the certificate object; an EC
-# P-256 key is generated in the TPM too (a request); the default store is
+# extractable, generated in the TPM) and the certificate object; a
+# renewal in place (--overwrite) replaces key and certificate; EC P-256
+# keys are generated in the TPM too (a request, and an enrollment signed by
+# the RSA key: two keys in one run, over swtpm's 3 object slots); the
+# default store is
 # $XDG_DATA_HOME/scep-agent/tpm2 (~/.local/share/... without it) for a
 # user, /var/lib/scep-agent/tpm2 for root. Under valgrind
 # (SCEP_AGENT_WRAP), where each run takes about 5 s, a sample: the
@@ -139,6 +142,22 @@ fi
 t_is "$(nobjects)" "$n0" "the refusals kept the token's objects"
 t_ok "and the key still matches its certificate" holds dev.crt device
 
+# --- renewal in place: a new key under the same label, the old pair gone
+t_expect_exit 0 enroll -K "$TOK;object=device" -O dev.crt --new-key "$TOK;object=device" \
+	--overwrite --key-type rsa:2048 --subject /CN=gw.example -l dev2.crt
+t_is "$(ca_log_field -1 msgType)" 17 "in place: RenewalReq sent"
+t_is "$(ca_log_field -1 signer)" issued "in place: signed by the old key and certificate"
+t_ok "in place: issued by the CA" ca_verify ca.crt dev2.crt
+t_ok "in place: the new certificate holds the key now labelled device" holds dev2.crt device
+if [ "$(pub_of dev2.crt)" != "$(pub_of dev.crt)" ]; then
+	t_pass "in place: it is a new key"
+else
+	t_fail "in place: it is a new key"
+fi
+t_is "$(count privkey device) $(count pubkey device) $(count cert device)" "1 1 1" \
+	"in place: one key pair and one certificate labelled device (the old ones are gone)"
+t_is "$(nobjects)" 3 "in place: nothing else left in the token"
+
 # --- EC P-256 generated in the TPM: a request
 ASAN_OPTIONS=$SLOW_UNWIND t_expect_exit 0 sa mkrequest "${TPM[@]}" --pin-file pin \
 	--new-key "$TOK;object=ec1" \
@@ -150,6 +169,13 @@ t_like "$(openssl req -in ec1.csr -noout -text | grep -E 'ASN1 OID|NIST CURVE')"
 sed -n '/^Private Key Object; EC/,/^[A-Z]/p' <(ltool -O) >ecpriv.txt
 t_grep 'Access: *sensitive, always sensitive, never extractable, local' ecpriv.txt \
 	"ec:P-256: sensitive, never extractable, generated in the TPM"
+# an enrollment with an EC key: the request signed by the RSA key (the CA
+# envelopes its reply to RSA keys)
+ASAN_OPTIONS=$SLOW_UNWIND t_expect_exit 0 enroll -K "$TOK;object=device" -O dev2.crt \
+	--new-key "$TOK;object=ec2" \
+	--key-type ec:P-256 --subject /CN=ec2.example -l ec2.crt
+t_ok "ec:P-256: issued by the CA" ca_verify ca.crt ec2.crt
+t_ok "ec:P-256: the certificate holds the TPM key" holds ec2.crt ec2
 t_no_file tpm2_pkcs11.sqlite3 "still no store in the current directory"
 
 # --- the default store, without --tpm-store: a user's is
