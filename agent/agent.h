@@ -21,7 +21,7 @@
 enum agent_op {
 	OP_NONE = 0,
 	OP_GETCAPS, OP_GETCA, OP_GETNEXTCA, OP_ENROLL, OP_GETCERT, OP_GETCRL,
-	OP_MKREQUEST, OP_LIST_TOKENS, OP_LIST_OBJECTS,
+	OP_MKREQUEST, OP_LIST_TOKENS, OP_LIST_OBJECTS, OP_INIT_TOKEN,
 };
 
 enum agent_renew_mode {
@@ -45,10 +45,12 @@ struct agent_opts {
 	const EVP_MD *fp_md;         /* fingerprint display digest */
 	const char *fp_pin;          /* pinned fingerprint, or NULL */
 	int renew_mode;              /* enum agent_renew_mode */
-	const char *arg;             /* positional argument (list-objects URI) */
+	const char *arg;             /* positional argument (list-objects,
+				      * init-token URI) */
 	struct p11_open_opts p11;    /* custody options (strings borrowed from s) */
 	unsigned long token_call_s;  /* bound of a token call (0: none) */
 	unsigned long token_keygen_s; /* of key generation, PIN pad (0: none) */
+	int tpm;                     /* the module is tpm2-pkcs11, set up */
 };
 
 /*
@@ -70,6 +72,7 @@ int op_getcrl(const struct agent_opts *o, int *result);
 int op_mkrequest(const struct agent_opts *o, int *result);
 int op_list_tokens(const struct agent_opts *o, int *result);
 int op_list_objects(const struct agent_opts *o, int *result);
+int op_init_token(const struct agent_opts *o, int *result);
 
 /* Shared helpers (ops_common.c). */
 

@@ -16,6 +16,7 @@
 #include "sa_err.h"
 #include "sa_intr.h"
 #include "sa_log.h"
+#include "tpm.h"
 
 /*
  * No core dumps: a file key, a decrypted envelope or a PIN in memory must
@@ -70,6 +71,7 @@ static int run(const struct agent_opts *o, int *result)
 	case OP_MKREQUEST: return op_mkrequest(o, result);
 	case OP_LIST_TOKENS: return op_list_tokens(o, result);
 	case OP_LIST_OBJECTS: return op_list_objects(o, result);
+	case OP_INIT_TOKEN: return op_init_token(o, result);
 	case OP_NONE: break;
 	}
 	return sa_fail_noossl(SA_EUSAGE, "no operation");
@@ -113,6 +115,8 @@ int main(int argc, char **argv)
 		rc = scep_crypto_init();
 		if (rc == 0)
 			rc = run(&o, &result);
+		if (o.tpm)
+			tpm_finish(); /* what the TPM module left loaded */
 	}
 	if (rc < 0) {
 		sa_err("%s", *sa_errmsg() ? sa_errmsg() : sa_strerror(rc));

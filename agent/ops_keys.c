@@ -486,6 +486,43 @@ int op_list_tokens(const struct agent_opts *o, int *result)
 	return p11_list_tokens(o->s.pkcs11_module, stdout);
 }
 
+/*
+ * init-token [URI]: a blank token made ready (pkcs11/p11_init.c); its
+ * URI on stdout.
+ */
+int op_init_token(const struct agent_opts *o, int *result)
+{
+	struct p11_init_opts io;
+	char *uri = NULL, *shown;
+	int rc;
+
+	*result = SA_EXIT_OK;
+	if (o->s.pkcs11_module == NULL && (o->arg == NULL ||
+					   strstr(o->arg, "module-") == NULL))
+		return sa_fail_noossl(SA_EUSAGE, "init-token needs the module: "
+				      "--module PATH, --tpm, or module-path= in "
+				      "the URI");
+	if (o->s.so_pin_file != NULL && o->s.so_pin_env != NULL)
+		return sa_fail_noossl(SA_EUSAGE, "give the SO PIN one way: "
+				      "--so-pin-file or --so-pin-env");
+	memset(&io, 0, sizeof(io));
+	io.module = o->s.pkcs11_module;
+	io.uri = o->arg;
+	io.label = o->s.token_label;
+	io.so_pin.pin_file = o->s.so_pin_file;
+	io.so_pin.pin_env = o->s.so_pin_env;
+	io.user_pin = o->p11.pin;
+	io.force = o->s.force_reinit == 1;
+	rc = p11_token_init(&io, &uri);
+	if (rc < 0)
+		return rc;
+	shown = p11_uri_display(uri);
+	agent_out("token: %s", shown ? shown : uri);
+	free(shown);
+	free(uri);
+	return 0;
+}
+
 int op_list_objects(const struct agent_opts *o, int *result)
 {
 	struct p11_open_opts opts = o->p11;

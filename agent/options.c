@@ -13,6 +13,7 @@
 
 #include "files.h"
 #include "sa_err.h"
+#include "tpm.h"
 #include "sa_log.h"
 
 const char *agent_progname = "scep-agent";
@@ -31,6 +32,7 @@ static const struct {
 	{ "mkrequest", OP_MKREQUEST, "mkrequest" },
 	{ "list-tokens", OP_LIST_TOKENS, NULL },
 	{ "list-objects", OP_LIST_OBJECTS, NULL },
+	{ "init-token", OP_INIT_TOKEN, NULL },
 };
 
 void agent_usage(FILE *fp)
@@ -48,6 +50,7 @@ void agent_usage(FILE *fp)
 "  mkrequest     make a key (file or token) and a certificate request\n"
 "  list-tokens   list the tokens of a PKCS#11 module with their URIs\n"
 "  list-objects  list the objects of a token: list-objects pkcs11:token=...\n"
+"  init-token    make a blank token ready: init-token [SLOT-OR-TOKEN-URI]\n"
 "General options:\n"
 "  -u, --url URL  SCEP server URL\n"
 "  -p PROXY      HTTP proxy: host:port or http://[user:pass@]host:port\n"
@@ -95,6 +98,14 @@ void agent_usage(FILE *fp)
 "  --template NAME  --key-usage LIST  --ext-key-usage LIST  --overwrite\n"
 "Custody:\n"
 "  --module PATH  --pin-env VAR  --pin-file FILE\n"
+"  --tpm         the TPM through tpm2-pkcs11 (found and set up by scep-agent)\n"
+"  --tcti STRING  how to reach the TPM (default device:/dev/tpmrm0)\n"
+"  --tpm-store DIR  tpm2-pkcs11's store (default /var/lib/scep-agent/tpm2\n"
+"                for root, else $XDG_DATA_HOME/scep-agent/tpm2)\n"
+"init-token:\n"
+"  --label LABEL  the token's label   --force-reinit  wipe an initialised one\n"
+"  --so-pin-file FILE | --so-pin-env VAR  the SO PIN (else a prompt)\n"
+"  --pin-file FILE | --pin-env VAR        the new user PIN (else a prompt)\n"
 "  --token-timeout SECS[,KEYGEN_SECS]  bound of each token call (default\n"
 "                60) and of key generation (300); 0: none\n"
 "Exit codes: 0 ok, 1 error, 2 refused (FAILURE), 3 pending, 4 usage,\n"
@@ -107,7 +118,8 @@ enum {
 	LO_SUBJECT, LO_SAN, LO_CH_FILE, LO_CH_ENV, LO_CH_PROMPT, LO_TEMPLATE,
 	LO_KU, LO_EKU, LO_CA_BUNDLE, LO_INSECURE, LO_TIMEOUT, LO_GET,
 	LO_RENEW_MODE, LO_STORE_CA, LO_CERT_LABEL, LO_OVERWRITE, LO_HELP,
-	LO_VERSION, LO_CONNECT_TIMEOUT, LO_TOKEN_TIMEOUT,
+	LO_VERSION, LO_CONNECT_TIMEOUT, LO_TOKEN_TIMEOUT, LO_TPM, LO_TCTI,
+	LO_TPM_STORE, LO_LABEL, LO_SO_PIN_FILE, LO_SO_PIN_ENV, LO_FORCE_REINIT,
 };
 
 static const struct option longopts[] = {
@@ -134,6 +146,13 @@ static const struct option longopts[] = {
 	{ "store-ca", no_argument, NULL, LO_STORE_CA },
 	{ "cert-label", required_argument, NULL, LO_CERT_LABEL },
 	{ "overwrite", no_argument, NULL, LO_OVERWRITE },
+	{ "tpm", no_argument, NULL, LO_TPM },
+	{ "tcti", required_argument, NULL, LO_TCTI },
+	{ "tpm-store", required_argument, NULL, LO_TPM_STORE },
+	{ "label", required_argument, NULL, LO_LABEL },
+	{ "so-pin-file", required_argument, NULL, LO_SO_PIN_FILE },
+	{ "so-pin-env", required_argument, NULL, LO_SO_PIN_ENV },
+	{ "force-reinit", no_argument, NULL, LO_FORCE_REINIT },
 	{ "config", required_argument, NULL, 'f' },
 	{ "url", required_argument, NULL, 'u' },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -256,6 +275,13 @@ static int take_opt(struct agent_opts *o, struct conf_settings *cli, int c,
 	case LO_STORE_CA: cli->store_ca = 1; return 0;
 	case LO_CERT_LABEL: return set_str(&cli->cert_label, arg);
 	case LO_OVERWRITE: cli->overwrite = 1; return 0;
+	case LO_TPM: cli->tpm = 1; return 0;
+	case LO_TCTI: return set_str(&cli->tcti, arg);
+	case LO_TPM_STORE: return set_str(&cli->tpm_store, arg);
+	case LO_LABEL: return set_str(&cli->token_label, arg);
+	case LO_SO_PIN_FILE: return set_str(&cli->so_pin_file, arg);
+	case LO_SO_PIN_ENV: return set_str(&cli->so_pin_env, arg);
+	case LO_FORCE_REINIT: cli->force_reinit = 1; return 0;
 	}
 	return sa_fail_noossl(SA_EUSAGE, "unknown option; see scep-agent "
 			      "--help");
@@ -378,6 +404,49 @@ bad:
 			      TOKEN_TIMEOUT_MAX, v);
 }
 
+/* Operations that open tokens (the TPM is set up only for them). */
+static int op_uses_tokens(enum agent_op op)
+{
+	return op == OP_ENROLL || op == OP_MKREQUEST || op == OP_GETCERT ||
+	       op == OP_GETCRL || op == OP_LIST_TOKENS ||
+	       op == OP_LIST_OBJECTS || op == OP_INIT_TOKEN;
+}
+
+/*
+ * --tpm / TPM (implied by --tcti, --tpm-store, or a module path that is
+ * tpm2-pkcs11's): tpm2-pkcs11's environment made before any module is
+ * loaded (tpm/tpm_env.c), and its path as the module (--module with
+ * --tpm names tpm2-pkcs11 or a wrapper of it).
+ */
+static int tpm_prepare(struct agent_opts *o)
+{
+	struct conf_settings *s = &o->s;
+	struct tpm_opts to;
+	char *path = NULL;
+	int rc;
+
+	if (s->tpm == 0)
+		return 0; /* TPM = no in the file, --tpm not given */
+	if (s->tpm != 1 && s->tcti == NULL && s->tpm_store == NULL &&
+	    (s->pkcs11_module == NULL ||
+	     strstr(s->pkcs11_module, "tpm2_pkcs11") == NULL))
+		return 0;
+	if (!op_uses_tokens(o->op))
+		return 0;
+	memset(&to, 0, sizeof(to));
+	to.module = s->pkcs11_module;
+	to.tcti = s->tcti;
+	to.store = s->tpm_store;
+	to.debug = s->debug == 1;
+	rc = tpm_setup(&to, &path);
+	if (rc < 0)
+		return rc;
+	free(s->pkcs11_module);
+	s->pkcs11_module = path;
+	o->tpm = 1;
+	return 0;
+}
+
 /* Values derived from the effective settings, checked once. */
 static int derive(struct agent_opts *o, int engine_from_cli)
 {
@@ -428,6 +497,9 @@ static int derive(struct agent_opts *o, int engine_from_cli)
 	if (s->token_timeout != NULL &&
 	    (rc = token_timeout_parse(s->token_timeout, &o->token_call_s,
 				      &o->token_keygen_s)) < 0)
+		return rc;
+	rc = tpm_prepare(o);
+	if (rc < 0)
 		return rc;
 	if (s->engine_id != NULL && strcasecmp(s->engine_id, "pkcs11") != 0 &&
 	    strcasecmp(s->engine_id, "dynamic") != 0) {
@@ -549,7 +621,8 @@ int agent_opts_parse(int argc, char **argv, struct agent_opts *o, int *help)
 			goto out;
 	}
 	if (optind < argc) {
-		if (o->op != OP_LIST_OBJECTS || optind + 1 < argc) {
+		if ((o->op != OP_LIST_OBJECTS && o->op != OP_INIT_TOKEN) ||
+		    optind + 1 < argc) {
 			rc = sa_fail_noossl(SA_EUSAGE, "%s: unexpected argument "
 					    "\"%s\"", o->op_name, argv[optind]);
 			goto out;

@@ -87,6 +87,9 @@ static const struct key keys[] = {
 	B("StoreCA", store_ca),
 	S("CertLabel", cert_label),
 	B("Overwrite", overwrite),
+	B("TPM", tpm),
+	S("TCTI", tcti),
+	S("TPMStore", tpm_store),
 };
 
 /* Fields with no configuration key, set from the command line only. */
@@ -94,6 +97,10 @@ static const struct key cli_only[] = {
 	S("-O", other_cert_file),
 	S("-w", out_file),
 	S("-C", ca_chain_file),
+	S("--label", token_label),
+	S("--so-pin-file", so_pin_file),
+	S("--so-pin-env", so_pin_env),
+	B("--force-reinit", force_reinit),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

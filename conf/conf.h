@@ -121,6 +121,14 @@ struct conf_settings {
 	int store_ca;           /* StoreCA, --store-ca */
 	char *cert_label;       /* CertLabel, --cert-label */
 	int overwrite;          /* Overwrite, --overwrite */
+	int tpm;                /* TPM, --tpm: tpm2-pkcs11 set up by tpm/ */
+	char *tcti;             /* TCTI, --tcti */
+	char *tpm_store;        /* TPMStore, --tpm-store */
+	/* init-token (command line only) */
+	char *token_label;      /* --label */
+	char *so_pin_file;      /* --so-pin-file */
+	char *so_pin_env;       /* --so-pin-env */
+	int force_reinit;       /* --force-reinit */
 
 	unsigned warnings;      /* warnings emitted while applying (not merged) */
 };

@@ -30,6 +30,9 @@ struct p11_pin_opts {
 				* (sscep's engine PIN); borrowed, the caller
 				* wipes it */
 	int no_prompt;         /* 1: never prompt, even on a terminal */
+	const char *missing_hint; /* for a PIN other than the user PIN: how
+				   * to give one ("use --so-pin-file F or
+				   * --so-pin-env VAR") */
 };
 
 struct p11_open_opts {
@@ -123,6 +126,47 @@ int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out);
  */
 const char *p11_fault(void);
 void p11_fault_clear(void);
+
+/*
+ * Diagnosis of a failed module call from what the module wrote to stderr
+ * during it (text, NUL-terminated, possibly ""): a sentence to append to
+ * the failure's message (the likely cause and the fix), static or kept
+ * until the next call; NULL when it has nothing to say.
+ */
+typedef const char *p11_diag_fn(const char *func, unsigned long rv,
+				const char *text);
+
+/*
+ * From now on, what modules write to stderr during their calls is
+ * captured (shown only at debug level) and failed calls are diagnosed by
+ * fn (may be NULL). Call before the module is loaded (C_Initialize talks
+ * too). 0, or -1 when no capture file can be made (output then shows).
+ */
+int p11_capture_on(p11_diag_fn *fn);
+
+/* What p11_token_init() initialises, and with which PINs. */
+struct p11_init_opts {
+	const char *module;          /* path or p11-kit module name */
+	const char *uri;             /* the slot or token (slot-id=, token=,
+				      * serial=...); NULL: the only blank one */
+	const char *label;           /* the new label; NULL: the URI's token= */
+	struct p11_pin_opts so_pin;  /* the SO PIN's source */
+	struct p11_pin_opts user_pin; /* the new user PIN's source */
+	int force;                   /* an initialised token may be wiped */
+};
+
+/*
+ * Make a token ready: C_InitToken with the SO PIN and the label, then an
+ * SO session sets the user PIN (C_InitPIN). The token: the one the URI
+ * picks (a slot by slot-id=/slot attributes, a token by its attributes; a
+ * URI naming only token=LABEL with no such token takes the blank one),
+ * else the only blank token of the module; none or several: SA_EUSAGE
+ * listing the slots. An initialised token only with o->force (its objects
+ * are destroyed); a label another token has is refused. Both PINs are read
+ * before anything changes. A wrong SO PIN: SA_EPIN. *uri_out: the new
+ * token's pkcs11: URI with module-path (caller frees).
+ */
+int p11_token_init(const struct p11_init_opts *o, char **uri_out);
 
 /* Key types for generation. */
 struct p11_keyspec {

@@ -84,12 +84,32 @@ char *p11_hex(const unsigned char *p, size_t n);
 /* p11_pin.c: fill pin (NUL-terminated, at most P11_PIN_MAX-1 chars). */
 int p11_pin_get(const struct p11_pin_opts *po, P11KitUri *uri,
 		const char *token_label, char *pin, size_t pinsz);
+/*
+ * p11_pin_get() for another PIN: what names it in the prompt and the
+ * messages ("SO PIN", "New user PIN"); confirm: typed twice on a terminal.
+ */
+int p11_pin_get_as(const struct p11_pin_opts *po, P11KitUri *uri,
+		   const char *what, int confirm, const char *token_label,
+		   char *pin, size_t pinsz);
 /* Wipe the PINs kept so that each source is read once per run. */
 void p11_pin_forget(void);
+
+/* p11_capture.c: around every module call (p11_wait.c). */
+void p11_capture_begin(void);
+void p11_capture_end(const char *func, CK_RV rv);
+/* fd 2 back to the real stderr, if a call has it (async-signal-safe). */
+void p11_capture_restore(void);
+/* The diagnosis of the last failed call, or NULL; and forget it. */
+const char *p11_capture_hint(void);
+void p11_capture_hint_clear(void);
 
 /* p11_token.c */
 int p11_module_get(const char *path, struct p11_module **out);
 void p11_module_put(struct p11_module *m);
+/* Read m's slot list again (a token initialised, a reader plugged in);
+ * open sessions stay with their slots. Only while no p11_token of m is
+ * open (a token points into the slot states). */
+int p11_module_rescan(struct p11_module *m);
 int p11_rv_fail(int code, CK_RV rv, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 const char *p11_rv_str(CK_RV rv);

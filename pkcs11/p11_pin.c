@@ -157,8 +157,13 @@ static int pin_once(const char *kind, const char *arg,
 	return rc;
 }
 
-/* Prompt on the controlling terminal without echo. 1: no terminal. */
-static int pin_from_tty_once(const char *label, char *pin, size_t pinsz)
+/*
+ * Prompt on the controlling terminal without echo: "WHAT for token
+ * 'LABEL': " (what: "User PIN", "SO PIN", "New user PIN"...). 1: no
+ * terminal.
+ */
+static int pin_from_tty_once(const char *what, const char *label, char *pin,
+			     size_t pinsz)
 {
 	struct termios old, noecho;
 	char buf[P11_PIN_MAX + 2];
@@ -179,7 +184,7 @@ static int pin_from_tty_once(const char *label, char *pin, size_t pinsz)
 		if (tcsetattr(fd, TCSAFLUSH, &noecho) == 0)
 			restore = 1;
 	}
-	dprintf(fd, "User PIN for token '%s': ", label ? label : "?");
+	dprintf(fd, "%s for token '%s': ", what, label ? label : "?");
 	while (len < sizeof(buf) - 1) {
 		if (sa_intr_wait_readable(fd) != 0)
 			break; /* Ctrl-C: stop, with the terminal restored */
@@ -199,12 +204,12 @@ static int pin_from_tty_once(const char *label, char *pin, size_t pinsz)
 	dprintf(fd, "\n");
 	close(fd);
 	if (sa_intr_caught())
-		rc = sa_fail_noossl(SA_EINTR, "PIN entry for token '%s' stopped "
-				    "by %s", label ? label : "?",
+		rc = sa_fail_noossl(SA_EINTR, "%s entry for token '%s' stopped "
+				    "by %s", what, label ? label : "?",
 				    sa_intr_name(sa_intr_caught()));
 	else if (len == 0)
-		rc = sa_fail_noossl(SA_EPIN, "no PIN entered for token '%s'",
-				    label ? label : "?");
+		rc = sa_fail_noossl(SA_EPIN, "no %s entered for token '%s'",
+				    what, label ? label : "?");
 	else if (len >= pinsz)
 		rc = sa_fail_noossl(SA_EPIN, "the PIN entered is too long");
 	else
@@ -213,16 +218,33 @@ static int pin_from_tty_once(const char *label, char *pin, size_t pinsz)
 	return rc;
 }
 
-/* The PIN for the token label from the terminal, asked once per run. */
-static int pin_from_tty(const char *label, char *pin, size_t pinsz)
+/*
+ * A PIN for the token label from the terminal, asked once per run (per
+ * what and label). confirm: a new PIN, typed twice.
+ */
+static int pin_from_tty(const char *what, int confirm, const char *label,
+			char *pin, size_t pinsz)
 {
+	char again[P11_PIN_MAX], key[300], what2[64];
 	int rc;
 
-	if (cache_get("tty:", label ? label : "?", pin, pinsz))
+	snprintf(key, sizeof(key), "%s:%s", what, label ? label : "?");
+	if (cache_get("tty:", key, pin, pinsz))
 		return 0;
-	rc = pin_from_tty_once(label, pin, pinsz);
+	rc = pin_from_tty_once(what, label, pin, pinsz);
+	if (rc == 0 && confirm) {
+		snprintf(what2, sizeof(what2), "%s again", what);
+		rc = pin_from_tty_once(what2, label, again, sizeof(again));
+		if (rc == 0 && strcmp(pin, again) != 0)
+			rc = sa_fail_noossl(SA_EPIN, "the two %ss entered for "
+					    "token '%s' differ", what,
+					    label ? label : "?");
+		OPENSSL_cleanse(again, sizeof(again));
+		if (rc != 0)
+			OPENSSL_cleanse(pin, pinsz);
+	}
 	if (rc == 0)
-		cache_put("tty:", label ? label : "?", pin);
+		cache_put("tty:", key, pin);
 	return rc;
 }
 
@@ -232,6 +254,14 @@ static int pin_from_tty(const char *label, char *pin, size_t pinsz)
  */
 int p11_pin_get(const struct p11_pin_opts *po, P11KitUri *uri,
 		const char *token_label, char *pin, size_t pinsz)
+{
+	return p11_pin_get_as(po, uri, "User PIN", 0, token_label, pin, pinsz);
+}
+
+/* See p11_int.h. */
+int p11_pin_get_as(const struct p11_pin_opts *po, P11KitUri *uri,
+		   const char *what, int confirm, const char *token_label,
+		   char *pin, size_t pinsz)
 {
 	const char *src = uri ? p11_kit_uri_get_pin_source(uri) : NULL;
 	const char *val = uri ? p11_kit_uri_get_pin_value(uri) : NULL;
@@ -268,10 +298,17 @@ int p11_pin_get(const struct p11_pin_opts *po, P11KitUri *uri,
 		return 0;
 	}
 	if (po == NULL || !po->no_prompt) {
-		rc = pin_from_tty(token_label, pin, pinsz);
+		rc = pin_from_tty(what, confirm, token_label, pin, pinsz);
 		if (rc <= 0)
 			return rc;
 	}
+	if (strcmp(what, "User PIN") != 0)
+		return sa_fail_noossl(SA_EPIN, "token '%s' needs its %s and none "
+				      "was given; %s, or run on a terminal",
+				      token_label ? token_label : "?", what,
+				      po != NULL && po->missing_hint != NULL ?
+				      po->missing_hint : "give a PIN file or "
+				      "a PIN environment variable");
 	return sa_fail_noossl(SA_EPIN, "token '%s' needs its user PIN and none "
 			      "was given; use pin-source=file:/path in the URI, "
 			      "a PIN file, a PIN environment variable, or run on "

@@ -38,9 +38,14 @@ int p11_rv_fail(int code, CK_RV rv, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	const char *h;
+
 	p11_fault_note(buf, rv);
-	return sa_fail(code, "%s: %s (CK_RV 0x%lx)", buf, p11_rv_str(rv),
-		       (unsigned long)rv);
+	h = p11_capture_hint(); /* the module's own words on why, if any */
+	code = sa_fail(code, "%s: %s (CK_RV 0x%lx)%s%s", buf, p11_rv_str(rv),
+		       (unsigned long)rv, h ? "; " : "", h ? h : "");
+	p11_capture_hint_clear();
+	return code;
 }
 
 /* The last failed token call, for p11_fault(). */
@@ -109,6 +114,42 @@ static int read_slots(struct p11_module *m)
 	m->ss = calloc(n ? n : 1, sizeof(*m->ss));
 	if (m->ss == NULL)
 		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* See p11_int.h. */
+int p11_module_rescan(struct p11_module *m)
+{
+	CK_SLOT_ID *old_slots = m->slots;
+	struct p11_slotstate *old_ss = m->ss;
+	unsigned int old_n = m->nslots, i, j;
+	int rc;
+
+	m->slots = NULL;
+	m->ss = NULL;
+	m->nslots = 0;
+	rc = read_slots(m);
+	if (rc < 0) {
+		free(m->slots);
+		free(m->ss);
+		m->slots = old_slots;
+		m->ss = old_ss;
+		m->nslots = old_n;
+		return rc;
+	}
+	/* sessions stay with their slot ids */
+	for (i = 0; i < old_n; i++) {
+		for (j = 0; j < m->nslots; j++)
+			if (m->slots[j] == old_slots[i])
+				break;
+		if (j < m->nslots) {
+			m->ss[j] = old_ss[i];
+		} else if (old_ss[i].open) {
+			m->fl->C_CloseSession(old_ss[i].sess);
+		}
+	}
+	free(old_slots);
+	free(old_ss);
 	return 0;
 }
 
@@ -333,7 +374,7 @@ const char *p11_pin_flags_words(CK_FLAGS f)
 
 static int login(p11_token *t, const struct p11_open_opts *opts, P11KitUri *u)
 {
-	char pin[P11_PIN_MAX];
+	char pin[P11_PIN_MAX], hint[1300];
 	CK_SESSION_INFO si;
 	CK_TOKEN_INFO ti;
 	char *label = p11_str_trim(t->info.label, sizeof(t->info.label));
@@ -371,16 +412,20 @@ static int login(p11_token *t, const struct p11_open_opts *opts, P11KitUri *u)
 		rc = 0;
 		goto out;
 	}
+	/* the module's own account of it (a TPM's lockout), if any */
+	snprintf(hint, sizeof(hint), "%s%s", p11_capture_hint() ? "; " : "",
+		 p11_capture_hint() ? p11_capture_hint() : "");
+	p11_capture_hint_clear();
 	memset(&ti, 0, sizeof(ti));
 	t->mod->fl->C_GetTokenInfo(t->slot_id, &ti);
 	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID ||
 	    rv == CKR_PIN_LEN_RANGE)
 		rc = sa_fail_noossl(SA_EPIN, "wrong user PIN for token '%s' "
-				    "(tried once, not retrying)%s", label,
-				    p11_pin_flags_words(ti.flags));
+				    "(tried once, not retrying)%s%s", label,
+				    p11_pin_flags_words(ti.flags), hint);
 	else if (rv == CKR_PIN_LOCKED)
 		rc = sa_fail_noossl(SA_EPIN, "the user PIN of token '%s' is "
-				    "locked%s", label,
+				    "locked%s", label, hint[0] ? hint :
 				    p11_pin_flags_words(CKF_USER_PIN_LOCKED));
 	else if (rv == CKR_PIN_EXPIRED)
 		rc = sa_fail_noossl(SA_EPIN, "the user PIN of token '%s' has "

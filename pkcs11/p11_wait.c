@@ -125,6 +125,7 @@ static void fire(const struct wait_call *c)
 		 keygen ? " (a key pair under the new label: the retry names "
 			  "it and what to do)" : "",
 		 s_b, l_b);
+	p11_capture_restore(); /* the handler's words go to the real stderr */
 	handler(msg);
 	abort(); /* the handler must not return; never go on after this */
 }
@@ -380,7 +381,9 @@ static CK_RV w##K##_##name params                                      \
 	if (insts[K].real->name == NULL)                                \
 		return CKR_FUNCTION_NOT_SUPPORTED;                      \
 	arm(&wc, K, #name, kind);                                       \
+	p11_capture_begin();                                            \
 	rv = insts[K].real->name args;                                  \
+	p11_capture_end(#name, rv);                                     \
 	disarm(&wc);                                                    \
 	return rv;                                                      \
 }
