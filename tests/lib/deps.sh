@@ -7,7 +7,8 @@ set -eu
 build_pkgs="gcc meson ninja-build pkg-config libssl-dev libp11-kit-dev
 libcurl4-openssl-dev openssl ca-certificates"
 test_pkgs="softhsm2 opensc golang-go golang-github-micromdm-scep-dev faketime
-valgrind time clang libclang-rt-14-dev"
+valgrind time clang libclang-rt-14-dev
+swtpm swtpm-tools tpm2-tools libtpm2-pkcs11-1 libtss2-tcti-swtpm0"
 
 case "${1:-test}" in
 build) want=$build_pkgs ;;
