@@ -9,6 +9,9 @@
 # (pkcs11-tool shows it); scep-agent flushes them first and says so.
 # Under valgrind (SCEP_AGENT_WRAP) a sample: the kill once the request was
 # sent (the retry with -R); each run takes about 5 s there.
+# Then: leftovers left in place (the hook SCEP_AGENT_TEST_TPM_NOFLUSH) fill
+# the TPM: exit 7 naming TPM_RC 0x902 and the resource manager; and a
+# pending enrollment stopped by SIGTERM leaves nothing loaded.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 TPM_MOD=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
@@ -115,5 +118,43 @@ else
 	t_pass "after clean runs, nothing to flush"
 fi
 
+# Leftovers not flushed (the test hook SCEP_AGENT_TEST_TPM_NOFLUSH leaves
+# them, as another program holding the TPM would): the TPM is full, and the
+# message names TPM_RC 0x902 and the resource manager; without the hook the
+# same command flushes and succeeds.
+E=(--new-key "$TOK;object=kf" --key-type rsa:2048 --subject /CN=kf -l kf.crt)
+t_killed key-generated enroll "${E[@]}"
+export SCEP_AGENT_TEST_TPM_NOFLUSH=1
+t_expect_exit 7 enroll "${E[@]}"
+unset SCEP_AGENT_TEST_TPM_NOFLUSH
+t_grep 'TPM_RC 0x902' "$T_ERR" "a full TPM: the message names TPM_RC 0x902"
+t_grep 'resource manager' "$T_ERR" "and the resource manager"
+t_expect_exit 0 enroll "${E[@]}"
+t_grep 'flushed' "$T_ERR" "then the same command flushes and enrolls"
+t_is "$(loaded)" "$base" "and leaves the TPM as a clean run does"
+ca_stop
+
+# Stopped by SIGTERM in the poll wait of a pending enrollment: the module
+# is finalized on the way out (the hook turns off scep-agent's own flushes,
+# at start and after the run, so what stays loaded is what the module was
+# left with): nothing stays loaded in the TPM.
+ca_new
+ca_start -pending 100
+t_expect_exit 0 sa getca -u "$CA_URL" -c ca.crt -F "$(fingerprint "$CA_CERT")"
+SCEP_AGENT_TEST_TPM_NOFLUSH=1 ${SCEP_AGENT_WRAP:-} "$SCEP_AGENT" enroll -u "$CA_URL" -c ca.crt \
+	"${TPM[@]}" --pin-file pin --new-key "$TOK;object=kt" --key-type rsa:2048 \
+	--subject /CN=kt -l kt.crt -t 60 >term.out 2>term.err &
+pid=$!
+for _ in $(seq 600); do
+	grep -q 'polling again in' term.err 2>/dev/null && break
+	sleep 0.1
+done
+t_grep 'polling again in' term.err "a pending enrollment waits to poll"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+t_canary_keep term.out term.err
+t_is "$rc" 3 "SIGTERM in the poll wait: exit 3 (pending)"
+t_is "$(loaded)" "$base" "SIGTERM: the module finalized, nothing left loaded in the TPM"
 ca_stop
 done_testing
