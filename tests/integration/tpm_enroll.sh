@@ -18,12 +18,6 @@
 # refusal of a taken label and the XDG_DATA_HOME store are left out.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
-TPM_MOD=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
-t_require swtpm tpm2_getcap pkcs11-tool
-if [ ! -f "$TPM_MOD" ]; then
-	echo "1..0 # SKIP $TPM_MOD (libtpm2-pkcs11-1) not installed"
-	exit 0
-fi
 
 # SLOW_UNWIND: ASAN_OPTIONS for the runs that sign with an EC key, where
 # tpm2-pkcs11 leaks (C_SignInit): LeakSanitizer sees the module's frames
@@ -31,18 +25,11 @@ fi
 # multiplies a run's time under ASan by 5, hence not for every run)
 SLOW_UNWIND=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0
 
-tpm_start
-pin_file
-secret_file sopin "$T_SOPIN"
-TPM=(--tpm --tcti "$TPM_TCTI" --tpm-store "$TPM_STORE")
-TOK='pkcs11:token=gw'
+tpm_fixture
 
-# tool ARGS...: pkcs11-tool on tpm2-pkcs11, the swtpm and the test's store
-# (tpm2-pkcs11's variables are set for pkcs11-tool only: scep-agent gets
-# nothing but its options)
+# tool ARGS...: pkcs11-tool on the test's TPM (tpm_tool)
 tool() {
-	TPM2_PKCS11_TCTI=$TPM_TCTI TPM2_PKCS11_STORE=$TPM_STORE TPM2_PKCS11_BACKEND=esysdb \
-		TSS2_LOG=all+NONE pkcs11-tool --module "$TPM_MOD" "$@" 2>/dev/null
+	tpm_tool "$@"
 }
 ltool() {
 	tool --token-label gw -l --pin "$T_PIN" "$@"

@@ -14,23 +14,12 @@
 # pending enrollment stopped by SIGTERM leaves nothing loaded.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
-TPM_MOD=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
-t_require swtpm tpm2_getcap pkcs11-tool
-if [ ! -f "$TPM_MOD" ]; then
-	echo "1..0 # SKIP $TPM_MOD (libtpm2-pkcs11-1) not installed"
-	exit 0
-fi
 
-tpm_start
-pin_file
-secret_file sopin "$T_SOPIN"
-TPM=(--tpm --tcti "$TPM_TCTI" --tpm-store "$TPM_STORE")
-TOK='pkcs11:token=gw'
+tpm_fixture
 
-# tool ARGS...: pkcs11-tool on tpm2-pkcs11, the swtpm and the test's store
+# tool ARGS...: pkcs11-tool on the test's token gw
 tool() {
-	TPM2_PKCS11_TCTI=$TPM_TCTI TPM2_PKCS11_STORE=$TPM_STORE TPM2_PKCS11_BACKEND=esysdb \
-		TSS2_LOG=all+NONE pkcs11-tool --module "$TPM_MOD" --token-label gw "$@" 2>/dev/null
+	tpm_tool --token-label gw "$@"
 }
 
 enroll() {

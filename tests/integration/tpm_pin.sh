@@ -11,20 +11,10 @@
 # wrong PINs are pkcs11-tool's, only to reach the lockout.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
-TPM_MOD=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
-t_require swtpm tpm2_getcap pkcs11-tool
-if [ ! -f "$TPM_MOD" ]; then
-	echo "1..0 # SKIP $TPM_MOD (libtpm2-pkcs11-1) not installed"
-	exit 0
-fi
 
-tpm_start
-pin_file
-secret_file sopin "$T_SOPIN"
+tpm_fixture
 # a wrong PIN that holds the right one: printed, the canary would see it
 secret_file badpin "${T_PIN}x"
-TPM=(--tpm --tcti "$TPM_TCTI" --tpm-store "$TPM_STORE")
-TOK='pkcs11:token=gw'
 
 # prop NAME: a TPM2_PT_* variable property of the swtpm, in decimal
 prop() {
@@ -67,9 +57,7 @@ if [ -z "${SCEP_AGENT_WRAP:-}" ]; then
 		"without -d, nothing but scep-agent's own messages (tpm2-pkcs11's are captured)"
 else
 	for _ in 2 3; do
-		TPM2_PKCS11_TCTI=$TPM_TCTI TPM2_PKCS11_STORE=$TPM_STORE TPM2_PKCS11_BACKEND=esysdb \
-			TSS2_LOG=all+NONE pkcs11-tool --module "$TPM_MOD" --token-label gw -l \
-			--pin "${T_PIN}x" -O >/dev/null 2>&1
+		tpm_tool --token-label gw -l --pin "${T_PIN}x" -O >/dev/null
 	done
 	t_is "$(lockouts)" 3 "two more wrong PINs (pkcs11-tool): the TPM counted 3"
 fi
