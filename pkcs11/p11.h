@@ -131,10 +131,13 @@ void p11_fault_clear(void);
  * Diagnosis of a failed module call from what the module wrote to stderr
  * during it (text, NUL-terminated, possibly ""): a sentence to append to
  * the failure's message (the likely cause and the fix), static or kept
- * until the next call; NULL when it has nothing to say.
+ * until the next call; NULL when it has nothing to say. *unload_helps
+ * (cleared before): set when the module ran out of room for loaded keys
+ * and a logout (which unloads them) would make room - the custody layer
+ * then logs out and in again and repeats the call once.
  */
 typedef const char *p11_diag_fn(const char *func, unsigned long rv,
-				const char *text);
+				const char *text, int *unload_helps);
 
 /*
  * From now on, what modules write to stderr during their calls is
@@ -167,6 +170,16 @@ struct p11_init_opts {
  * token's pkcs11: URI with module-path (caller frees).
  */
 int p11_token_init(const struct p11_init_opts *o, char **uri_out);
+
+/*
+ * For modules that keep every key they used loaded until C_Logout, on a
+ * device that holds very few (tpm2-pkcs11 on a TPM without a resource
+ * manager: about 3 objects, 2 of them its own): from now on, before a key
+ * other than the one last used is loaded, the session logs out and in
+ * again (with the PIN of its login), so that one key is loaded at a time.
+ * A renewal uses two keys (the old signs, the new signs and decrypts).
+ */
+void p11_unload_between_keys(int on);
 
 /* Key types for generation. */
 struct p11_keyspec {

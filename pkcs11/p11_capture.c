@@ -29,6 +29,7 @@ static int cap_fd = -1;     /* the memory file */
 static int saved_fd = -1;   /* the real stderr while a call runs */
 static p11_diag_fn *diag;
 static char hint[1200];     /* the last failed call's hint, "" if none */
+static int unload;          /* the last failed call: a logout makes room */
 
 /* See p11.h. */
 int p11_capture_on(p11_diag_fn *fn)
@@ -108,7 +109,9 @@ void p11_capture_end(const char *func, CK_RV rv)
 				 strerror(errno));
 	}
 	buf[n > 0 ? n : 0] = '\0';
-	h = diag != NULL && rv != CKR_OK ? diag(func, rv, buf) : NULL;
+	if (rv != CKR_OK)
+		unload = 0;
+	h = diag != NULL && rv != CKR_OK ? diag(func, rv, buf, &unload) : NULL;
 	if (h != NULL)
 		snprintf(hint, sizeof(hint), "%s", h);
 	else if (rv != CKR_OK)
@@ -121,6 +124,15 @@ void p11_capture_end(const char *func, CK_RV rv)
 const char *p11_capture_hint(void)
 {
 	return hint[0] ? hint : NULL;
+}
+
+/* See p11_int.h. */
+int p11_capture_unload_helps(void)
+{
+	int u = unload;
+
+	unload = 0;
+	return u;
 }
 
 /* See p11_int.h. */

@@ -178,7 +178,7 @@ static int slot_token(const char *name, const struct engid *e,
 		CK_TOKEN_INFO t;
 		char *lab;
 
-		if (m->fl->C_GetTokenInfo(sid, &t) != CKR_OK ||
+		if (p11_token_info(m, sid, &t) != CKR_OK ||
 		    !(t.flags & CKF_TOKEN_INITIALIZED))
 			continue;
 		lab = p11_str_trim(t.label, sizeof(t.label));

@@ -20,6 +20,7 @@ struct init_slot {
 	int present;      /* a token is in the slot */
 	int initialized;  /* CKF_TOKEN_INITIALIZED */
 	int pin_set;      /* CKF_USER_PIN_INITIALIZED */
+	int pad;          /* CKF_PROTECTED_AUTHENTICATION_PATH: a PIN pad */
 	char *label;      /* the token's label ("" when blank) */
 	int match;        /* the URI (or "blank", without one) picks it */
 };
@@ -78,10 +79,11 @@ static int slots_read(struct p11_module *m, struct init_slot **out,
 		v[i].id = m->slots[i];
 		if (m->fl->C_GetSlotInfo(v[i].id, &si) == CKR_OK &&
 		    (si.flags & CKF_TOKEN_PRESENT) &&
-		    m->fl->C_GetTokenInfo(v[i].id, &ti) == CKR_OK) {
+		    p11_token_info(m, v[i].id, &ti) == CKR_OK) {
 			v[i].present = 1;
 			v[i].initialized = (ti.flags & CKF_TOKEN_INITIALIZED) != 0;
 			v[i].pin_set = (ti.flags & CKF_USER_PIN_INITIALIZED) != 0;
+			v[i].pad = (ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0;
 			v[i].label = v[i].initialized ?
 				     p11_str_trim(ti.label, sizeof(ti.label)) :
 				     strdup("");
@@ -137,7 +139,7 @@ static unsigned int slots_pick(struct p11_module *m, struct init_slot *v,
 				   p11_kit_uri_match_slot_info(u, &si)) {
 				if (pass == 0)
 					v[i].match = v[i].initialized &&
-						     m->fl->C_GetTokenInfo(v[i].id, &ti) == CKR_OK &&
+						     p11_token_info(m, v[i].id, &ti) == CKR_OK &&
 						     p11_kit_uri_match_token_info(u, &ti);
 				else
 					v[i].match = !v[i].initialized &&
@@ -156,7 +158,7 @@ static char *token_uri(struct p11_module *m, CK_SLOT_ID id)
 	P11KitUri *u;
 	char *s;
 
-	if (m->fl->C_GetTokenInfo(id, &ti) != CKR_OK ||
+	if (p11_token_info(m, id, &ti) != CKR_OK ||
 	    (u = p11_kit_uri_new()) == NULL)
 		return NULL;
 	memcpy(p11_kit_uri_get_token_info(u), &ti, sizeof(ti));
@@ -179,6 +181,15 @@ static int init_fail(CK_RV rv, const char *what, const char *label)
 				      "locked; the token cannot be initialised "
 				      "by anyone now (see its vendor's tools)",
 				      what, label);
+	if (strcmp(what, "re-initialising") == 0 &&
+	    (rv == CKR_ARGUMENTS_BAD || rv == CKR_FUNCTION_NOT_SUPPORTED ||
+	     rv == CKR_TOKEN_WRITE_PROTECTED))
+		return p11_rv_fail(SA_EKEY, rv, "%s token '%s': the module "
+				   "refused; some modules initialise blank "
+				   "tokens only (tpm2-pkcs11: remove the token "
+				   "with tpm2_ptool rmtoken --label %s, or use "
+				   "a new --tpm-store); nothing was changed",
+				   what, label, label);
 	if (rv == CKR_SESSION_EXISTS)
 		return p11_rv_fail(SA_EKEY, rv, "%s token '%s': another program "
 				   "has it open; stop it and run again", what,
@@ -200,14 +211,20 @@ static int set_user_pin(struct p11_module *m, CK_SLOT_ID id, const char *label,
 	if (rv != CKR_OK)
 		return p11_rv_fail(SA_EKEY, rv, "cannot open a session on the "
 				   "new token '%s' to set its user PIN", label);
-	rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so, (CK_ULONG)strlen(so));
+	if (so == NULL)
+		sa_info("token '%s': enter the SO PIN on the reader's pad", label);
+	rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so, so ? (CK_ULONG)strlen(so) : 0);
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
 		rc = p11_rv_fail(rv == CKR_PIN_INCORRECT ? SA_EPIN : SA_EKEY, rv,
 				 "the SO login to the new token '%s' failed",
 				 label);
 		goto out;
 	}
-	rv = f->C_InitPIN(s, (CK_UTF8CHAR *)user, (CK_ULONG)strlen(user));
+	if (user == NULL)
+		sa_info("token '%s': enter the new user PIN on the reader's pad",
+			label);
+	rv = f->C_InitPIN(s, (CK_UTF8CHAR *)user,
+			  user ? (CK_ULONG)strlen(user) : 0);
 	if (rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID)
 		rc = sa_fail_noossl(SA_EPIN, "token '%s' refused the user PIN "
 				    "(%s): choose one it accepts", label,
@@ -232,8 +249,8 @@ int p11_token_init(const struct p11_init_opts *o, char **uri_out)
 	char *path = NULL, *label = NULL;
 	unsigned int n = 0, nw = 0, i, k, pick = 0;
 	unsigned char label32[32];
+	int rc, pad;
 	CK_RV rv;
-	int rc;
 
 	*uri_out = NULL;
 	memset(so, 0, sizeof(so));
@@ -318,20 +335,27 @@ int p11_token_init(const struct p11_init_opts *o, char **uri_out)
 	so_po = o->so_pin;
 	if (so_po.missing_hint == NULL)
 		so_po.missing_hint = "give --so-pin-file FILE or --so-pin-env VAR";
-	rc = p11_pin_get_as(&so_po, NULL, "SO PIN", !v[pick].initialized, where,
-			    so, sizeof(so));
-	if (rc < 0)
-		goto out;
-	rc = p11_pin_get_as(&o->user_pin, u, "New user PIN", 1, label, user,
-			    sizeof(user));
-	if (rc < 0)
-		goto out;
+	/* a PIN pad and no PIN files: both PINs are typed on the pad */
+	pad = v[pick].pad && so_po.pin_file == NULL && so_po.pin_env == NULL;
+	if (!pad) {
+		rc = p11_pin_get_as(&so_po, NULL, "SO PIN", !v[pick].initialized,
+				    where, so, sizeof(so));
+		if (rc < 0)
+			goto out;
+		rc = p11_pin_get_as(&o->user_pin, u, "New user PIN", 1, label,
+				    user, sizeof(user));
+		if (rc < 0)
+			goto out;
+	} else {
+		sa_info("token in slot %lu: enter the SO PIN on the reader's pad",
+			(unsigned long)v[pick].id);
+	}
 	memset(label32, ' ', sizeof(label32));
 	memcpy(label32, label, strlen(label));
 	sa_verbose("initialising the token in slot %lu of %s as '%s'",
 		   (unsigned long)v[pick].id, m->path, label);
-	rv = m->fl->C_InitToken(v[pick].id, (CK_UTF8CHAR *)so,
-				(CK_ULONG)strlen(so), label32);
+	rv = m->fl->C_InitToken(v[pick].id, pad ? NULL : (CK_UTF8CHAR *)so,
+				pad ? 0 : (CK_ULONG)strlen(so), label32);
 	if (rv != CKR_OK) {
 		rc = init_fail(rv, v[pick].initialized ? "re-initialising" :
 			       "initialising", where);
@@ -355,7 +379,8 @@ int p11_token_init(const struct p11_init_opts *o, char **uri_out)
 				    k ? "more than one" : "no", m->path);
 		goto out;
 	}
-	rc = set_user_pin(m, w[pick].id, label, so, user);
+	rc = set_user_pin(m, w[pick].id, label, pad ? NULL : so,
+			  pad ? NULL : user);
 	if (rc < 0)
 		goto out;
 	*uri_out = token_uri(m, w[pick].id);

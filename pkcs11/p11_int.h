@@ -28,11 +28,16 @@
  * last session closes or the user logs out, which would leave the object
  * handles of key handles stale for a later p11_token on the same module.
  */
+#define P11_PIN_MAX 256 /* room for a PIN and its NUL */
+
 struct p11_slotstate {
 	CK_SESSION_HANDLE sess;
 	int open;
 	int rw;
 	int logged_in;   /* we did C_Login; C_Logout at unload */
+	CK_OBJECT_HANDLE loaded; /* the key last used (p11_key_prepare) */
+	char pin[P11_PIN_MAX];   /* the PIN of that login, for p11_unload_retry()
+				 * ("" for a PIN pad); wiped at unload */
 };
 
 /*
@@ -72,7 +77,6 @@ enum p11_pin_kind {
 	P11_PIN_ENV,
 };
 
-#define P11_PIN_MAX 256
 
 /* p11_uri.c */
 int p11_uri_parse(const char *s, P11KitUri **out);
@@ -102,10 +106,29 @@ void p11_capture_restore(void);
 /* The diagnosis of the last failed call, or NULL; and forget it. */
 const char *p11_capture_hint(void);
 void p11_capture_hint_clear(void);
+/* Did the last failed call say a logout would make room? Then forgets. */
+int p11_capture_unload_helps(void);
+/*
+ * After a call on sess failed with rv: when the module said it has no room
+ * for another loaded key (a TPM without resource manager holds about 3)
+ * and a logout unloads them, log out and in again (the PIN this run logged
+ * in with) and return 1: the caller repeats the call once. Else 0.
+ */
+int p11_unload_retry(CK_FUNCTION_LIST *fl, CK_SESSION_HANDLE sess, CK_RV rv);
+/*
+ * Before key obj is used on sess (0: a key pair about to be generated):
+ * with p11_unload_between_keys() on, when the session last used another
+ * key, log out and in again so that only one key is loaded at a time.
+ */
+void p11_key_prepare(CK_FUNCTION_LIST *fl, CK_SESSION_HANDLE sess,
+		     CK_OBJECT_HANDLE obj);
 
 /* p11_token.c */
 int p11_module_get(const char *path, struct p11_module **out);
 void p11_module_put(struct p11_module *m);
+/* C_GetTokenInfo with NUL bytes in its text fields made blanks, as
+ * PKCS#11 pads them (URIs made from it and matched against it agree). */
+CK_RV p11_token_info(struct p11_module *m, CK_SLOT_ID sid, CK_TOKEN_INFO *ti);
 /* Read m's slot list again (a token initialised, a reader plugged in);
  * open sessions stay with their slots. Only while no p11_token of m is
  * open (a token points into the slot states). */

@@ -62,7 +62,7 @@ int p11_list_tokens(const char *module, FILE *fp)
 		fprintf(fp, "Slot %lu: %s\n", (unsigned long)sid, desc);
 		free(desc);
 		if (!(si.flags & CKF_TOKEN_PRESENT) ||
-		    m->fl->C_GetTokenInfo(sid, &ti) != CKR_OK) {
+		    p11_token_info(m, sid, &ti) != CKR_OK) {
 			fprintf(fp, "  (no token)\n");
 			continue;
 		}

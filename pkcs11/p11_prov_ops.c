@@ -68,7 +68,10 @@ static int tok_sign(struct p11_pkey *k, CK_MECHANISM_TYPE mt,
 	CK_MECHANISM m = { mt, NULL, 0 };
 	CK_RV rv;
 
+	p11_key_prepare(k->fl, k->sess, k->obj);
 	rv = k->fl->C_SignInit(k->sess, &m, k->obj);
+	if (p11_unload_retry(k->fl, k->sess, rv))
+		rv = k->fl->C_SignInit(k->sess, &m, k->obj);
 	if (rv != CKR_OK) {
 		p11_fault_set(SA_EKEY, rv, "C_SignInit with %s failed", k->what);
 		return 0;
@@ -496,7 +499,10 @@ static int dec_decrypt(void *vc, unsigned char *out, size_t *outlen,
 		*outlen = (size_t)EVP_PKEY_get_size(k->pub);
 		return 1;
 	}
+	p11_key_prepare(k->fl, k->sess, k->obj);
 	rv = k->fl->C_DecryptInit(k->sess, &m, k->obj);
+	if (p11_unload_retry(k->fl, k->sess, rv))
+		rv = k->fl->C_DecryptInit(k->sess, &m, k->obj);
 	if (rv != CKR_OK) {
 		p11_fault_set(SA_EKEY, rv, "C_DecryptInit with %s failed", k->what);
 		return 0;

@@ -26,36 +26,34 @@ const char *p11_rv_str(CK_RV rv)
 	return s ? s : "unknown PKCS#11 error";
 }
 
+/* The last failed token call, for p11_fault(). */
+static char fault_msg[1800];
+
 /*
- * sa_fail() with the PKCS#11 return value appended in words and hex; the
- * failure is also kept for p11_fault().
+ * sa_fail() with the PKCS#11 return value appended in words and hex, and
+ * the module's own reason if it gave one (p11_capture.c); the failure is
+ * also kept for p11_fault().
  */
 int p11_rv_fail(int code, CK_RV rv, const char *fmt, ...)
 {
-	char buf[1024];
+	char buf[400];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	const char *h;
-
 	p11_fault_note(buf, rv);
-	h = p11_capture_hint(); /* the module's own words on why, if any */
-	code = sa_fail(code, "%s: %s (CK_RV 0x%lx)%s%s", buf, p11_rv_str(rv),
-		       (unsigned long)rv, h ? "; " : "", h ? h : "");
-	p11_capture_hint_clear();
-	return code;
+	return sa_fail(code, "%s", fault_msg);
 }
 
-/* The last failed token call, for p11_fault(). */
-static char fault_msg[512];
-
-/* See p11_int.h. */
+/* See p11_int.h. The module's reason (a TPM's) goes with it, once. */
 void p11_fault_note(const char *what, CK_RV rv)
 {
-	snprintf(fault_msg, sizeof(fault_msg), "%s: %s (CK_RV 0x%lx)", what,
-		 p11_rv_str(rv), (unsigned long)rv);
+	const char *h = p11_capture_hint();
+
+	snprintf(fault_msg, sizeof(fault_msg), "%s: %s (CK_RV 0x%lx)%s%s", what,
+		 p11_rv_str(rv), (unsigned long)rv, h ? "; " : "", h ? h : "");
+	p11_capture_hint_clear();
 }
 
 /* See p11_int.h. */
@@ -82,6 +80,31 @@ const char *p11_fault(void)
 void p11_fault_clear(void)
 {
 	fault_msg[0] = '\0';
+}
+
+/* NUL bytes in a blank-padded field (tpm2-pkcs11 pads its model with
+ * them) as blanks. */
+static void unnul(unsigned char *f, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (f[i] == 0)
+			f[i] = ' ';
+}
+
+/* See p11_int.h. */
+CK_RV p11_token_info(struct p11_module *m, CK_SLOT_ID sid, CK_TOKEN_INFO *ti)
+{
+	CK_RV rv = m->fl->C_GetTokenInfo(sid, ti);
+
+	if (rv == CKR_OK) {
+		unnul(ti->label, sizeof(ti->label));
+		unnul(ti->manufacturerID, sizeof(ti->manufacturerID));
+		unnul(ti->model, sizeof(ti->model));
+		unnul(ti->serialNumber, sizeof(ti->serialNumber));
+	}
+	return rv;
 }
 
 /* Blank-padded PKCS#11 string to a new C string. */
@@ -166,6 +189,8 @@ static void module_free(struct p11_module *m)
 		if (m->ss[i].open)
 			m->fl->C_CloseSession(m->ss[i].sess);
 	}
+	if (m->ss != NULL)
+		OPENSSL_cleanse(m->ss, m->nslots * sizeof(*m->ss));
 	if (m->initialized)
 		m->fl->C_Finalize(NULL);
 	if (m->dl != NULL)
@@ -295,7 +320,7 @@ static int slot_matches(struct p11_module *m, CK_SLOT_ID sid, P11KitUri *u,
 	CK_SLOT_INFO si;
 	CK_INFO mi;
 
-	if (m->fl->C_GetTokenInfo(sid, ti) != CKR_OK)
+	if (p11_token_info(m, sid, ti) != CKR_OK)
 		return 0;
 	if (!(ti->flags & CKF_TOKEN_INITIALIZED))
 		return 0;
@@ -325,7 +350,7 @@ static int select_token(p11_token *t, P11KitUri *u)
 		CK_SLOT_ID sid = t->mod->slots[i];
 
 		if (!slot_matches(t->mod, sid, u, &ti)) {
-			if (t->mod->fl->C_GetTokenInfo(sid, &ti) != CKR_OK ||
+			if (p11_token_info(t->mod, sid, &ti) != CKR_OK ||
 			    !(ti.flags & CKF_TOKEN_INITIALIZED))
 				continue;
 		} else if (n++ == 0) {
@@ -355,6 +380,75 @@ static int select_token(p11_token *t, P11KitUri *u)
 	if (t->label == NULL)
 		return sa_fail_noossl(SA_ENOMEM, "out of memory");
 	return 0;
+}
+
+static int unload_between; /* p11_unload_between_keys() */
+
+/* See p11.h. */
+void p11_unload_between_keys(int on)
+{
+	unload_between = on;
+}
+
+/* The slot state of session sess of module list fl, or NULL. */
+static struct p11_slotstate *slot_of(CK_FUNCTION_LIST *fl,
+				     CK_SESSION_HANDLE sess)
+{
+	struct p11_module *m;
+	unsigned int i;
+
+	for (m = modules; m != NULL; m = m->next)
+		for (i = 0; m->fl == fl && i < m->nslots; i++)
+			if (m->ss[i].open && m->ss[i].sess == sess)
+				return &m->ss[i];
+	return NULL;
+}
+
+/* Log out (the module unloads its keys) and in again with the PIN of
+ * the first login. 1 when logged in again. */
+static int relogin(CK_FUNCTION_LIST *fl, struct p11_slotstate *ss)
+{
+	CK_RV rv;
+
+	if (ss == NULL || !ss->logged_in || ss->pin[0] == '\0')
+		return 0;
+	fl->C_Logout(ss->sess);
+	rv = fl->C_Login(ss->sess, CKU_USER, (CK_UTF8CHAR *)ss->pin,
+			 (CK_ULONG)strlen(ss->pin));
+	ss->loaded = CK_INVALID_HANDLE;
+	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+		ss->logged_in = 0;
+		p11_rv_fail(SA_EKEY, rv, "logging in again (to unload keys) "
+			    "failed");
+		return 0;
+	}
+	return 1;
+}
+
+/* See p11_int.h. */
+void p11_key_prepare(CK_FUNCTION_LIST *fl, CK_SESSION_HANDLE sess,
+		     CK_OBJECT_HANDLE obj)
+{
+	struct p11_slotstate *ss;
+
+	if (!unload_between || (ss = slot_of(fl, sess)) == NULL)
+		return;
+	if (ss->loaded != CK_INVALID_HANDLE && ss->loaded != obj) {
+		sa_debug("another key than the one loaded: logging out (which "
+			 "unloads it) and in again");
+		relogin(fl, ss);
+	}
+	ss->loaded = obj ? obj : CK_INVALID_HANDLE;
+}
+
+/* See p11_int.h. */
+int p11_unload_retry(CK_FUNCTION_LIST *fl, CK_SESSION_HANDLE sess, CK_RV rv)
+{
+	if (rv == CKR_OK || !p11_capture_unload_helps())
+		return 0;
+	sa_verbose("the token has no room for another loaded key: logging out "
+		   "(which unloads them) and in again");
+	return relogin(fl, slot_of(fl, sess));
 }
 
 /* Words for the token's user-PIN flags ("; ..."); "" when none is set. */
@@ -404,6 +498,8 @@ static int login(p11_token *t, const struct p11_open_opts *opts, P11KitUri *u)
 			goto out;
 		rv = t->mod->fl->C_Login(t->sess, CKU_USER, (CK_UTF8CHAR *)pin,
 					(CK_ULONG)strlen(pin));
+		if (rv == CKR_OK)
+			memcpy(t->ss->pin, pin, sizeof(t->ss->pin));
 		OPENSSL_cleanse(pin, sizeof(pin));
 	}
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
@@ -415,7 +511,6 @@ static int login(p11_token *t, const struct p11_open_opts *opts, P11KitUri *u)
 	/* the module's own account of it (a TPM's lockout), if any */
 	snprintf(hint, sizeof(hint), "%s%s", p11_capture_hint() ? "; " : "",
 		 p11_capture_hint() ? p11_capture_hint() : "");
-	p11_capture_hint_clear();
 	memset(&ti, 0, sizeof(ti));
 	t->mod->fl->C_GetTokenInfo(t->slot_id, &ti);
 	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID ||
@@ -430,8 +525,10 @@ static int login(p11_token *t, const struct p11_open_opts *opts, P11KitUri *u)
 	else if (rv == CKR_PIN_EXPIRED)
 		rc = sa_fail_noossl(SA_EPIN, "the user PIN of token '%s' has "
 				    "expired: set a new one first", label);
-	else /* the token, not the PIN: a card pulled out, a dead reader */
+	else /* the token, not the PIN: a card pulled out, a dead reader;
+	      * p11_rv_fail() adds the module's reason (hint) */
 		rc = p11_rv_fail(SA_EKEY, rv, "login to token '%s' failed", label);
+	p11_capture_hint_clear();
 out:
 	OPENSSL_cleanse(pin, sizeof(pin));
 	free(label);

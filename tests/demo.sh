@@ -4,7 +4,17 @@
 # fresh SoftHSM2 token, generates an RSA-2048 key inside the token, and
 # enrolls a certificate for it. Everything is removed at the end (set
 # KEEP=1 to keep the directory); the CA is stopped by its pid.
+# With --tpm: the same main job on a software TPM instead of SoftHSM2: a
+# fresh swtpm on 127.0.0.1 (a port chosen at random, its state in the
+# throwaway directory, stopped by its pid), a token made in it with
+# init-token, the key generated in the TPM (docs/tpm.md).
 set -eu
+tpm=0
+case "${1:-}" in
+"") ;;
+--tpm) tpm=1 ;;
+*) echo "usage: tests/demo.sh [--tpm]" >&2; exit 2 ;;
+esac
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 sh tests/lib/deps.sh test
@@ -15,11 +25,12 @@ scepca=$top/build/tests/servers/scepca
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/scep-agent-demo.XXXXXX")
 ca_pid=
+tpm_pid=
 cleanup() {
-	if [ -n "$ca_pid" ]; then
-		kill "$ca_pid" 2>/dev/null || :
-		wait "$ca_pid" 2>/dev/null || :
-	fi
+	for pid in $ca_pid $tpm_pid; do
+		kill "$pid" 2>/dev/null || :
+		wait "$pid" 2>/dev/null || :
+	done
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "demo: kept $work"
 	else
@@ -41,6 +52,59 @@ while [ ! -s "$work/ca.port" ]; do
 done
 url=http://127.0.0.1:$(sed -n 's/^port //p' "$work/ca.port")/scep
 
+run() { echo "\$ $*" | sed "s#$top/build/agent/##; s#$work/##g"; "$@"; }
+
+if [ $tpm = 1 ]; then
+	# A fresh software TPM on 127.0.0.1: ports picked at random (server P,
+	# control P+1) until swtpm binds both and answers on its control port.
+	mkdir "$work/swtpm"
+	try=0
+	while :; do
+		try=$((try + 1))
+		[ $try -le 20 ] || { echo "demo: swtpm did not start" >&2; cat "$work/swtpm.err" >&2; exit 1; }
+		port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
+		swtpm socket --tpm2 --tpmstate dir="$work/swtpm" \
+			--server type=tcp,port=$port,bindaddr=127.0.0.1 \
+			--ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 \
+			--flags not-need-init,startup-clear >"$work/swtpm.err" 2>&1 &
+		tpm_pid=$!
+		i=0
+		while kill -0 "$tpm_pid" 2>/dev/null && [ $i -lt 50 ] &&
+			! swtpm_ioctl --tcp "127.0.0.1:$((port + 1))" -g >/dev/null 2>&1; do
+			i=$((i + 1))
+			sleep 0.1
+		done
+		if kill -0 "$tpm_pid" 2>/dev/null && [ $i -lt 50 ]; then
+			break
+		fi
+		kill "$tpm_pid" 2>/dev/null || :
+		wait "$tpm_pid" 2>/dev/null || :
+		tpm_pid=
+	done
+	# The TPM as scep-agent sees it: the TCTI to reach it, tpm2-pkcs11's
+	# store (made by scep-agent, mode 0700). The SO PIN and user PIN in
+	# files only we can read.
+	set -- --tpm --tcti "swtpm:host=127.0.0.1,port=$port" --tpm-store "$work/tpm2"
+	umask 077
+	od -An -N8 -tx8 /dev/urandom | tr -d ' ' >"$work/so-pin"
+	od -An -N4 -tu4 /dev/urandom | tr -d ' ' >"$work/pin"
+	run "$agent" init-token "$@" --label demo --so-pin-file "$work/so-pin" \
+		--pin-file "$work/pin"
+	run "$agent" getcaps -u "$url"
+	run "$agent" getca -u "$url" -c ca.crt -F sha256
+	run "$agent" enroll -u "$url" -c ca.crt "$@" --pin-file "$work/pin" \
+		--new-key "pkcs11:token=demo;object=demo-key" --key-type rsa:2048 \
+		--subject "/CN=demo.scep-agent.test/O=scep-agent demo" \
+		--san DNS:demo.scep-agent.test -l demo.crt
+	run "$agent" list-objects "$@" --pin-file "$work/pin" "pkcs11:token=demo"
+	echo
+	echo "demo: the key was generated in the TPM and never left it (the store"
+	echo "demo: tpm2/ holds it wrapped by that TPM); the certificate is in the"
+	echo "demo: token (same CKA_ID) and in demo.crt:"
+	openssl x509 -in demo.crt -noout -subject -serial -issuer -dates
+	exit 0
+fi
+
 # A throwaway SoftHSM2 token; its user PIN in a file only we can read.
 mkdir "$work/tokens"
 printf 'directories.tokendir = %s\nobjectstore.backend = file\n' "$work/tokens" >"$work/softhsm2.conf"
@@ -52,7 +116,6 @@ printf '%s\n' "$pin" >"$work/pin"
 softhsm2-util --init-token --free --label demo --pin "$pin" --so-pin "$pin$pin" >/dev/null
 module=/usr/lib/softhsm/libsofthsm2.so
 
-run() { echo "\$ $*" | sed "s#$top/build/agent/##; s#$work/##g"; "$@"; }
 run "$agent" getcaps -u "$url"
 run "$agent" getca -u "$url" -c ca.crt -F sha256
 run "$agent" enroll -u "$url" -c ca.crt --module "$module" --pin-file "$work/pin" \

@@ -84,11 +84,15 @@ static const char *wrong_pin(void)
 }
 
 /* See tpm_int.h. */
-const char *tpm_diag(const char *func, unsigned long rv, const char *text)
+const char *tpm_diag(const char *func, unsigned long rv, const char *text,
+		     int *unload_helps)
 {
 	(void)func;
-	if (said(text, "902", "out of memory for object contexts"))
+	if (said(text, "902", "out of memory for object contexts")) {
+		/* tpm2-pkcs11 keeps every key it used loaded until C_Logout */
+		*unload_helps = 1;
 		return memory("object contexts", "0x902");
+	}
 	if (said(text, "903", "out of memory for session contexts"))
 		return memory("session contexts", "0x903");
 	if (rv == CKR_PIN_LOCKED || said(text, "921", "DA lockout mode"))

@@ -203,8 +203,15 @@ int tpm_setup(const struct tpm_opts *o, char **module_out)
 		   real);
 	if (p11_capture_on(tpm_diag) < 0)
 		sa_verbose("cannot capture the TPM module's output: it shows");
-	rc = tpm_tcti_prepare(tcti, tpm_state.direct, o->debug, &tpm_state.da,
-			      &fo, &fs);
+	/* a TPM holds ~3 objects; tpm2-pkcs11 keeps 2 of its own loaded */
+	p11_unload_between_keys(tpm_state.direct);
+	/*
+	 * SCEP_AGENT_TEST_TPM_NOFLUSH (tests only): leave leftovers loaded,
+	 * to show what a TPM full of them does (TPM_RC 0x902) and its message.
+	 */
+	rc = tpm_tcti_prepare(tcti, tpm_state.direct &&
+			      getenv("SCEP_AGENT_TEST_TPM_NOFLUSH") == NULL,
+			      o->debug, &tpm_state.da, &fo, &fs);
 	if (rc < 0)
 		goto out;
 	if (fo + fs > 0)
@@ -229,7 +236,8 @@ void tpm_finish(void)
 	struct tpm_da da;
 	int debug = sa_log_level() >= SA_LOG_DEBUG;
 
-	if (!tpm_state.set_up || !tpm_state.direct)
+	if (!tpm_state.set_up || !tpm_state.direct ||
+	    getenv("SCEP_AGENT_TEST_TPM_NOFLUSH") != NULL)
 		return;
 	if (tpm_tcti_prepare(tpm_state.tcti, 1, debug, &da, &fo, &fs) == 0 &&
 	    fo + fs > 0)

@@ -36,6 +36,7 @@ int tpm_tcti_prepare(const char *tcti, int flush, int debug,
 		     unsigned int *flushed_sess);
 
 /* The diagnosis handed to p11_capture_on() (p11_diag_fn). */
-const char *tpm_diag(const char *func, unsigned long rv, const char *text);
+const char *tpm_diag(const char *func, unsigned long rv, const char *text,
+		     int *unload_helps);
 
 #endif

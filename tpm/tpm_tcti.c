@@ -78,6 +78,15 @@ static uint32_t get32(const uint8_t *p)
 	       (uint32_t)p[2] << 8 | p[3];
 }
 
+/* A command's header: tag (no sessions), size, command code. */
+static void cmd_header(uint8_t *cmd, size_t len, uint32_t cc)
+{
+	cmd[0] = TPM_ST_NO_SESSIONS >> 8;
+	cmd[1] = TPM_ST_NO_SESSIONS & 0xff;
+	put32(cmd + 2, (uint32_t)len);
+	put32(cmd + 6, cc);
+}
+
 /* One command, one response. 0 and the TPM's response code in *trc, or
  * SA_EKEY when the TCTI fails. */
 static int tcti_call(struct tcti *t, const uint8_t *cmd, size_t len,
@@ -113,10 +122,7 @@ static int get_cap(struct tcti *t, uint32_t cap, uint32_t prop, uint32_t count,
 	uint32_t trc;
 	int rc;
 
-	cmd[0] = TPM_ST_NO_SESSIONS >> 8;
-	cmd[1] = TPM_ST_NO_SESSIONS & 0xff;
-	put32(cmd + 2, sizeof(cmd));
-	put32(cmd + 6, TPM_CC_GET_CAPABILITY);
+	cmd_header(cmd, sizeof(cmd), TPM_CC_GET_CAPABILITY);
 	put32(cmd + 10, cap);
 	put32(cmd + 14, prop);
 	put32(cmd + 18, count);
@@ -139,10 +145,7 @@ static int flush(struct tcti *t, uint32_t h)
 	uint32_t trc;
 	int rc;
 
-	cmd[0] = TPM_ST_NO_SESSIONS >> 8;
-	cmd[1] = TPM_ST_NO_SESSIONS & 0xff;
-	put32(cmd + 2, sizeof(cmd));
-	put32(cmd + 6, TPM_CC_FLUSH_CONTEXT);
+	cmd_header(cmd, sizeof(cmd), TPM_CC_FLUSH_CONTEXT);
 	put32(cmd + 10, h);
 	rc = tcti_call(t, cmd, sizeof(cmd), resp, &rlen, &trc);
 	if (rc == 0 && trc != 0)

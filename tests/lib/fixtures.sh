@@ -12,7 +12,8 @@
 # CA:    ca_start [scepca flags], ca_restart [flags], ca_stop, ca_log_field
 # Keys:  mkkey FILE [BITS], mkcsr KEY CSR SUBJECT [CHALLENGE]
 # Token: softhsm_new LABEL [PIN] [SOPIN], pin_file [PIN]
-# TPM:   tpm_start (a fresh swtpm), tpm_stop, tpm_cmd TOOL ARGS (tpm2-tools on it)
+# TPM:   tpm_start (a fresh swtpm), tpm_stop, tpm_cmd TOOL ARGS (tpm2-tools on it),
+#        tpm_fixture (a TPM test's start), tpm_tool ARGS (pkcs11-tool on it)
 # Secrets: T_PIN, T_SOPIN, T_CHAL, T_PROXY_PASS, T_URL_PASS: the suite's secrets, distinctive
 #        strings that the canary test (tests/integration/canary.sh) looks for in
 #        everything the program printed or wrote; secret_file FILE VALUE writes
@@ -403,6 +404,31 @@ socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$TPM_PO
 	done
 	echo "Bail out! swtpm did not start: $(cat "$_d/out" "$_d/log" 2>/dev/null | tail -3)"
 	exit 1
+}
+
+# tpm_fixture: what the tpm suite's tests start with: the tools (skip if
+# absent), a fresh swtpm (tpm_start), ./pin (T_PIN) and ./sopin (T_SOPIN),
+# TPM=(scep-agent's options for it) and TOK (the token's URI, label gw).
+TPM_MOD=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
+tpm_fixture() {
+	t_require swtpm tpm2_getcap pkcs11-tool
+	if [ ! -f "$TPM_MOD" ]; then
+		echo "1..0 # SKIP $TPM_MOD (libtpm2-pkcs11-1) not installed"
+		exit 0
+	fi
+	tpm_start
+	pin_file
+	secret_file sopin "$T_SOPIN"
+	TPM=(--tpm --tcti "$TPM_TCTI" --tpm-store "$TPM_STORE")
+	TOK='pkcs11:token=gw'
+}
+
+# tpm_tool ARGS...: pkcs11-tool on tpm2-pkcs11, the swtpm and the test's
+# store (tpm2-pkcs11's variables for pkcs11-tool only: scep-agent gets
+# nothing but its options); its stderr dropped
+tpm_tool() {
+	TPM2_PKCS11_TCTI=$TPM_TCTI TPM2_PKCS11_STORE=$TPM_STORE TPM2_PKCS11_BACKEND=esysdb \
+		TSS2_LOG=all+NONE pkcs11-tool --module "$TPM_MOD" "$@" 2>/dev/null
 }
 
 # tpm_stop: stop the last swtpm started (by pid) and wait for it.
