@@ -513,6 +513,7 @@ int op_init_token(const struct agent_opts *o, int *result)
 	io.so_pin.pin_env = o->s.so_pin_env;
 	io.user_pin = o->p11.pin;
 	io.force = o->s.force_reinit == 1;
+	io.resume = o->s.resume == 1;
 	rc = p11_token_init(&io, &uri);
 	if (rc < 0)
 		return rc;

@@ -156,6 +156,11 @@ struct p11_init_opts {
 	struct p11_pin_opts so_pin;  /* the SO PIN's source */
 	struct p11_pin_opts user_pin; /* the new user PIN's source */
 	int force;                   /* an initialised token may be wiped */
+	int resume;                  /* -R: an initialised token of that label
+				      * (an earlier run stopped after
+				      * C_InitToken) gets its user PIN set
+				      * (SO login, C_InitPIN); a blank one is
+				      * initialised as usual */
 };
 
 /*
@@ -165,9 +170,12 @@ struct p11_init_opts {
  * URI naming only token=LABEL with no such token takes the blank one),
  * else the only blank token of the module; none or several: SA_EUSAGE
  * listing the slots. An initialised token only with o->force (its objects
- * are destroyed); a label another token has is refused. Both PINs are read
- * before anything changes. A wrong SO PIN: SA_EPIN. *uri_out: the new
- * token's pkcs11: URI with module-path (caller frees).
+ * are destroyed), or to finish it: when it has the label and its user PIN
+ * is not set (or o->resume says so), only the user PIN is set. A label
+ * another token has is refused. Both PINs are read before anything
+ * changes. A wrong SO PIN: SA_EPIN. A failure after C_InitToken says that
+ * -R finishes. *uri_out: the new token's pkcs11: URI with module-path
+ * (caller frees).
  */
 int p11_token_init(const struct p11_init_opts *o, char **uri_out);
 

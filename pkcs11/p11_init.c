@@ -76,10 +76,21 @@ static int slots_read(struct p11_module *m, struct init_slot **out,
 	if (v == NULL)
 		return sa_fail_noossl(SA_ENOMEM, "out of memory");
 	for (i = 0; i < m->nslots; i++) {
-		v[i].id = m->slots[i];
-		if (m->fl->C_GetSlotInfo(v[i].id, &si) == CKR_OK &&
-		    (si.flags & CKF_TOKEN_PRESENT) &&
-		    p11_token_info(m, v[i].id, &ti) == CKR_OK) {
+		CK_RV rv = m->fl->C_GetSlotInfo(v[i].id = m->slots[i], &si);
+
+		if (rv == CKR_OK && (si.flags & CKF_TOKEN_PRESENT)) {
+			rv = p11_token_info(m, v[i].id, &ti);
+			if (rv == CKR_TOKEN_NOT_PRESENT)
+				si.flags &= ~(CK_FLAGS)CKF_TOKEN_PRESENT;
+		}
+		if (rv != CKR_OK && rv != CKR_TOKEN_NOT_PRESENT &&
+		    rv != CKR_SLOT_ID_INVALID) {
+			slots_free(v, i);
+			return p11_rv_fail(SA_EKEY, rv, "cannot read slot %lu of "
+					   "%s", (unsigned long)m->slots[i],
+					   m->path);
+		}
+		if (rv == CKR_OK && (si.flags & CKF_TOKEN_PRESENT)) {
 			v[i].present = 1;
 			v[i].initialized = (ti.flags & CKF_TOKEN_INITIALIZED) != 0;
 			v[i].pin_set = (ti.flags & CKF_USER_PIN_INITIALIZED) != 0;
@@ -151,21 +162,26 @@ static unsigned int slots_pick(struct p11_module *m, struct init_slot *v,
 	return k;
 }
 
-/* The token's URI (token attributes and module-path). Caller frees. */
-static char *token_uri(struct p11_module *m, CK_SLOT_ID id)
+/* The token's URI (token attributes and module-path) in *out. */
+static int token_uri(struct p11_module *m, CK_SLOT_ID id, const char *label,
+		     char **out)
 {
 	CK_TOKEN_INFO ti;
 	P11KitUri *u;
-	char *s;
+	CK_RV rv;
 
-	if (p11_token_info(m, id, &ti) != CKR_OK ||
-	    (u = p11_kit_uri_new()) == NULL)
-		return NULL;
+	*out = NULL;
+	rv = p11_token_info(m, id, &ti);
+	if (rv != CKR_OK)
+		return p11_rv_fail(SA_EKEY, rv, "cannot read the new token "
+				   "'%s'", label);
+	if ((u = p11_kit_uri_new()) == NULL)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
 	memcpy(p11_kit_uri_get_token_info(u), &ti, sizeof(ti));
 	p11_kit_uri_set_module_path(u, m->path);
-	s = p11_uri_format(u, P11_KIT_URI_FOR_TOKEN);
+	*out = p11_uri_format(u, P11_KIT_URI_FOR_TOKEN);
 	p11_kit_uri_free(u);
-	return s;
+	return *out ? 0 : sa_fail_noossl(SA_ENOMEM, "out of memory");
 }
 
 /* C_InitToken's failures in words. */
@@ -215,9 +231,9 @@ static int set_user_pin(struct p11_module *m, CK_SLOT_ID id, const char *label,
 		sa_info("token '%s': enter the SO PIN on the reader's pad", label);
 	rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so, so ? (CK_ULONG)strlen(so) : 0);
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-		rc = p11_rv_fail(rv == CKR_PIN_INCORRECT ? SA_EPIN : SA_EKEY, rv,
-				 "the SO login to the new token '%s' failed",
-				 label);
+		rc = p11_rv_fail(rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED ||
+				 rv == CKR_PIN_INVALID ? SA_EPIN : SA_EKEY, rv,
+				 "the SO login to token '%s' failed", label);
 		goto out;
 	}
 	if (user == NULL)
@@ -249,7 +265,7 @@ int p11_token_init(const struct p11_init_opts *o, char **uri_out)
 	char *path = NULL, *label = NULL;
 	unsigned int n = 0, nw = 0, i, k, pick = 0;
 	unsigned char label32[32];
-	int rc, pad;
+	int rc, pad, finish;
 	CK_RV rv;
 
 	*uri_out = NULL;
@@ -290,6 +306,23 @@ int p11_token_init(const struct p11_init_opts *o, char **uri_out)
 		goto out;
 	slots_words(v, n, seen, sizeof(seen));
 	k = slots_pick(m, v, n, u);
+	if (u == NULL) {
+		/*
+		 * Without a URI, an initialised token of that label that an
+		 * earlier run left without its user PIN (or -R: tpm2-pkcs11
+		 * says the PIN is set when it is not) comes first: finish it.
+		 */
+		unsigned int kl = 0;
+
+		for (i = 0; i < n; i++)
+			kl += v[i].initialized && strcmp(v[i].label, label) == 0 &&
+			      (o->resume || !v[i].pin_set);
+		for (i = 0; kl > 0 && i < n; i++)
+			v[i].match = v[i].initialized &&
+				     strcmp(v[i].label, label) == 0 &&
+				     (o->resume || !v[i].pin_set);
+		k = kl > 0 ? kl : k;
+	}
 	if (k == 0 && u == NULL) {
 		rc = sa_fail_noossl(SA_EUSAGE, "no blank token in %s (%s); to "
 				    "initialise a token again name it by its "
@@ -305,19 +338,33 @@ int p11_token_init(const struct p11_init_opts *o, char **uri_out)
 	if (k > 1) {
 		rc = sa_fail_noossl(SA_EUSAGE, "%u %s in %s (%s): name one by its "
 				    "slot, e.g. init-token 'pkcs11:slot-id=N'",
-				    k, u ? "slots match the URI" : "blank tokens",
+				    k, u ? "slots match the URI" : "tokens",
 				    m->path, seen);
 		goto out;
 	}
 	for (i = 0; i < n; i++)
 		if (v[i].match)
 			pick = i;
-	if (v[pick].initialized && !o->force) {
+	/*
+	 * Finish instead of initialising: an earlier init-token stopped after
+	 * C_InitToken (the token has the label, and its user PIN is not set,
+	 * or -R says so: tpm2-pkcs11 reports the PIN set when it is not).
+	 * Only the user PIN is set (SO login, C_InitPIN): nothing is wiped.
+	 */
+	finish = v[pick].initialized && !o->force &&
+		 strcmp(v[pick].label, label) == 0 &&
+		 (o->resume || !v[pick].pin_set);
+	if (v[pick].initialized && !o->force && !finish) {
 		rc = sa_fail_noossl(SA_EUSAGE, "token '%s' in slot %lu is already "
 				    "initialised; initialising it again destroys "
 				    "every key and certificate in it: add "
-				    "--force-reinit if that is what you want",
-				    v[pick].label, (unsigned long)v[pick].id);
+				    "--force-reinit if that is what you want%s",
+				    v[pick].label, (unsigned long)v[pick].id,
+				    strcmp(v[pick].label, label) == 0 ?
+				    " (if an earlier init-token of it stopped "
+				    "before its user PIN was set, the same "
+				    "command with -R finishes it and keeps the "
+				    "token)" : "");
 		goto out;
 	}
 	for (i = 0; i < n; i++)
@@ -325,8 +372,14 @@ int p11_token_init(const struct p11_init_opts *o, char **uri_out)
 			rc = sa_fail_noossl(SA_EUSAGE, "the label '%s' is taken by "
 					    "the token in slot %lu; choose another "
 					    "--label (token=LABEL in a URI must "
-					    "name one token)", label,
-					    (unsigned long)v[i].id);
+					    "name one token), or to make that "
+					    "token again name it (pkcs11:token=%s) "
+					    "and add --force-reinit, which destroys "
+					    "its keys; if an earlier init-token of "
+					    "it stopped before its user PIN was "
+					    "set, the same command with -R "
+					    "finishes it", label,
+					    (unsigned long)v[i].id, label);
 			goto out;
 		}
 	/* both PINs first: nothing changes unless both can be had */
@@ -350,6 +403,16 @@ int p11_token_init(const struct p11_init_opts *o, char **uri_out)
 		sa_info("token in slot %lu: enter the SO PIN on the reader's pad",
 			(unsigned long)v[pick].id);
 	}
+	if (finish) {
+		sa_info("token '%s' in slot %lu is initialised: setting its user "
+			"PIN (finishing an earlier init-token; its objects stay)",
+			label, (unsigned long)v[pick].id);
+		rc = set_user_pin(m, v[pick].id, label, pad ? NULL : so,
+				  pad ? NULL : user);
+		if (rc == 0)
+			rc = token_uri(m, v[pick].id, label, uri_out);
+		goto out;
+	}
 	memset(label32, ' ', sizeof(label32));
 	memcpy(label32, label, strlen(label));
 	sa_verbose("initialising the token in slot %lu of %s as '%s'",
@@ -366,7 +429,7 @@ int p11_token_init(const struct p11_init_opts *o, char **uri_out)
 	if (rc == 0)
 		rc = slots_read(m, &w, &nw);
 	if (rc < 0)
-		goto out;
+		goto half;
 	for (i = 0, k = 0; i < nw; i++)
 		if (w[i].initialized && strcmp(w[i].label, label) == 0) {
 			pick = i;
@@ -381,16 +444,24 @@ int p11_token_init(const struct p11_init_opts *o, char **uri_out)
 	}
 	rc = set_user_pin(m, w[pick].id, label, pad ? NULL : so,
 			  pad ? NULL : user);
+	if (rc == 0)
+		rc = token_uri(m, w[pick].id, label, uri_out);
 	if (rc < 0)
-		goto out;
-	*uri_out = token_uri(m, w[pick].id);
-	if (*uri_out == NULL) {
-		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
-		goto out;
-	}
+		goto half;
 	sa_info("token '%s' initialised in slot %lu of %s; its user PIN is set",
 		label, (unsigned long)w[pick].id, m->path);
 	rc = 0;
+	goto out;
+half:
+	/* initialised, the rest undone: say how to finish */
+	{
+		char msg[1500];
+
+		snprintf(msg, sizeof(msg), "%s", sa_errmsg());
+		rc = sa_fail_noossl(rc, "%s; token '%s' is initialised, maybe "
+				    "without its user PIN: the same command "
+				    "with -R finishes it", msg, label);
+	}
 out:
 	OPENSSL_cleanse(so, sizeof(so));
 	OPENSSL_cleanse(user, sizeof(user));

@@ -267,8 +267,9 @@ int p11_module_get(const char *path, struct p11_module **out)
 	rv = m->fl->C_Initialize(&ia);
 	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		rc = p11_rv_fail(SA_EKEY, rv, "PKCS#11 module %s failed to "
-				 "initialize; is its configuration (e.g. "
-				 "SOFTHSM2_CONF) right?", path);
+				 "initialize; is its configuration right "
+				 "(SoftHSM2: SOFTHSM2_CONF; a TPM: --tcti, "
+				 "--tpm-store)?", path);
 		goto fail;
 	}
 	/* already initialized by someone else in this process: theirs to end */

@@ -80,8 +80,8 @@
 #            token), whole (token gw, SO and user PIN set), nopin (token
 #            gw initialised, no user PIN), no (anything else)
 #   retry    tpm-init: the same command, then (when that fails) what its
-#            message says to do: it with the token's URI (pkcs11:token=gw)
-#            and --force-reinit: ok-F
+#            message says to do: it with -R (finish the token an earlier
+#            run initialised: its user PIN set, nothing wiped): ok-R
 #   leaked   transient objects + loaded sessions in the TPM after the
 #            failed run (what a process that died or whose C_Finalize
 #            failed left; scep-agent flushes them before its next run)
@@ -369,7 +369,7 @@ tpm_final_ok() {
 	case $1 in
 	tpm-init)
 		[ "$(tpm_db tokens)" = whole:gw ] &&
-			cat run.out retry.out retryF.out 2>/dev/null | grep -q '^scep-agent: token: pkcs11:.*token=gw' &&
+			cat run.out retry.out retryR.out 2>/dev/null | grep -q '^scep-agent: token: pkcs11:.*token=gw' &&
 			tpm_env pkcs11-tool --module "$TPM2_MODULE" --token-label gw -l --pin "$T_PIN" -O >final.log 2>&1 &&
 			tpm_env pkcs11-tool --module "$TPM2_MODULE" --token-label gw --init-pin --login \
 				--login-type so --so-pin "$T_SOPIN" --new-pin "$T_PIN" >>final.log 2>&1 ;;
@@ -444,10 +444,6 @@ tpm_point() {
 			r=$(tpm_run retry)
 			if [ "$r" = 0 ]; then
 				retry=ok
-			elif [ "$_flow" = tpm-init ]; then
-				more=(--force-reinit pkcs11:token=gw)
-				r2=$(tpm_run retryF)
-				if [ "$r2" = 0 ]; then retry=ok-F; else retry="stuck:$r,-F:$r2"; fi
 			else
 				more=(-R)
 				r2=$(tpm_run retryR)
@@ -779,7 +775,7 @@ R=$OUT/results.txt
 	if grep -q '^tpm-init ' "$R"; then
 		echo "tpm-init, what the failed runs left: $(grep '^tpm-init ' "$R" | grep -v ' rc=0 ' |
 			awk '{ for (k = 1; k <= NF; k++) if ($k ~ /^intact=/) print substr($k, 8) }' |
-			sort | uniq -c | awk '{ printf "%s%s %d", (n++ ? ", " : ""), $2, $1 }'); finished only with --force-reinit: $(grep -c '^tpm-init .* retry=ok-F ' "$R")"
+			sort | uniq -c | awk '{ printf "%s%s %d", (n++ ? ", " : ""), $2, $1 }'); finished only with -R: $(grep -c '^tpm-init .* retry=ok-R ' "$R")"
 	fi
 	if grep -q '^tpm-' "$R"; then
 		echo "TPM, handles (transient+sessions) left loaded by the failed run: $(grep '^tpm-' "$R" |

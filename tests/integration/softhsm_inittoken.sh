@@ -9,6 +9,9 @@
 # --force-reinit, which destroys its objects; a label another token has is
 # refused; a wrong SO PIN is exit 8 and changes nothing; the SO PIN from
 # --so-pin-env; no SO PIN source and no terminal is exit 8 with a message.
+# A token an interrupted init-token left without its user PIN is finished
+# by the same command (user PIN set, nothing wiped); -R sets the user PIN of
+# a whole token with the SO PIN and keeps its objects.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 t_require softhsm2-util pkcs11-tool setsid
@@ -114,5 +117,27 @@ t_expect_exit 8 setsid -w ${SCEP_AGENT_WRAP:-} "$SCEP_AGENT" init-token --module
 t_grep 'SO PIN' "$T_ERR" "no SO PIN: says so"
 t_grep 'so-pin-file|so-pin-env' "$T_ERR" "no SO PIN: names the options"
 t_is "$(tokens)" "t1 t2 t3" "no SO PIN: no token made"
+
+# --- an init-token that stopped after C_InitToken (made here by
+#     pkcs11-tool without --init-pin): the token has its label but no user
+#     PIN; the same command finishes it (the user PIN set, nothing wiped)
+tool --init-token --label t5 --so-pin "$T_SOPIN" >/dev/null
+t_like "$(tool -L | grep -A8 'token label *: t5' | grep 'token flags')" \
+	'token initialized' "t5 made without a user PIN (the interrupted run's state)"
+t_expect_exit 0 initok --label t5 --so-pin-file sopin --pin-file pin
+t_grep 'setting its user PIN' "$T_ERR" "the same command finishes t5 (says so)"
+t_grep '^scep-agent: token: pkcs11:.*token=t5' "$T_OUT" "and prints its URI"
+t_expect_exit 0 sa mkrequest --module "$MOD" --pin-file pin --new-key "pkcs11:token=t5;object=k5" \
+	--key-type ec:P-256 --subject /CN=k5 -r k5.csr
+t_ok "t5 takes keys with the user PIN" openssl req -in k5.csr -noout -verify
+# -R on a whole token: its user PIN set again with the SO PIN; its objects stay
+n5=$(objects t5)
+pin_file2() { (umask 077 && printf '%s\n' "${T_PIN}2" >pin2); }
+pin_file2
+t_expect_exit 4 initok --label t5 --so-pin-file sopin --pin-file pin2
+t_grep 'with -R finishes it' "$T_ERR" "without -R, an initialised t5 is refused, naming -R"
+t_expect_exit 0 initok --label t5 --so-pin-file sopin --pin-file pin2 -R
+t_is "$(tool --token-label t5 -l --pin "${T_PIN}2" -O | grep -c 'Object;')" "$n5" \
+	"-R: t5's objects stay, and the user PIN is the new one"
 
 done_testing
