@@ -106,6 +106,7 @@ void agent_usage(FILE *fp)
 "  --label LABEL  the token's label   --force-reinit  wipe an initialised one\n"
 "  --so-pin-file FILE | --so-pin-env VAR  the SO PIN (else a prompt)\n"
 "  --pin-file FILE | --pin-env VAR        the new user PIN (else a prompt)\n"
+"  -R            finish a token an earlier init-token made (sets its user PIN)\n"
 "  --token-timeout SECS[,KEYGEN_SECS]  bound of each token call (default\n"
 "                60) and of key generation (300); 0: none\n"
 "Exit codes: 0 ok, 1 error, 2 refused (FAILURE), 3 pending, 4 usage,\n"
