@@ -13,8 +13,8 @@
 
 #include "files.h"
 #include "sa_err.h"
-#include "tpm.h"
 #include "sa_log.h"
+#include "tpm.h"
 
 const char *agent_progname = "scep-agent";
 

@@ -385,6 +385,8 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	if (p11_unload_retry(t->mod->fl, t->sess, rv))
 		rv = t->mod->fl->C_GenerateKeyPair(t->sess, &mech, pubt, npub,
 						  privt, npriv, &pub, &priv);
+	if (rv == CKR_OK) /* the new key is the one loaded now */
+		p11_key_prepare(t->mod->fl, t->sess, priv);
 	if (rv != CKR_OK) {
 		rc = p11_rv_fail(SA_EKEY, rv, "C_GenerateKeyPair (%s %d) on token "
 				 "'%s' failed", isrsa ? "RSA" : "EC", ks->bits,

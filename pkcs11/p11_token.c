@@ -172,6 +172,7 @@ int p11_module_rescan(struct p11_module *m)
 		}
 	}
 	free(old_slots);
+	OPENSSL_cleanse(old_ss, old_n * sizeof(*old_ss)); /* the PINs */
 	free(old_ss);
 	return 0;
 }
