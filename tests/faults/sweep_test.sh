@@ -19,7 +19,7 @@
 # sweep_test.sh tpm (test faults_tpm, suites faults and tpm, serial): the
 # TPM flows on swtpm through tpm2-pkcs11, a sample (each point starts its
 # own swtpm on a copy of the prepared state): enroll --tpm --new-key
-# (RSA-2048) failed from then on at every 8th call and the first key
+# (RSA-2048) failed from then on at every 16th call and the first key
 # generation, signature, decryption, object creation, relabel and login
 # (under valgrind four of these); init-token --tpm at every call, failed
 # from then on, and the CKR sample once at every 16th call (34 points;
@@ -42,7 +42,7 @@ if [ "${1:-}" = tpm ]; then
 		SWEEP=(-s -t 120 -p "37 57 73 103" tpm-enroll)
 		SWEEP2=(-s -t 120 -p "6 14 19" tpm-init)
 	else
-		SWEEP=(-s -x 8 tpm-enroll)
+		SWEEP=(-s -x 16 tpm-enroll)
 		SWEEP2=(-e 16 tpm-init)
 	fi
 elif [ -n "${SCEP_AGENT_WRAP:-}" ]; then

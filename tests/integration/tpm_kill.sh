@@ -10,8 +10,9 @@
 # Under valgrind (SCEP_AGENT_WRAP) a sample: the kill once the request was
 # sent (the retry with -R); each run takes about 5 s there.
 # Then: leftovers left in place (the hook SCEP_AGENT_TEST_TPM_NOFLUSH) fill
-# the TPM: exit 7 naming TPM_RC 0x902 and the resource manager; and a
-# pending enrollment stopped by SIGTERM leaves nothing loaded.
+# the TPM: exit 7 naming TPM_RC 0x902 and the resource manager (not under
+# valgrind); and a pending enrollment stopped by SIGTERM leaves nothing
+# loaded.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 
@@ -110,17 +111,21 @@ fi
 # Leftovers not flushed (the test hook SCEP_AGENT_TEST_TPM_NOFLUSH leaves
 # them, as another program holding the TPM would): the TPM is full, and the
 # message names TPM_RC 0x902 and the resource manager; without the hook the
-# same command flushes and succeeds.
-E=(--new-key "$TOK;object=kf" --key-type rsa:2048 --subject /CN=kf -l kf.crt)
-t_killed key-generated enroll "${E[@]}"
-export SCEP_AGENT_TEST_TPM_NOFLUSH=1
-t_expect_exit 7 enroll "${E[@]}"
-unset SCEP_AGENT_TEST_TPM_NOFLUSH
-t_grep 'TPM_RC 0x902' "$T_ERR" "a full TPM: the message names TPM_RC 0x902"
-t_grep 'resource manager' "$T_ERR" "and the resource manager"
-t_expect_exit 0 enroll "${E[@]}"
-t_grep 'flushed' "$T_ERR" "then the same command flushes and enrolls"
-t_is "$(loaded)" "$base" "and leaves the TPM as a clean run does"
+# same command flushes and succeeds. Not under valgrind (three runs of
+# about 5 s there for what is a message: plain and ASan run it).
+if [ -z "${SCEP_AGENT_WRAP:-}" ]; then
+	E=(--new-key "$TOK;object=kf" --key-type rsa:2048 --subject /CN=kf -l kf.crt)
+	t_killed key-generated enroll "${E[@]}"
+	export SCEP_AGENT_TEST_TPM_NOFLUSH=1
+	t_expect_exit 7 enroll "${E[@]}"
+	unset SCEP_AGENT_TEST_TPM_NOFLUSH
+	t_grep 'TPM_RC 0x902' "$T_ERR" "a full TPM: the message names TPM_RC 0x902"
+	t_grep 'resource manager' "$T_ERR" "and the resource manager"
+	t_expect_exit 0 enroll "${E[@]}"
+	t_grep 'flushed' "$T_ERR" "then the same command flushes and enrolls"
+	t_is "$(loaded)" "$base" "and leaves the TPM as a clean run does"
+fi
+
 ca_stop
 
 # Stopped by SIGTERM in the poll wait of a pending enrollment: the module
