@@ -244,47 +244,21 @@ is_tpm() {
 	return 1
 }
 
-# tpm_up DIR: a swtpm on DIR/state (TPM 2.0, no resource manager) on two
-# free neighbouring ports of 127.0.0.1 (server, control), our child; sets
-# PT_PID and PT_TCTI. Ports are picked under a lock, so parallel points
-# never pick the same; the swtpm must still run after it answered (one
-# that could not bind is dead). Stop it with tpm_down.
+# tpm_up DIR: a swtpm on DIR/state (swtpm_launch of the fixtures: no
+# resource manager, two free neighbouring ports of 127.0.0.1, our child);
+# sets PT_PID and PT_TCTI. Ports are picked under a lock (fd 9), so
+# parallel points never pick the same. Stop it with tpm_down.
 tpm_up() {
 	flock 9
-	for _try in 1 2 3 4 5 6 7 8; do
-		_port=$(python3 -c 'import socket
-for _ in range(50):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError: pass
-    finally: a.close(); b.close()')
-		swtpm socket --tpm2 --tpmstate dir="$1/state" \
-			--server type=tcp,port="$_port",bindaddr=127.0.0.1 \
-			--ctrl type=tcp,port=$((_port + 1)),bindaddr=127.0.0.1 \
-			--flags not-need-init,startup-clear \
-			--log file="$1/swtpm.log",level=1 >"$1/swtpm.out" 2>&1 9>&- &
-		PT_PID=$!
-		_w=0
-		while [ $_w -lt 50 ] && kill -0 "$PT_PID" 2>/dev/null; do
-			python3 -c 'import socket,sys
-socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$_port" 2>/dev/null && break
-			sleep 0.1
-			_w=$((_w + 1))
-		done
-		sleep 0.05
-		if [ $_w -lt 50 ] && kill -0 "$PT_PID" 2>/dev/null; then
-			PT_TCTI=swtpm:host=127.0.0.1,port=$_port
-			flock -u 9
-			return 0
-		fi
-		kill "$PT_PID" 2>/dev/null
-		wait "$PT_PID" 2>/dev/null
-	done
+	if swtpm_launch "$1"; then
+		PT_PID=$SW_PID
+		PT_TCTI=swtpm:host=127.0.0.1,port=$SW_PORT
+		flock -u 9
+		return 0
+	fi
 	flock -u 9
 	PT_PID=
-	echo "sweep: swtpm did not start: $(tail -2 "$1/swtpm.out" "$1/swtpm.log" 2>/dev/null)" >&2
+	echo "sweep: swtpm did not start: $(tail -2 "$1/out" "$1/log" 2>/dev/null)" >&2
 	return 1
 }
 

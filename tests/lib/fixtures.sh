@@ -12,7 +12,7 @@
 # CA:    ca_start [scepca flags], ca_restart [flags], ca_stop, ca_log_field
 # Keys:  mkkey FILE [BITS], mkcsr KEY CSR SUBJECT [CHALLENGE]
 # Token: softhsm_new LABEL [PIN] [SOPIN], pin_file [PIN]
-# TPM:   tpm_start (a fresh swtpm), tpm_stop, tpm_cmd TOOL ARGS (tpm2-tools on it),
+# TPM:   swtpm_launch DIR, tpm_start (a fresh swtpm), tpm_stop, tpm_cmd TOOL ARGS (tpm2-tools on it),
 #        tpm_fixture (a TPM test's start), tpm_tool ARGS (pkcs11-tool on it)
 # Secrets: T_PIN, T_SOPIN, T_CHAL, T_PROXY_PASS, T_URL_PASS: the suite's secrets, distinctive
 #        strings that the canary test (tests/integration/canary.sh) looks for in
@@ -355,19 +355,16 @@ softhsm_new() {
 		--so-pin "${3:-$T_SOPIN}" >/dev/null
 }
 
-# tpm_start: a fresh software TPM (swtpm, TPM 2.0, no resource manager)
-# listening on 127.0.0.1 ephemeral ports, its state in the work dir.
-# Exports TPM_TCTI (for --tcti), TPM_STORE (an empty store dir for
-# --tpm-store), TPM_PID, TPM_PORT; stopped by pid at exit (or tpm_stop).
-T_TPM_N=0
-tpm_start() {
-	t_require swtpm
-	T_TPM_N=$((T_TPM_N + 1))
-	_d=$T_WORK/swtpm$T_TPM_N
-	mkdir -p "$_d/state" "$T_WORK/tpmstore$T_TPM_N"
+# swtpm_launch DIR: a swtpm (TPM 2.0, no resource manager) on DIR/state
+# (made), logging to DIR/log and DIR/out, listening on two free
+# neighbouring ports of 127.0.0.1 (server P, control P+1), our child (not
+# -d: its pid is the one to stop). Sets SW_PID and SW_PORT once it
+# answers and still runs (one that could not bind is dead: tried again on
+# other ports, up to 8 times); returns 1 when it never started.
+swtpm_launch() {
+	mkdir -p "$1/state"
 	for _try in 1 2 3 4 5 6 7 8; do
-		# two free ports next to each other (server, control)
-		TPM_PORT=$(python3 -c 'import socket
+		SW_PORT=$(python3 -c 'import socket
 for _ in range(50):
     a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
     b = socket.socket()
@@ -375,35 +372,64 @@ for _ in range(50):
         b.bind(("127.0.0.1", p + 1)); print(p); break
     except OSError: pass
     finally: a.close(); b.close()')
-		rm -f "$_d/pid"
-		# not -d: it stays our child, so its pid is the one we stop
-		swtpm socket --tpm2 --tpmstate dir="$_d/state" \
-			--server type=tcp,port="$TPM_PORT",bindaddr=127.0.0.1 \
-			--ctrl type=tcp,port=$((TPM_PORT + 1)),bindaddr=127.0.0.1 \
+		# fd 9 (a caller's lock) is not swtpm's to keep
+		swtpm socket --tpm2 --tpmstate dir="$1/state" \
+			--server type=tcp,port="$SW_PORT",bindaddr=127.0.0.1 \
+			--ctrl type=tcp,port=$((SW_PORT + 1)),bindaddr=127.0.0.1 \
 			--flags not-need-init,startup-clear \
-			--log file="$_d/log",level=1 >"$_d/out" 2>&1 &
-		TPM_PID=$!
+			--log file="$1/log",level=1 >"$1/out" 2>&1 9>&- &
+		SW_PID=$!
 		_i=0
-		while [ $_i -lt 50 ] && kill -0 "$TPM_PID" 2>/dev/null; do
-			if python3 -c 'import socket,sys
-socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$TPM_PORT" 2>/dev/null; then
-				break
-			fi
+		while [ $_i -lt 50 ] && kill -0 "$SW_PID" 2>/dev/null; do
+			python3 -c 'import socket,sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$SW_PORT" 2>/dev/null && break
 			sleep 0.1
 			_i=$((_i + 1))
 		done
-		if kill -0 "$TPM_PID" 2>/dev/null && [ $_i -lt 50 ]; then
-			T_PIDS="$T_PIDS $TPM_PID"
-			TPM_TCTI=swtpm:host=127.0.0.1,port=$TPM_PORT
-			TPM_STORE=$T_WORK/tpmstore$T_TPM_N
-			export TPM_TCTI TPM_STORE TPM_PID TPM_PORT
+		sleep 0.05
+		if [ $_i -lt 50 ] && kill -0 "$SW_PID" 2>/dev/null; then
 			return 0
 		fi
-		kill "$TPM_PID" 2>/dev/null
-		wait "$TPM_PID" 2>/dev/null
+		kill "$SW_PID" 2>/dev/null
+		wait "$SW_PID" 2>/dev/null
 	done
-	echo "Bail out! swtpm did not start: $(cat "$_d/out" "$_d/log" 2>/dev/null | tail -3)"
-	exit 1
+	SW_PID=
+	return 1
+}
+
+# tpm_start: a fresh software TPM (swtpm_launch) in the work dir.
+# Exports TPM_TCTI (for --tcti), TPM_STORE (an empty store dir for
+# --tpm-store), TPM_PID, TPM_PORT; stopped by pid at exit (or tpm_stop).
+T_TPM_N=0
+tpm_start() {
+	t_require swtpm
+	T_TPM_N=$((T_TPM_N + 1))
+	_d=$T_WORK/swtpm$T_TPM_N
+	mkdir -p "$T_WORK/tpmstore$T_TPM_N"
+	if ! swtpm_launch "$_d"; then
+		echo "Bail out! swtpm did not start: $(cat "$_d/out" "$_d/log" 2>/dev/null | tail -3)"
+		exit 1
+	fi
+	TPM_PID=$SW_PID
+	TPM_PORT=$SW_PORT
+	T_PIDS="$T_PIDS $TPM_PID"
+	TPM_TCTI=swtpm:host=127.0.0.1,port=$TPM_PORT
+	TPM_STORE=$T_WORK/tpmstore$T_TPM_N
+	export TPM_TCTI TPM_STORE TPM_PID TPM_PORT
+}
+
+# tpm_stop: stop the last swtpm started (by pid) and wait for it.
+tpm_stop() {
+	if [ -n "${TPM_PID:-}" ] && kill -0 "$TPM_PID" 2>/dev/null; then
+		kill "$TPM_PID"
+		wait "$TPM_PID" 2>/dev/null
+	fi
+	return 0
+}
+
+# tpm_cmd TOOL ARGS...: a tpm2-tools command on the current swtpm
+tpm_cmd() {
+	TPM2TOOLS_TCTI=$TPM_TCTI TSS2_LOG=all+NONE "$@"
 }
 
 # tpm_fixture: what the tpm suite's tests start with: the tools (skip if
@@ -429,20 +455,6 @@ tpm_fixture() {
 tpm_tool() {
 	TPM2_PKCS11_TCTI=$TPM_TCTI TPM2_PKCS11_STORE=$TPM_STORE TPM2_PKCS11_BACKEND=esysdb \
 		TSS2_LOG=all+NONE pkcs11-tool --module "$TPM_MOD" "$@" 2>/dev/null
-}
-
-# tpm_stop: stop the last swtpm started (by pid) and wait for it.
-tpm_stop() {
-	if [ -n "${TPM_PID:-}" ] && kill -0 "$TPM_PID" 2>/dev/null; then
-		kill "$TPM_PID"
-		wait "$TPM_PID" 2>/dev/null
-	fi
-	return 0
-}
-
-# tpm_cmd TOOL ARGS...: a tpm2-tools command on the current swtpm
-tpm_cmd() {
-	TPM2TOOLS_TCTI=$TPM_TCTI TSS2_LOG=all+NONE "$@"
 }
 
 # pin_file [PIN]: the user PIN (default 1234) in ./pin, mode 0600 from
