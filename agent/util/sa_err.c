@@ -6,7 +6,8 @@
 
 #include <openssl/err.h>
 
-static char errmsg[2048];
+/* per thread: a worker thread's failure is its own */
+static _Thread_local char errmsg[SA_ERRMSG_MAX];
 
 static void append_ossl(void)
 {
@@ -109,4 +110,19 @@ int sa_exit_code(int code)
 	case SA_EPIN: return SA_EXIT_PIN;
 	default: return SA_EXIT_ERROR;
 	}
+}
+
+int sa_error_take(struct sa_error *e, int code)
+{
+	const char *m = errmsg[0] != '\0' ? errmsg : sa_strerror(code);
+
+	e->code = code;
+	snprintf(e->msg, sizeof(e->msg), "%s", code == 0 ? "" : m);
+	sa_err_clear();
+	return code;
+}
+
+int sa_error_raise(const struct sa_error *e)
+{
+	return sa_fail_noossl(e->code, "%s", e->msg);
 }

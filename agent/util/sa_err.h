@@ -56,6 +56,26 @@ int sa_fail(int code, const char *fmt, ...)
 int sa_fail_noossl(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * One operation's error as a value: its code and its message, kept by
+ * whoever ran the operation (an engine outcome, a daemon job's record)
+ * so the next operation's failure cannot overwrite it.
+ */
+#define SA_ERRMSG_MAX 2048
+struct sa_error {
+	int code;                 /* SA_E*, 0 for none */
+	char msg[SA_ERRMSG_MAX];  /* "" for none */
+};
+
+/*
+ * Move the recorded message (sa_errmsg(), or sa_strerror(code) when none)
+ * and code into e, and forget it (sa_err_clear()). Returns code.
+ */
+int sa_error_take(struct sa_error *e, int code);
+
+/* Record e as the current failure again (for main's report). Returns e->code. */
+int sa_error_raise(const struct sa_error *e);
+
 /* The message recorded by the last sa_fail(); "" if none. Borrowed. */
 const char *sa_errmsg(void);
 

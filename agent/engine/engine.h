@@ -1,0 +1,75 @@
+/*
+ * engine.h - one enrollment or renewal, as data: the request in, an outcome
+ * out. No printing of results, no exit codes (those are the command line's,
+ * agent/ops_enroll.c, and the daemon's, agent/daemon/). Progress and
+ * warnings still go through sa_log (the caller chooses stderr or syslog).
+ *
+ * Used by: enroll (ops_enroll.c), the daemon's jobs (agent/daemon/job.c),
+ * and the provisioning station later.
+ */
+#ifndef ENGINE_H
+#define ENGINE_H
+
+#include <openssl/x509.h>
+
+#include "agent.h"
+#include "sa_err.h"
+
+enum engine_status {
+	ENGINE_ERROR = 0,   /* out.err says what failed (code + message) */
+	ENGINE_SUCCESS,     /* out.cert issued, verified, stored */
+	ENGINE_PENDING,     /* the CA has not decided: resume with o->s.resume */
+	ENGINE_FAILURE,     /* the CA refused: fail_info, fail_info_text */
+};
+
+/*
+ * Where the issued certificate goes on disk. With store_disk set, the
+ * engine calls it (after the certificate verified under the anchor and
+ * against the new key, before anything is stored in the token or any key
+ * is committed or retired) instead of writing -l (LocalCertFile). A
+ * negative return stops the enrollment (nothing in the token changes) and
+ * is the outcome's error.
+ */
+typedef int engine_store_fn(void *arg, X509 *cert, const struct scep_ca *ca);
+
+struct engine_req {
+	const struct agent_opts *o; /* effective settings of this run */
+	engine_store_fn *store_disk; /* NULL: -l as the command line does */
+	void *store_arg;
+	/*
+	 * When a --new-key replaces the label's key (--overwrite, a renewal in
+	 * place): how many previous keys and certificates stay in the token,
+	 * retired under a label of their own (0: destroyed, as enroll's
+	 * --overwrite does today; the daemon passes KeepOld).
+	 */
+	int keep_old;
+};
+
+struct engine_outcome {
+	enum engine_status status;
+	struct sa_error err;     /* status ENGINE_ERROR: code and message */
+	X509 *cert;              /* SUCCESS: the issued certificate (owned) */
+	char *transaction_id;    /* the transaction (owned; NULL if none) */
+	int fail_info;           /* FAILURE: failInfo, -1 if none */
+	char *fail_info_text;    /* FAILURE: the CA's failInfoText (raw, owned) */
+	char *key_uri;           /* the request key's pkcs11: URI (owned) */
+	char *cert_uri;          /* SUCCESS: the certificate object's URI */
+	int sent;                /* a request may have reached the CA */
+	int finished_earlier;    /* SUCCESS by finishing an earlier run's
+				  * enrollment: no request sent (cert may be
+				  * NULL when it was already complete) */
+};
+
+/*
+ * Run one enrollment or renewal (renewal: o->s.sign_key and
+ * sign_cert_file) as enroll does: resume (o->s.resume), staged keys,
+ * finishing an earlier run, polling. *out is cleared on entry and always
+ * filled; free with engine_outcome_clear(). Returns 0 when an outcome was
+ * reached (SUCCESS, PENDING, FAILURE) and the negative SA_E* code of
+ * out->err otherwise.
+ */
+int engine_enroll(const struct engine_req *req, struct engine_outcome *out);
+
+void engine_outcome_clear(struct engine_outcome *out);
+
+#endif
