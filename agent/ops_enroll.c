@@ -56,7 +56,7 @@ static int get_csr(const struct agent_opts *o, const struct agent_key *k,
 					    "made for the key %s; make it again "
 					    "(mkrequest, or --subject) or give the "
 					    "right key", s->cert_req_file,
-					    keyload_display(k->uri ? k->uri :
+					    keyload_display(k->obj ? agent_key_uri(k) :
 							    s->private_key, shown,
 							    sizeof(shown)));
 			goto out;
@@ -123,7 +123,7 @@ static void keep_or_discard(struct agent_key *k, int sent, int rc)
 
 		sa_warn("the key generated in this run stays in the token as %s; "
 			"the same command with -R continues with it",
-			keyload_display(k->uri, shown, sizeof(shown)));
+			keyload_display(agent_key_uri(k), shown, sizeof(shown)));
 		return;
 	}
 	msg = strdup(sa_errmsg());
@@ -143,12 +143,12 @@ static void report_pending(const struct scep_reply *r, X509_REQ *csr,
 	if (r->transaction_id != NULL)
 		sa_esc_str(r->transaction_id, shown, sizeof(shown));
 	sa_info("pkistatus: PENDING");
-	if ((k->generated || k->resumed || k->reused) && k->uri != NULL)
+	if ((k->generated || k->resumed || k->reused) && k->obj != NULL)
 		sa_err("the CA has not decided yet (PENDING, transactionID %s); "
 		       "the new key stays in the token as %s; run the same "
 		       "command again with -R to resume polling with it",
 		       r->transaction_id ? shown : tid ? tid : "?",
-		       keyload_display(k->uri, key, sizeof(key)));
+		       keyload_display(agent_key_uri(k), key, sizeof(key)));
 	else
 		sa_err("the CA has not decided yet (PENDING, transactionID %s); "
 		       "run the same command again with -R to resume polling",
@@ -173,11 +173,11 @@ static void report_failure(const struct agent_opts *o,
 	       scep_fail_info_hint(r->fail_info));
 	if (k->generated || k->reused)
 		agent_key_discard(k, "the CA refused its request");
-	else if (k->resumed && k->uri != NULL)
+	else if (k->resumed && k->obj != NULL)
 		sa_err("the key generated for this request stays in the token "
 		       "as %s; use it with -k and that URI, or replace it "
 		       "with --overwrite",
-		       keyload_display(k->uri, shown, sizeof(shown)));
+		       keyload_display(agent_key_uri(k), shown, sizeof(shown)));
 }
 
 /*
@@ -199,7 +199,7 @@ static void not_written(const struct agent_opts *o, const struct agent_key *k,
 		       "for the same transaction, which sends the certificate "
 		       "again", why ? why : "cannot write the certificate",
 		       serial ? serial : "?",
-		       k->tok == NULL ? "" : k->replace ? " in the token either: "
+		       k->obj == NULL ? "" : k->replace ? " in the token either: "
 		       "the old key and certificate stay as they were" :
 		       " in the token either", o->s.local_cert_file);
 	free(serial);
@@ -234,9 +234,8 @@ static int finished_already(const struct agent_opts *o, p11_token *tok,
 	const struct conf_settings *s = &o->s;
 	int renew = s->sign_key != NULL || s->sign_cert_file != NULL;
 	char shown[KEYLOAD_SHOWN];
-	EVP_PKEY *key = NULL;
+	p11_keyobj *key = NULL;
 	X509 *cert = NULL, *old = NULL;
-	char *uri = NULL;
 
 	if (s->local_cert_file == NULL || (!renew && s->overwrite == 1))
 		return 0;
@@ -246,8 +245,8 @@ static int finished_already(const struct agent_opts *o, p11_token *tok,
 	if (renew && (old = cert_if_there(s->sign_cert_file)) != NULL &&
 	    X509_cmp(old, cert) == 0)
 		goto out;
-	if (p11_newkey_get1(tok, label, 0, &key, &uri) < 0 ||
-	    !p11_key_matches_cert(key, cert) ||
+	if (p11_newkey_get1(tok, label, 0, &key) < 0 ||
+	    !p11_key_matches_cert(p11_keyobj_get0_pkey(key), cert) ||
 	    scep_ca_verify_issued(ca, cert, NULL) < 0) {
 		sa_err_clear();
 		goto out;
@@ -255,13 +254,13 @@ static int finished_already(const struct agent_opts *o, p11_token *tok,
 	agent_out("the enrollment was finished by an earlier run: %s holds "
 		  "the certificate for the key in the token; no request was "
 		  "sent", s->local_cert_file);
-	agent_out("key: %s", keyload_display(uri, shown, sizeof(shown)));
+	agent_out("key: %s", keyload_display(p11_keyobj_get0_uri(key), shown,
+					     sizeof(shown)));
 	*done = 1;
 out:
 	X509_free(cert);
 	X509_free(old);
-	EVP_PKEY_free(key);
-	free(uri);
+	p11_keyobj_free(key);
 	return 0;
 }
 
@@ -279,22 +278,22 @@ static int finish_earlier(const struct agent_opts *o, struct keyload *kl,
 {
 	const struct conf_settings *s = &o->s;
 	p11_token *tok = NULL;
-	EVP_PKEY *key = NULL;
+	p11_keyobj *key = NULL;
 	X509 *cert = NULL;
-	char *label = NULL, *uri = NULL, *kuri = NULL, *curi = NULL;
+	char *label = NULL, *curi = NULL;
 	char shown[KEYLOAD_SHOWN];
 	int rc, certified = 0, used = 0, i;
 
 	*done = 0;
 	if (s->new_key == NULL || !p11_is_uri(s->new_key))
 		return 0;
-	label = keyload_uri_attr(s->new_key, "object");
+	label = p11_uri_attr(s->new_key, "object", NULL);
 	if (label == NULL)
 		return 0; /* agent_key_obtain says what is missing */
 	rc = keyload_token(kl, s->new_key, &tok);
 	if (rc < 0)
 		goto out;
-	rc = p11_staged_get1(tok, label, &key, &uri, &certified, &used);
+	rc = p11_staged_get1(tok, label, &key, &certified, &used);
 	if (rc == 0)
 		rc = finished_already(o, tok, label, ca, done);
 	if (rc <= 0)
@@ -302,7 +301,8 @@ static int finish_earlier(const struct agent_opts *o, struct keyload *kl,
 	for (i = 0; !certified && i < 2 && cert == NULL; i++) {
 		cert = cert_if_there(i == 0 ? s->local_cert_file :
 				     s->sign_cert_file);
-		if (cert != NULL && (!p11_key_matches_cert(key, cert) ||
+		if (cert != NULL &&
+		    (!p11_key_matches_cert(p11_keyobj_get0_pkey(key), cert) ||
 				     scep_ca_verify_issued(ca, cert, NULL) < 0)) {
 			sa_err_clear();
 			X509_free(cert);
@@ -322,18 +322,18 @@ static int finish_earlier(const struct agent_opts *o, struct keyload *kl,
 		"and stopped before finishing; finishing it",
 		keyload_display(label, shown, sizeof(shown)));
 	if (cert != NULL) {
-		rc = p11_cert_store(tok, cert, s->cert_label, NULL);
+		rc = p11_cert_store(key, cert, s->cert_label, NULL);
 		if (rc < 0)
 			goto out;
 	}
-	rc = p11_key_commit(tok, key, label, &kuri);
+	rc = p11_key_commit(key, label, 0);
 	if (rc < 0)
 		goto out;
-	curi = p11_cert_uri(tok, key);
+	curi = p11_cert_uri(key);
 	agent_out("the enrollment an earlier run started is finished; no "
 		  "request was sent");
-	if (kuri != NULL)
-		agent_out("key: %s", keyload_display(kuri, shown, sizeof(shown)));
+	agent_out("key: %s", keyload_display(p11_keyobj_get0_uri(key), shown,
+					     sizeof(shown)));
 	if (curi != NULL)
 		agent_out("certificate: %s", keyload_display(curi, shown,
 							     sizeof(shown)));
@@ -341,10 +341,8 @@ static int finish_earlier(const struct agent_opts *o, struct keyload *kl,
 	rc = 0;
 out:
 	X509_free(cert);
-	EVP_PKEY_free(key);
+	p11_keyobj_free(key);
 	free(label);
-	free(uri);
-	free(kuri);
 	free(curi);
 	return rc;
 }
@@ -371,8 +369,8 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 		agent_out("certificate written as %s", s->local_cert_file);
 		sa_step("cert-written");
 	}
-	if (k->tok != NULL) {
-		rc = p11_cert_store(k->tok, cert, label, &cert_uri);
+	if (k->obj != NULL) {
+		rc = p11_cert_store(k->obj, cert, label, &cert_uri);
 		if (rc < 0) {
 			if (s->local_cert_file == NULL) {
 				/* not stored anywhere: show it rather than lose it */
@@ -393,7 +391,8 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 					NID_commonName, cal, sizeof(cal));
 				if (lr <= 0)
 					snprintf(cal, sizeof(cal), "CA %d", i);
-				rc = p11_cacert_store(k->tok, x, cal);
+				rc = p11_cacert_store(agent_key_token(k), x,
+						      cal);
 				if (rc < 0)
 					goto out;
 				sa_verbose("CA certificate \"%s\" stored in "
@@ -402,15 +401,11 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 			}
 		if (k->staged || k->replace) {
 			/* only now may the old key and certificate go */
-			char *uri = NULL;
-
-			rc = p11_key_commit(k->tok, k->key, k->label, &uri);
+			rc = p11_key_commit(k->obj, k->label, k->keep_old);
 			if (rc < 0)
 				goto out;
-			free(k->uri);
-			k->uri = uri;
 			free(cert_uri);
-			cert_uri = p11_cert_uri(k->tok, k->key);
+			cert_uri = p11_cert_uri(k->obj);
 			sa_step("key-committed");
 		}
 	}
@@ -418,8 +413,8 @@ static int store_result(const struct agent_opts *o, struct agent_key *k,
 	serial = agent_serial_str(cert);
 	agent_out("subject: %s", subj ? subj : "?");
 	agent_out("serial: %s", serial ? serial : "?");
-	if (k->uri != NULL)
-		agent_out("key: %s", keyload_display(k->uri, shown,
+	if (k->obj != NULL)
+		agent_out("key: %s", keyload_display(agent_key_uri(k), shown,
 						     sizeof(shown)));
 	if (cert_uri != NULL)
 		agent_out("certificate: %s", keyload_display(cert_uri, shown,
