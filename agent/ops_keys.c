@@ -76,14 +76,9 @@ static int newkey_no_id(const char *uri)
 /* The label is taken: say what enroll can do about it. */
 static int exists_hint(int rc)
 {
-	char *why = strdup(sa_errmsg());
-
-	rc = sa_fail_noossl(rc, "%s: add -R to continue a pending enrollment "
-			    "with the key already there, or --overwrite to "
-			    "replace it once the new certificate is stored",
-			    why ? why : "the label is taken");
-	free(why);
-	return rc;
+	return sa_fail_suffix(rc, ": add -R to continue a pending enrollment "
+			      "with the key already there, or --overwrite to "
+			      "replace it once the new certificate is stored");
 }
 
 /* Is key of the type and size ks asks for? */
@@ -255,14 +250,11 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 	rc = keyload_get1(kl, s->private_key, &k->key, &obj);
 	if (rc == SA_ENOTFOUND && o->op == OP_MKREQUEST) {
 		/* -k names an existing token key; new ones come from --new-key */
-		char *why = strdup(sa_errmsg());
-
-		rc = sa_fail_noossl(rc, "%s; mkrequest -k uses a key that is "
+		rc = sa_fail_suffix(rc, "; mkrequest -k uses a key that is "
 				    "already in the token: create it there first "
 				    "(e.g. pkcs11-tool --keypairgen --id ...), or "
 				    "let --new-key 'pkcs11:token=...;object=LABEL' "
-				    "generate one", why ? why : "no such key");
-		free(why);
+				    "generate one");
 	}
 	if (rc < 0)
 		goto out;
@@ -399,11 +391,12 @@ void agent_key_discard(struct agent_key *k, const char *why)
 static void mkrequest_discard(const struct agent_opts *o, struct agent_key *k,
 			      int rc)
 {
-	char *msg;
+	struct sa_error e;
 
 	if (!k->generated)
 		return;
-	msg = strdup(sa_errmsg());
+	/* the failure's own error, kept while the key goes */
+	sa_error_take(&e, rc);
 	if (k->obj != NULL) {
 		agent_key_discard(k, "no request was made");
 	} else if (unlink(o->s.private_key) == 0) {
@@ -414,8 +407,7 @@ static void mkrequest_discard(const struct agent_opts *o, struct agent_key *k,
 			"removed: %s", o->s.private_key, strerror(errno));
 	}
 	k->generated = 0;
-	sa_fail_noossl(rc, "%s", msg ? msg : "mkrequest failed");
-	free(msg);
+	sa_error_raise(&e);
 }
 
 int op_mkrequest(const struct agent_opts *o, int *result)
