@@ -243,7 +243,7 @@ int job_do(const struct job_in *in, struct job_out *out)
 	struct disk_arg d = { .p = p };
 	struct job_ca jc = { 0 };
 	scep_client *c = NULL;
-	char *latest = NULL;
+	char *latest = NULL, *ca_file = NULL;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -266,7 +266,21 @@ int job_do(const struct job_in *in, struct job_out *out)
 		rc = adopt(p, &o, &jc, out);
 		goto out;
 	}
-	o.s.local_cert_file = NULL; /* StoreDir, through store_disk */
+	if (asprintf(&latest, "%s/latest.crt", p->store_dir) < 0)
+		latest = NULL;
+	if (asprintf(&ca_file, "%s/ca.crt", p->store_dir) < 0)
+		ca_file = NULL;
+	if (latest == NULL || ca_file == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* the chain job_ca_refresh() just wrote, pinned to its anchor */
+	o.s.ca_cert_file = ca_file;
+	/*
+	 * Written through store_disk; read by the engine to find a run that
+	 * stopped after storing its certificate on disk (finished earlier).
+	 */
+	o.s.local_cert_file = latest;
 	o.s.resume = in->resume ? 1 : 0;
 	/* one exchange per child: the scheduler waits PollInterval */
 	o.s.max_poll_count = 1;
@@ -280,11 +294,6 @@ int job_do(const struct job_in *in, struct job_out *out)
 	req.store_arg = &d;
 	req.keep_old = p->keep_old;
 	if (in->kind == JOB_RENEW) {
-		if (asprintf(&latest, "%s/latest.crt", p->store_dir) < 0) {
-			latest = NULL;
-			rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
-			goto out;
-		}
 		o.s.sign_key = p->o.s.new_key;
 		o.s.sign_cert_file = latest;
 		o.s.overwrite = 1; /* staged; replaces the label once stored */
@@ -311,6 +320,7 @@ out:
 	engine_outcome_clear(&eo);
 	free(d.cert_path);
 	free(latest);
+	free(ca_file);
 	job_ca_clear(&jc);
 	scep_client_free(c);
 	return rc;
