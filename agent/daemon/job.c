@@ -345,15 +345,27 @@ static void __attribute__((noreturn)) child_main(const struct job_in *in,
 	char *buf = NULL;
 	size_t len = 0;
 	int rc;
+	int sigs[2] = { SIGINT, SIGTERM }, i;
 
-	/* out of the terminal's process group: ^C reaches the parent, which passes it on */
-	setpgid(0, 0);
 	signal(SIGHUP, SIG_IGN);  /* a reload is the scheduler's */
 	signal(SIGPIPE, SIG_IGN); /* a parent gone: write fails */
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
+	for (i = 0; i < 2; i++) {
+		struct sigaction cur;
+
+		/* one the daemon was started with ignored stays ignored */
+		if (sigaction(sigs[i], NULL, &cur) == 0 &&
+		    cur.sa_handler != SIG_IGN)
+			signal(sigs[i], SIG_DFL);
+	}
 	sa_intr_install();        /* SIGTERM, SIGINT: finish the step */
-	sigprocmask(SIG_SETMASK, old, NULL);
+	{
+		sigset_t m = *old;
+
+		/* whatever the scheduler blocks, the stops reach the job */
+		sigdelset(&m, SIGINT);
+		sigdelset(&m, SIGTERM);
+		sigprocmask(SIG_SETMASK, &m, NULL);
+	}
 	child_fd = fd;
 	job_do(in, &out);
 	rc = job_wire_encode(&out, &buf, &len);
@@ -363,6 +375,31 @@ static void __attribute__((noreturn)) child_main(const struct job_in *in,
 	job_out_clear(&out);
 	close(fd);
 	_exit(rc == 0 ? 0 : 1);
+}
+
+/*
+ * Does the child still catch SIGTERM (SigCgt of /proc/PID/status)? The
+ * stop handler (sa_intr) gives the signals back to their default once one
+ * came: then it is stopping already. 1 also when that cannot be read.
+ */
+static int child_catches_term(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	int found = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	fp = fopen(path, "re");
+	if (fp == NULL)
+		return 1;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "SigCgt: %llx", &mask) == 1) {
+			found = 1;
+			break;
+		}
+	fclose(fp);
+	return !found || (mask & (1ULL << (SIGTERM - 1))) != 0;
 }
 
 /* the child's end without an outcome, as an error in out */
@@ -397,7 +434,7 @@ int job_run(const struct job_in *in, struct job_out *out)
 	size_t len = 0;
 	int fds[2] = { -1, -1 }, rc = 0, wstatus = 0, flags = 0;
 	int forwarded = 0, termed = 0, killed = 0, timed_out = 0;
-	double deadline = 0, kill_at = 0;
+	double deadline = 0, kill_at = 0, stop_at = 0;
 	pid_t pid;
 
 	memset(out, 0, sizeof(*out));
@@ -432,7 +469,6 @@ int job_run(const struct job_in *in, struct job_out *out)
 		close(fds[0]);
 		child_main(in, fds[1], &old);
 	}
-	setpgid(pid, pid); /* as the child does: no race with kill(-pid) */
 	close(fds[1]);
 	fds[1] = -1;
 	if (in->timeout_s > 0)
@@ -444,9 +480,18 @@ int job_run(const struct job_in *in, struct job_out *out)
 		int sig = sa_intr_caught();
 		ssize_t n;
 
-		if (!forwarded && (sig == SIGTERM || sig == SIGINT)) {
-			/* the child finishes its step and logs out */
-			kill(pid, SIGTERM);
+		if (!forwarded && (sig == SIGTERM || sig == SIGINT) &&
+		    stop_at == 0)
+			stop_at = now + JOB_FORWARD_DELAY;
+		if (!forwarded && stop_at > 0 && now >= stop_at) {
+			/*
+			 * the child finishes its step and logs out; one that
+			 * got the stop itself (^C to the terminal's group,
+			 * systemd's SIGTERM to the whole cgroup) is not sent a
+			 * second one, which would kill it mid-step
+			 */
+			if (child_catches_term(pid))
+				kill(pid, SIGTERM);
 			forwarded = 1;
 			if (!termed)
 				kill_at = now + JOB_KILL_GRACE * 3;
@@ -461,7 +506,6 @@ int job_run(const struct job_in *in, struct job_out *out)
 			}
 		}
 		if (termed && !killed && now >= kill_at) {
-			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			killed = 1;
 		}
@@ -469,6 +513,8 @@ int job_run(const struct job_in *in, struct job_out *out)
 			wait = deadline - now;
 		if (termed && !killed && kill_at - now < wait)
 			wait = kill_at - now;
+		if (!forwarded && stop_at > 0 && stop_at - now < wait)
+			wait = stop_at - now;
 		if (wait < 0.01)
 			wait = 0.01;
 		ts.tv_sec = (time_t)wait;

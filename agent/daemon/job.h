@@ -85,8 +85,16 @@ void job_out_clear(struct job_out *out);
 
 /* ---- the child's internals (job.c, job_ca.c, job_wire.c; unit tests) ---- */
 
-/* A timed-out child gets SIGTERM, then SIGKILL this many seconds later. */
+/*
+ * A timed-out child gets SIGTERM, then SIGKILL this many seconds later
+ * (3 times as long after a stop the parent passed on).
+ */
 #define JOB_KILL_GRACE 10
+/*
+ * A stop (SIGTERM, SIGINT) that reached the parent is passed on to the
+ * child this many seconds later, unless the child got one itself.
+ */
+#define JOB_FORWARD_DELAY 1
 /* The most the outcome may weigh on the pipe. */
 #define JOB_WIRE_MAX 65536
 /* job_wire_decode() flags */
