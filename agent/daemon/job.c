@@ -98,8 +98,8 @@ static int adopt(const struct profile *p, const struct agent_opts *o,
 		 const struct job_ca *jc, struct job_out *out)
 {
 	struct keyload *kl = NULL;
-	p11_token *tok = NULL;
-	EVP_PKEY *key = NULL;
+	p11_keyobj *obj = NULL;
+	EVP_PKEY *key = NULL; /* borrowed from obj for a token key */
 	X509 *cert = NULL;
 	char *shown = NULL;
 	int rc;
@@ -115,7 +115,7 @@ static int adopt(const struct profile *p, const struct agent_opts *o,
 	rc = keyload_new(&o->p11, &kl);
 	if (rc < 0)
 		goto out;
-	rc = keyload_get1(kl, o->s.new_key, &key, &tok);
+	rc = keyload_get1(kl, o->s.new_key, &key, &obj);
 	if (rc < 0)
 		goto out;
 	shown = p11_uri_display(o->s.new_key);
@@ -145,7 +145,7 @@ static int adopt(const struct profile *p, const struct agent_opts *o,
 	rc = store_put_cert(p->store_dir, cert, &out->cert_path);
 	if (rc < 0)
 		goto out;
-	out->key_uri = tok ? p11_key_uri(tok, key) : NULL;
+	out->key_uri = obj ? p11_uri_display(p11_keyobj_get0_uri(obj)) : NULL;
 	if (out->key_uri == NULL)
 		out->key_uri = shown ? strdup(shown) : NULL;
 	if (out->not_after < time(NULL))
@@ -157,7 +157,9 @@ static int adopt(const struct profile *p, const struct agent_opts *o,
 	out->status = ENGINE_SUCCESS;
 out:
 	free(shown);
-	EVP_PKEY_free(key);
+	if (obj == NULL)
+		EVP_PKEY_free(key);
+	p11_keyobj_free(obj);
 	X509_free(cert);
 	keyload_free(kl);
 	return rc;
