@@ -15,7 +15,11 @@
 #include "sa_err.h"
 #include "sa_log.h"
 
-enum ktype { K_STR, K_LONG, K_BOOL, K_LIST, K_IGNORE, K_SECRET };
+enum ktype {
+	K_STR, K_LONG, K_BOOL, K_LIST, K_IGNORE, K_SECRET,
+	K_TIME,  /* long seconds: conf_duration() */
+	K_RENEW, /* string checked by conf_renew_at() */
+};
 
 struct key {
 	const char *name;
@@ -26,6 +30,7 @@ struct key {
 #define S(n, f) { n, K_STR, offsetof(struct conf_settings, f) }
 #define L(n, f) { n, K_LONG, offsetof(struct conf_settings, f) }
 #define B(n, f) { n, K_BOOL, offsetof(struct conf_settings, f) }
+#define T(n, f) { n, K_TIME, offsetof(struct conf_settings, f) }
 #define IGN(n) { n, K_IGNORE, 0 }
 
 static const struct key keys[] = {
@@ -49,8 +54,8 @@ static const struct key keys[] = {
 	S("GetCertFile", get_cert_file),
 	S("GetCertSerial", get_cert_serial),
 	S("GetCrlFile", get_crl_file),
-	L("PollInterval", poll_interval),
-	L("MaxPollTime", max_poll_time),
+	T("PollInterval", poll_interval),
+	T("MaxPollTime", max_poll_time),
 	L("MaxPollCount", max_poll_count),
 	B("Resume", resume),
 	S("engine", engine),
@@ -90,6 +95,23 @@ static const struct key keys[] = {
 	B("TPM", tpm),
 	S("TCTI", tcti),
 	S("TPMStore", tpm_store),
+	/* agent daemon: profiles (ignored by the one-shot commands) */
+	S("StoreDir", store_dir),
+	S("StateDir", state_dir),
+	{ "RenewAt", K_RENEW, offsetof(struct conf_settings, renew_at) },
+	S("HookSuccess", hook_success),
+	S("HookFailure", hook_failure),
+	T("HookTimeout", hook_timeout),
+	L("KeepOld", keep_old),
+	B("TrustOnFirstUse", tofu),
+	S("SerialFile", serial_file),
+	S("AdoptCert", adopt_cert),
+	T("RenewJitter", renew_jitter),
+	T("RetryMin", retry_min),
+	T("RetryMax", retry_max),
+	S("MetricsFile", metrics_file),
+	T("ClockWait", clock_wait),
+	T("NetworkWait", network_wait),
 };
 
 /* Fields with no configuration key, set from the command line only. */
@@ -123,10 +145,12 @@ static void free_key(struct conf_settings *s, const struct key *k)
 	switch (k->type) {
 	case K_STR:
 	case K_SECRET:
+	case K_RENEW:
 		wipe_free(*FIELD(s, k, char *));
 		*FIELD(s, k, char *) = NULL;
 		break;
 	case K_LONG:
+	case K_TIME:
 		*FIELD(s, k, long) = -1;
 		break;
 	case K_BOOL:
@@ -181,6 +205,58 @@ int conf_bool(const char *v)
 	return -1;
 }
 
+int conf_duration(const char *v, long *secs)
+{
+	long n, mul = 1;
+	char *end;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (*end != '\0') {
+		switch (*end) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
+		default: return -1;
+		}
+		if (end[1] != '\0')
+			return -1;
+	}
+	if (n > LONG_MAX / mul)
+		return -1;
+	*secs = n * mul;
+	return 0;
+}
+
+int conf_renew_at(const char *v, int *pct, long *before)
+{
+	size_t len = strlen(v);
+	long n;
+	char *end;
+
+	if (len > 1 && v[len - 1] == '%') {
+		if (*v < '0' || *v > '9')
+			return -1;
+		errno = 0;
+		n = strtol(v, &end, 10);
+		if (errno != 0 || end != v + len - 1 || n < 1 || n > 99)
+			return -1;
+		*pct = (int)n;
+		*before = -1;
+		return 0;
+	}
+	if (conf_duration(v, &n) < 0 || n < 1)
+		return -1;
+	*pct = 0;
+	*before = n;
+	return 0;
+}
+
 static const struct key *find_key(const char *name)
 {
 	size_t i;
@@ -206,6 +282,28 @@ static int set_value(struct conf_settings *s, const struct key *k,
 			return sa_fail(SA_ENOMEM, "out of memory");
 		wipe_free(*FIELD(s, k, char *));
 		*FIELD(s, k, char *) = dup;
+		return 0;
+	case K_RENEW:
+		if (conf_renew_at(value, &b, &n) < 0)
+			return sa_fail_noossl(SA_EUSAGE, "%s: %s must be a "
+					      "percentage of the lifetime (1%%"
+					      "..99%%, e.g. 75%%) or a time before "
+					      "expiry (30d, 12h, 90m, 45s or "
+					      "seconds), not \"%s\"", where,
+					      k->name, value);
+		dup = strdup(value);
+		if (dup == NULL)
+			return sa_fail(SA_ENOMEM, "out of memory");
+		wipe_free(*FIELD(s, k, char *));
+		*FIELD(s, k, char *) = dup;
+		return 0;
+	case K_TIME:
+		if (conf_duration(value, &n) < 0)
+			return sa_fail_noossl(SA_EUSAGE, "%s: %s must be a time: "
+					      "seconds, or a number with s, m, h "
+					      "or d (45s, 90m, 12h, 30d), not "
+					      "\"%s\"", where, k->name, value);
+		*FIELD(s, k, long) = n;
 		return 0;
 	case K_LONG:
 		errno = 0;
@@ -405,6 +503,42 @@ int conf_apply(const struct conf_file *cf, const char *op,
 	return apply_section(cf, buf, s);
 }
 
+int conf_apply_profile(const struct conf_file *cf, struct conf_settings *s)
+{
+	int last_line = -1;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < cf->n; i++) {
+		const struct conf_entry *e = &cf->e[i];
+
+		if (e->referenced) /* a $variable's definition */
+			continue;
+		if (e->section[0] != '\0' &&
+		    strcasecmp(e->section, "scep_agent") != 0) {
+			if (e->section_line == last_line)
+				continue;
+			last_line = e->section_line;
+			sa_warn("%s:%d: section [%s] is not read in an agent "
+				"profile (put its keys in [scep_agent] or before "
+				"any section); ignored", cf->path,
+				e->section_line, e->section);
+			s->warnings++;
+			continue;
+		}
+		if (find_key(e->key) == NULL) {
+			sa_warn("%s:%d: unknown key \"%s\" in [%s], ignored",
+				cf->path, e->line, e->key,
+				e->section[0] ? e->section : "top of file");
+			s->warnings++;
+		}
+	}
+	rc = apply_section(cf, "", s);
+	if (rc == 0)
+		rc = apply_section(cf, "scep_agent", s);
+	return rc;
+}
+
 int conf_load(const char *path, const char *op, struct conf_settings *s)
 {
 	struct conf_file *cf = NULL;
@@ -427,10 +561,12 @@ static int merge_key(struct conf_settings *dst,
 	switch (k->type) {
 	case K_STR:
 	case K_SECRET:
+	case K_RENEW:
 		if (*FIELD(over, k, char *) == NULL)
 			return 0;
 		return set_value(dst, k, *FIELD(over, k, char *), "option");
 	case K_LONG:
+	case K_TIME:
 		if (*FIELD(over, k, long) >= 0)
 			*FIELD(dst, k, long) = *FIELD(over, k, long);
 		return 0;

@@ -11,6 +11,9 @@
  * A backslash escapes the next character. Entries before the first section
  * header belong to the global scope (like [sscep]).
  *
+ * Agent profiles (conf_apply_profile()) read only the top of the file and
+ * [scep_agent].
+ *
  * Scopes applied for an operation, later ones winning:
  *	(top of file), [sscep], [scep_agent], the engine section named by
  *	"engine = NAME" in [sscep] (as in sscep, only when named) and
@@ -129,6 +132,24 @@ struct conf_settings {
 	char *so_pin_file;      /* --so-pin-file */
 	char *so_pin_env;       /* --so-pin-env */
 	int force_reinit;       /* --force-reinit */
+	/* agent daemon (profiles; the one-shot commands ignore them) */
+	char *store_dir;        /* StoreDir */
+	char *state_dir;        /* StateDir */
+	char *renew_at;         /* RenewAt: "75%" or a time before expiry
+				 * (checked by conf_renew_at() when set) */
+	char *hook_success;     /* HookSuccess */
+	char *hook_failure;     /* HookFailure */
+	long hook_timeout;      /* HookTimeout, seconds */
+	long keep_old;          /* KeepOld */
+	int tofu;               /* TrustOnFirstUse */
+	char *serial_file;      /* SerialFile ({device_serial}) */
+	char *adopt_cert;       /* AdoptCert */
+	long renew_jitter;      /* RenewJitter, seconds */
+	long retry_min;         /* RetryMin, seconds */
+	long retry_max;         /* RetryMax, seconds */
+	char *metrics_file;     /* MetricsFile */
+	long clock_wait;        /* ClockWait, seconds */
+	long network_wait;      /* NetworkWait, seconds */
 
 	unsigned warnings;      /* warnings emitted while applying (not merged) */
 };
@@ -169,5 +190,26 @@ int conf_set(struct conf_settings *s, const char *key, const char *value,
 
 /* Parse yes/no/true/false/on/off/1/0. Returns 0 or 1, -1 if neither. */
 int conf_bool(const char *v);
+
+/*
+ * A time value: bare seconds, or a number with one suffix s, m, h, d
+ * ("45s", "90m", "12h", "30d"). 0 and *secs set, or -1 (nothing
+ * recorded) when v is none of these or overflows.
+ */
+int conf_duration(const char *v, long *secs);
+
+/*
+ * RenewAt: "N%" (1..99) of the lifetime, or a time before expiry
+ * (conf_duration(), at least 1 s). Sets *pct (0 when a time) and
+ * *before (-1 when a percentage). 0, or -1 when malformed.
+ */
+int conf_renew_at(const char *v, int *pct, long *before);
+
+/*
+ * conf_apply() for an agent profile: only the top of the file and
+ * [scep_agent] are read (no [sscep], engine or [sscep_OP] sections; one
+ * warning per other section, naming it and its line).
+ */
+int conf_apply_profile(const struct conf_file *cf, struct conf_settings *s);
 
 #endif

@@ -7,6 +7,7 @@
 #ifndef STATE_H
 #define STATE_H
 
+#include <stddef.h>
 #include <time.h>
 
 enum state_phase {
@@ -26,6 +27,7 @@ struct state {
 	time_t txn_started;     /* when it began (MaxPollTime counts from it) */
 	char *serial;           /* current certificate, lowercase hex */
 	char *subject;
+	time_t not_before;      /* of the current certificate (RenewAt %) */
 	time_t not_after;
 	char *key_uri;          /* current key, no PIN */
 	time_t next_check;      /* when the scheduler looks again */
@@ -36,16 +38,38 @@ struct state {
 	time_t next_try;        /* backoff: no attempt before this */
 	char *ca_fingerprint;   /* the anchor: sha256 hex (TOFU or rollover) */
 	char *next_ca_fingerprint; /* a kept rollover CA, or NULL */
+	time_t ca_not_after;    /* the anchor's end (rollover), 0: unknown */
 	time_t renew_at;        /* the renewal point chosen (jitter included) */
 };
 
-/* StateDir/NAME.state into st (zeroed first; no file: STATE_NONE, 0). */
+/*
+ * StateDir/NAME.state into st (zeroed first; no file: STATE_NONE, 0).
+ * Unknown keys are skipped (a newer version's); a malformed line or value
+ * is SA_EIO naming the file and line (st cleared): never guessed.
+ */
 int state_load(const char *state_dir, const char *name, struct state *st);
 
 /* Write st atomically (temp, fsync, rename, fsync of the directory). */
 int state_save(const char *state_dir, const char *name, const struct state *st);
 
 void state_clear(struct state *st);
+
+/* "none", "ok", "enrolling", "renewing", "failed". Static string. */
+const char *state_phase_name(enum state_phase ph);
+
+/*
+ * Write data to path atomically: a temp file in the same directory
+ * (mode), fsync'ed, renamed over path, the directory fsync'ed. SA_EIO
+ * naming path. Also used for StoreDir and the metrics file.
+ */
+int state_write_atomic(const char *path, const void *data, size_t len,
+		       unsigned mode);
+
+/* fsync the directory dir (after a rename or unlink in it). SA_EIO. */
+int state_sync_dir(const char *dir);
+
+/* mkdir -p dir with mode for what it makes. SA_EIO naming the part. */
+int state_mkdirs(const char *dir, unsigned mode);
 
 /* Set a string field (copied; NULL clears). SA_ENOMEM. */
 int state_set(char **field, const char *value);

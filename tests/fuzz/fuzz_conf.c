@@ -3,7 +3,7 @@
  * (conf/conf_parse.c): sections, quotes, escapes, $variables (also
  * $ENV::NAME), line continuation. Every parse must end in a file or a
  * usage error, never a crash, a leak or an over-read; a parsed file is
- * then applied as every operation reads it.
+ * then applied as every operation reads it, and as an agent profile.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +31,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			conf_settings_init(&s);
 			(void)conf_apply(cf, ops[i], &s);
+			conf_settings_free(&s);
+		}
+		{
+			struct conf_settings s;
+
+			conf_settings_init(&s); /* as an agent profile */
+			(void)conf_apply_profile(cf, &s);
 			conf_settings_free(&s);
 		}
 	}
