@@ -754,3 +754,10 @@ ctxt() {
 agent_slow() {
 	[ -n "${SCEP_AGENT_WRAP:-}" ]
 }
+
+# uri_no_pin TEXT: TEXT (a key URI) carries no PIN in any form: no pin-value
+# or pin-source attribute, not the suite's PIN itself (plain or %20)
+uri_no_pin() {
+	! printf '%s\n' "$1" | grep -Eqi 'pin-value|pin-source' &&
+		! printf '%s\n' "$1" | grep -qF -e "$T_PIN" -e "${T_PIN// /%20}"
+}
