@@ -116,7 +116,10 @@ static enum pass_result succeeded(const struct profile *p, struct state *st,
 	st->phase = STATE_OK;
 	state_set(&st->serial, out->serial);
 	state_set(&st->subject, out->subject);
+	st->not_before = out->not_before;
 	st->not_after = out->not_after;
+	if (out->ca_not_after != 0)
+		st->ca_not_after = out->ca_not_after;
 	state_set(&st->key_uri, key);
 	st->last_success = now;
 	st->failures = 0;

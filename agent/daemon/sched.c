@@ -30,8 +30,8 @@
 
 /* How long a locked profile is waited for before it is skipped. */
 #define SCHED_LOCK_WAIT_MS 2000
-/* Bounds of the start-up waits (seconds); SCEP_AGENT_CLOCK_WAIT and
- * SCEP_AGENT_NET_WAIT override them. */
+/* Bounds of the start-up waits (seconds) when no profile sets ClockWait
+ * or NetworkWait (the largest a profile sets wins). */
 #define SCHED_CLOCK_WAIT_CHECK 60
 #define SCHED_CLOCK_WAIT_RUN 600
 #define SCHED_NET_WAIT_CHECK 30
@@ -121,16 +121,20 @@ static int sleep_until(time_t until)
 	return sig;
 }
 
-static long env_long(const char *name, long dflt)
+/* The largest ClockWait (clock) or NetworkWait of the profiles, or dflt. */
+static long wait_bound(struct profile **list, int n, int clock, long dflt)
 {
-	const char *v = getenv(name);
-	long r;
+	long b = -1;
+	int i;
 
-	if (v == NULL || dtext_duration(v, &r) != 0) {
-		sa_err_clear();
-		return dflt;
+	for (i = 0; i < n; i++) {
+		long v = clock ? list[i]->o.s.clock_wait :
+			 list[i]->o.s.network_wait;
+
+		if (v >= 0 && v > b)
+			b = v;
 	}
-	return r;
+	return b >= 0 ? b : dflt;
 }
 
 /* The build's date (__DATE__, "Dec  1 2026"), a floor for a sane clock. */
@@ -345,11 +349,10 @@ int sched_check(const struct daemon_opts *d)
 	}
 	if (n == 0 && bad == 0)
 		sa_warn("no profiles in the arguments: nothing to check");
-	rc = clock_wait(env_long("SCEP_AGENT_CLOCK_WAIT", SCHED_CLOCK_WAIT_CHECK),
-			0, &sig);
+	rc = clock_wait(wait_bound(list, n, 1, SCHED_CLOCK_WAIT_CHECK), 0, &sig);
 	if (rc == 0)
-		rc = net_wait(list, n, env_long("SCEP_AGENT_NET_WAIT",
-						SCHED_NET_WAIT_CHECK), &sig);
+		rc = net_wait(list, n, wait_bound(list, n, 0, SCHED_NET_WAIT_CHECK),
+			      &sig);
 	for (i = 0; rc == 0 && i < n; i++) {
 		switch (one_pass(list[i], d->force, &next)) {
 		case PASS_OK: break;
@@ -428,11 +431,10 @@ int sched_run(const struct daemon_opts *d)
 	}
 	sa_info("started (pid %ld)", (long)getpid());
 	load(d, &list, &n, &due);
-	rc = clock_wait(env_long("SCEP_AGENT_CLOCK_WAIT", SCHED_CLOCK_WAIT_RUN),
-			1, &sig);
+	rc = clock_wait(wait_bound(list, n, 1, SCHED_CLOCK_WAIT_RUN), 1, &sig);
 	if (rc == 0)
-		rc = net_wait(list, n, env_long("SCEP_AGENT_NET_WAIT",
-						SCHED_NET_WAIT_RUN), &sig);
+		rc = net_wait(list, n, wait_bound(list, n, 0, SCHED_NET_WAIT_RUN),
+			      &sig);
 	stop = rc == SA_EINTR;
 	while (!stop) {
 		time_t now = time(NULL), earliest = 0;

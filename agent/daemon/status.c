@@ -248,9 +248,9 @@ int status_metrics(const char *path, struct profile **list, int n)
 		"scep_agent_cert_not_after_seconds",
 		"scep_agent_last_success_seconds",
 	};
-	char *b = NULL, *tmp = NULL;
+	char *b = NULL;
 	size_t l = 0, cap = 0;
-	int rc = 0, k, i, fd;
+	int rc = 0, k, i;
 
 	for (k = 0; rc == 0 && k < 2; k++) {
 		rc = dtext_append(&b, &l, &cap, "%s", help[k]);
@@ -277,27 +277,8 @@ int status_metrics(const char *path, struct profile **list, int n)
 	}
 	if (rc != 0)
 		goto out;
-	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
-		tmp = NULL;
-		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
-		goto out;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = sa_fail_noossl(SA_EIO, "cannot write %s: %s", tmp,
-				    strerror(errno));
-		goto out;
-	}
-	k = write(fd, b, l) == (ssize_t)l && fsync(fd) == 0;
-	if (close(fd) != 0)
-		k = 0;
-	if (!k || rename(tmp, path) != 0) {
-		rc = sa_fail_noossl(SA_EIO, "cannot write %s: %s", path,
-				    strerror(errno));
-		unlink(tmp);
-	}
+	rc = state_write_atomic(path, b, l, 0644);
 out:
-	free(tmp);
 	free(b);
 	return rc;
 }
