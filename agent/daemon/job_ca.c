@@ -12,8 +12,12 @@
  * the RA certificates, or the only CA) is pinned and reported.
  *
  * The rollover CA becomes the anchor (out->ca_fingerprint) once the old
- * anchor's notAfter has passed; until then it is reported as kept
- * (out->next_ca_fingerprint).
+ * anchor's notAfter has passed (known from StoreDir/anchor.crt, kept while
+ * a rollover CA is in play, or ca.crt); until then it is reported as kept
+ * (out->next_ca_fingerprint). With FingerPrint set, the state's
+ * ca_fingerprint is a pin only when it names a rollover CA that took over
+ * (the CA of StoreDir/next-ca.crt): a fingerprint pinned before (TOFU)
+ * does not outlive a FingerPrint given since.
  */
 #include "job.h"
 
@@ -151,6 +155,24 @@ static X509 *stored_cert(const struct profile *p, const char *file,
 	sk_X509_pop_free(certs, X509_free);
 	free(path);
 	return found;
+}
+
+/*
+ * With a rollover CA in play, the anchor's certificate is kept as
+ * StoreDir/anchor.crt: once the CA sends only the new chain (ca.crt then
+ * holds that), it still tells when the old anchor expires.
+ */
+static void keep_anchor(const struct profile *p, X509 *anchor)
+{
+	char *path = NULL;
+
+	if (asprintf(&path, "%s/anchor.crt", p->store_dir) < 0)
+		return;
+	if (files_write_cert(path, anchor) < 0) {
+		sa_warn("profile %s: %s", p->name, sa_errmsg());
+		sa_err_clear();
+	}
+	free(path);
 }
 
 /*
@@ -308,6 +330,18 @@ int job_ca_refresh(const struct job_in *in, scep_client *c,
 	for (i = 1; i < N_PINS; i++)
 		if (pins[i] != NULL && *pins[i] == '\0')
 			pins[i] = NULL;
+	if (pins[0] != NULL && pins[1] != NULL) {
+		/*
+		 * FingerPrint rules; the state's anchor counts besides it only
+		 * when it is a rollover CA that took over (one that came with
+		 * GetNextCACert, kept in next-ca.crt), not a pin of before
+		 */
+		X509 *rolled = stored_cert(p, "next-ca.crt", pins[1]);
+
+		if (rolled == NULL)
+			pins[1] = NULL;
+		X509_free(rolled);
+	}
 	sa_url_shown(p->o.s.url, url, sizeof(url));
 	rc = scep_get_ca(c, &got);
 	if (rc < 0)
@@ -359,7 +393,9 @@ int job_ca_refresh(const struct job_in *in, scep_client *c,
 			/* the kept rollover CA verified this reply */
 			const char *oldpin = pins[1] ? pins[1] : pins[0];
 
-			old = stored_cert(p, "ca.crt", oldpin);
+			old = stored_cert(p, "anchor.crt", oldpin);
+			if (old == NULL)
+				old = stored_cert(p, "ca.crt", oldpin);
 			if (old != NULL && expired(old, time(NULL))) {
 				sa_info("profile %s: the anchor (the CA certificate "
 					"that expired on %s) is replaced by its "
@@ -389,6 +425,8 @@ int job_ca_refresh(const struct job_in *in, scep_client *c,
 	if (rc < 0)
 		goto out;
 	rollover(p, c, jc, out);
+	if (which < 2 && out->next_ca_fingerprint != NULL)
+		keep_anchor(p, jc->ca.anchor);
 	rc = 0;
 out:
 	X509_free(old);
