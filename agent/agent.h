@@ -60,6 +60,26 @@ struct agent_opts {
  */
 int agent_opts_parse(int argc, char **argv, struct agent_opts *o, int *help);
 void agent_opts_free(struct agent_opts *o);
+
+/*
+ * The derived fields of o (cipher, digest, fp_md/fp_pin, renew_mode,
+ * token bounds, p11, engine key ids as URIs) from o->s and o->op, checked
+ * (SA_EUSAGE with a sentence). agent_opts_parse() calls it; an agent
+ * profile calls it with AGENT_DERIVE_NO_TPM (the scheduling process sets
+ * up no TPM) and its job child calls agent_opts_tpm() before opening the
+ * token.
+ */
+#define AGENT_DERIVE_CLI_ENGINE 1u /* -g given: a foreign engine is an error */
+#define AGENT_DERIVE_NO_TPM     2u /* leave the TPM set-up to agent_opts_tpm() */
+int agent_opts_derive(struct agent_opts *o, unsigned flags);
+
+/*
+ * TPM / --tpm (or implied by TCTI, TPMStore, a tpm2_pkcs11 module path)
+ * for an operation that opens tokens: tpm2-pkcs11's environment set in
+ * this process and its path made o->s.pkcs11_module; o->tpm set. 0 when
+ * not a TPM profile.
+ */
+int agent_opts_tpm(struct agent_opts *o);
 void agent_usage(FILE *fp);
 
 /* Operations (ops_*.c). */

@@ -426,7 +426,7 @@ static int op_uses_tokens(enum agent_op op)
  * loaded (tpm/tpm_env.c), and its path as the module (--module with
  * --tpm names tpm2-pkcs11 or a wrapper of it).
  */
-static int tpm_prepare(struct agent_opts *o)
+int agent_opts_tpm(struct agent_opts *o)
 {
 	struct conf_settings *s = &o->s;
 	struct tpm_opts to;
@@ -456,11 +456,11 @@ static int tpm_prepare(struct agent_opts *o)
 }
 
 /* Values derived from the effective settings, checked once. */
-static int derive(struct agent_opts *o, int engine_from_cli)
+int agent_opts_derive(struct agent_opts *o, unsigned flags)
 {
-	int rc;
-
+	int engine_from_cli = (flags & AGENT_DERIVE_CLI_ENGINE) != 0;
 	struct conf_settings *s = &o->s;
+	int rc;
 
 	o->cipher = SCEP_CIPHER_AUTO;
 	o->digest = SCEP_DIGEST_AUTO;
@@ -506,9 +506,11 @@ static int derive(struct agent_opts *o, int engine_from_cli)
 	    (rc = token_timeout_parse(s->token_timeout, &o->token_call_s,
 				      &o->token_keygen_s)) < 0)
 		return rc;
-	rc = tpm_prepare(o);
-	if (rc < 0)
-		return rc;
+	if (!(flags & AGENT_DERIVE_NO_TPM)) {
+		rc = agent_opts_tpm(o);
+		if (rc < 0)
+			return rc;
+	}
 	if (s->engine_id != NULL && strcasecmp(s->engine_id, "pkcs11") != 0 &&
 	    strcasecmp(s->engine_id, "dynamic") != 0) {
 		if (engine_from_cli)
@@ -656,7 +658,8 @@ int agent_opts_parse(int argc, char **argv, struct agent_opts *o, int *help)
 		sa_log_set_level(SA_LOG_DEBUG);
 	else if (o->s.verbose == 1)
 		sa_log_set_level(SA_LOG_VERBOSE);
-	rc = derive(o, cli.engine_id != NULL);
+	rc = agent_opts_derive(o, cli.engine_id != NULL ?
+			       AGENT_DERIVE_CLI_ENGINE : 0);
 out:
 	conf_settings_free(&cli);
 	return rc;

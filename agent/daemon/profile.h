@@ -28,11 +28,17 @@ struct profile {
 	int keep_old;         /* KeepOld (default 1) */
 	int tofu;             /* TrustOnFirstUse */
 	char *adopt_cert;     /* AdoptCert, or NULL */
-	long jitter;          /* RenewJitter seconds (default: 1% of the
-			       * lifetime, up to 1 h; see the man page) */
+	long jitter;          /* RenewJitter seconds, or -1 (default):
+			       * 1% of the lifetime, up to 1 h; see
+			       * profile_jitter() */
 	long backoff_min;     /* RetryMin (default 60) */
 	long backoff_max;     /* RetryMax (default 86400) */
 	char *metrics_file;   /* MetricsFile (Prometheus textfile), or NULL */
+	char *serial_file;    /* SerialFile, or NULL */
+	long clock_wait;      /* ClockWait (default 300): longest wait for
+			       * a plausible clock at start */
+	long network_wait;    /* NetworkWait (default 120): longest wait
+			       * for the network at start */
 };
 
 /*
@@ -49,8 +55,11 @@ void profile_free(struct profile *p);
 /*
  * The profiles named by args: a file, or a directory whose *.conf files
  * (sorted by name) are the profiles. A profile that does not load is
- * reported with sa_err() and counted in *bad; the others load. Two
- * profiles of one name are refused (SA_EUSAGE). *out: profile_list_free().
+ * reported with sa_err() and counted in *bad; the others load. A second
+ * profile of a name already loaded is refused the same way (reported,
+ * counted in *bad, the first kept). A missing argument is reported and
+ * counted. Returns 0, or SA_ENOMEM (nothing loaded). *out:
+ * profile_list_free().
  */
 int profile_load_all(char *const *args, int nargs, struct profile ***out,
 		     int *n, int *bad);
@@ -62,5 +71,17 @@ void profile_list_free(struct profile **list, int n);
  * unfillable placeholder. *out: caller frees.
  */
 int profile_template(const char *tmpl, const char *serial_file, char **out);
+
+/* The jitter for a certificate of lifetime seconds (RenewJitter, or 1%
+ * of the lifetime up to 1 h when unset). */
+long profile_jitter(const struct profile *p, long lifetime);
+
+/*
+ * The renewal point of a certificate valid from not_before to not_after
+ * (RenewAt, without jitter): not_before + pct% of the lifetime, or
+ * not_after - renew_before (not before not_before).
+ */
+time_t profile_renew_point(const struct profile *p, time_t not_before,
+			   time_t not_after);
 
 #endif
