@@ -16,6 +16,7 @@
 #include "hooks.h"
 #include "sa_err.h"
 #include "sa_esc.h"
+#include "sa_intr.h"
 #include "sa_log.h"
 #include "scep.h"
 #include "store.h"
@@ -239,6 +240,8 @@ static enum pass_result run_job(const struct profile *p, struct state *st,
 			free(k);
 		}
 		state_set(&st->last_error, NULL);
+		st->failures = 0; /* the CA answered: no backoff */
+		st->next_try = 0;
 		st->next_check = now + iv;
 		*next = st->next_check;
 		save(p, st);
@@ -254,6 +257,17 @@ static enum pass_result run_job(const struct profile *p, struct state *st,
 		r = failed(p, st, msg, now, next);
 		break;
 	default:
+		if (out.err.code == SA_EINTR ||
+		    (out.killed && sa_intr_caught() != 0)) {
+			/* stopped, not failed: the state keeps the phase and
+			 * the transaction; the next start resumes it */
+			sa_info("profile %s: the job was stopped by %s; the next "
+				"start resumes it", p->name,
+				sa_intr_name(sa_intr_caught()));
+			*next = now;
+			r = PASS_PENDING;
+			break;
+		}
 		/* keep a transaction that may live at the CA: resumed next */
 		if (!st->pending && !out.sent && !out.killed)
 			txn_clear(st);
