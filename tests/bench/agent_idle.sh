@@ -19,7 +19,7 @@ D=$T_WORK/profiles
 mkdir -p "$D"
 for i in 1 2 3; do
 	softhsm_new "bench$i"
-	agent_profile "gw$i" "bench$i" >/dev/null
+	agent_profile "gw$i" "bench$i"
 done
 agent_run run.log "$D"
 for i in 1 2 3; do

@@ -11,9 +11,10 @@
 
 t_require softhsm2-util pkcs11-tool python3 setsid
 softhsm_new t1
+# two CAs side by side: the refusing one, then the good one (the current)
 ca_start -challenge "$T_CHAL" -fail badRequest -fail-text "this CA refuses everyone"
 BAD_URL=$CA_URL BAD_CERT=$CA_CERT
-ca_new
+unset CA_DIR CA_LOG
 ca_start -challenge "$T_CHAL"
 D=$T_WORK/profiles
 mkdir -p "$D"
@@ -27,10 +28,12 @@ sleep 1
 t_ok "and stays up" alive
 
 # --- SIGHUP: a good profile and a failing one -------------------------------------
-G=$(agent_profile good t1)
+agent_profile good t1
+G=$AG_PROFILE
 GS=$AG_STORE
-B=$(agent_profile bad t1 "URL=$BAD_URL" "FingerPrint=$(fingerprint "$BAD_CERT")" RetryMin=600 \
-	"HookFailure=exit 9")
+agent_profile bad t1 "URL=$BAD_URL" "FingerPrint=$(fingerprint "$BAD_CERT")" RetryMin=600 \
+	"HookFailure=exit 9"
+B=$AG_PROFILE
 BS=$AG_STORE
 kill -HUP "$AG_PID"
 t_ok "SIGHUP: the new profile enrolls" wait_for 60 test -e "$GS/latest.crt"

@@ -15,7 +15,8 @@ t_require softhsm2-util pkcs11-tool python3 flock
 softhsm_new t1
 ca_start -challenge "$T_CHAL"
 
-P=$(agent_profile gw1 t1 "SubjectAltName=DNS:gw1.example.org")
+agent_profile gw1 t1 "SubjectAltName=DNS:gw1.example.org"
+P=$AG_PROFILE
 S=$AG_STORE
 ST=$AG_STATE
 
@@ -74,7 +75,8 @@ t_is "$(p11_ids t1 privkey | wc -l)" 1 "still one private key in the token"
 
 # --- templates: {hostname} ---------------------------------------------------
 host=$(python3 -c 'import socket; print(socket.gethostname())')
-P2=$(agent_profile tmpl t1 "Subject=/CN={hostname}/O=Agent Test")
+agent_profile tmpl t1 "Subject=/CN={hostname}/O=Agent Test"
+P2=$AG_PROFILE
 t_expect_exit 0 sa check "$P2"
 t_like "$(openssl x509 -in "$AG_STORE/latest.crt" -noout -subject -nameopt RFC2253)" \
 	"CN=$host(,|$)" "Subject {hostname} is the host name ($host)"
@@ -83,14 +85,16 @@ t_is "$(st profile 0) $(st profile 1)" "gw1 tmpl" "status --json: one object per
 
 # --- TrustOnFirstUse ----------------------------------------------------------
 lines=$(ca_lines)
-P3=$(agent_profile tofu t1 FingerPrint=sha256)
+agent_profile tofu t1 FingerPrint=sha256
+P3=$AG_PROFILE
 t_expect_exit 1 sa check "$P3"
 t_grep 'FingerPrint' "$T_ERR" "a digest name alone as FingerPrint: refused, naming the key"
 t_grep 'TrustOnFirstUse' "$T_ERR" "the refusal names TrustOnFirstUse"
 t_no_file "$AG_STORE/latest.crt" "refused: no certificate"
 t_is "$(grep -c PKIOperation "$CA_LOG")" "$(head -n "$lines" "$CA_LOG" | grep -c PKIOperation)" \
 	"refused: no request sent"
-P3=$(agent_profile tofu t1 FingerPrint= TrustOnFirstUse=yes)
+agent_profile tofu t1 FingerPrint= TrustOnFirstUse=yes
+P3=$AG_PROFILE
 t_expect_exit 0 sa check "$P3"
 t_ok "TrustOnFirstUse: enrolled, verifying under the first CA" ca_verify "$CA_CERT" "$AG_STORE/latest.crt"
 fp=$(fingerprint "$CA_CERT" | tr -d : | tr A-F a-f)
@@ -100,18 +104,21 @@ tofu_ser=$(serial_hex "$AG_STORE/latest.crt")
 old_cert=$CA_CERT
 ca_new
 ca_start -challenge "$T_CHAL" -allowrenew 0
-P3=$(agent_profile tofu t1 FingerPrint= TrustOnFirstUse=yes RenewAt=400d)
-t_expect_exit 1 sa check "$P3"
+agent_profile tofu t1 FingerPrint= TrustOnFirstUse=yes
+P3=$AG_PROFILE
+t_expect_exit 1 sa check --force "$P3"
 t_like "$(cat "$T_ERR")" '[Ff]ingerprint|pin|trust' "TrustOnFirstUse: another CA later is refused, saying why"
 t_is "$(serial_hex "$AG_STORE/latest.crt")" "$tofu_ser" "TrustOnFirstUse: the pinned pair stays"
 t_is "$(grep -c '"op":"PKIOperation"' "$CA_LOG")" 0 "TrustOnFirstUse: nothing sent to the other CA"
 
 # --- the lock ----------------------------------------------------------------
 cp "$ST/gw1.state" gw1.state.before
-flock -x "$ST/gw1.lock" sleep 60 &
+# the lock held by a process of the test's (the sleep holds the descriptor)
+(exec 8>>"$ST/gw1.lock" && flock -x 8 && exec sleep 60) &
 lockpid=$!
 T_PIDS="$T_PIDS $lockpid"
-wait_for 5 flock -n -x "$ST/gw1.lock" true && diag "the lock was not taken"
+held() { ! flock -n -x "$ST/gw1.lock" true; }
+t_ok "the test holds gw1's lock" wait_for 5 held
 lines=$(ca_lines)
 start=$(date +%s)
 T_RC=0

@@ -16,7 +16,8 @@ t_require softhsm2-util pkcs11-tool python3 timeout
 : "${P11SHIM:?P11SHIM not set (meson sets it)}"
 softhsm_new t1
 ca_start -challenge "$T_CHAL" -allowrenew 0 -valid 3600
-P=$(agent_profile f1 t1 RenewAt=7200 KeepOld=0 "PKCS11Module=$P11SHIM")
+agent_profile f1 t1 RenewAt=7200 KeepOld=0 "PKCS11Module=$P11SHIM"
+P=$AG_PROFILE
 S=$AG_STORE
 ST=$AG_STATE
 export P11SHIM_MODULE=/usr/lib/softhsm/libsofthsm2.so

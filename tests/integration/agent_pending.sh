@@ -12,7 +12,8 @@ softhsm_new t1
 # polls before SUCCESS: enough for the first daemon to be killed mid-wait
 # (each poll about a second apart), few enough to finish soon after
 ca_start -challenge "$T_CHAL" -pending 5
-P=$(agent_profile p1 t1 PollInterval=1 MaxPollTime=600)
+agent_profile p1 t1 PollInterval=1 MaxPollTime=600
+P=$AG_PROFILE
 S=$AG_STORE
 
 pkiops() { grep -c '"op":"PKIOperation"' "$CA_LOG"; }

@@ -18,7 +18,8 @@ ca_start -challenge "$T_CHAL" -allowrenew 0 -valid 3600
 
 HOOK="HookSuccess=\"env > $T_WORK/hook.env\""
 HOOKF="HookFailure=\"env > $T_WORK/hookfail.env\""
-P=$(agent_profile r1 t1 RenewAt=7200 KeepOld=1 "$HOOK" "$HOOKF")
+agent_profile r1 t1 RenewAt=7200 KeepOld=1 "$HOOK" "$HOOKF"
+P=$AG_PROFILE
 S=$AG_STORE
 
 # hookvar NAME: NAME's value in the success hook's environment
@@ -31,7 +32,7 @@ pkiop() {
 }
 # store_crts: the <serial>.crt files of StoreDir, sorted
 store_crts() {
-	(cd "$S" && ls | grep -E '^[0-9a-f]+\.crt$' | sort | tr '\n' ' ')
+	(cd "$S" && ls | grep -E '^[0-9a-f]+\.crt$' | grep -vx -e ca.crt -e latest.crt | sort | tr '\n' ' ')
 }
 
 # --- enrollment, then the renewals ----------------------------------------
@@ -85,7 +86,8 @@ t_is "$(store_crts)" "$(printf '%s\n' "$s2.crt" "$s3.crt" | sort | tr '\n' ' ')"
 	"KeepOld=1: StoreDir keeps the previous certificate only"
 
 # KeepOld = 0, and a failing success hook
-P=$(agent_profile r1 t1 RenewAt=7200 KeepOld=0 "HookSuccess=exit 7" "$HOOKF")
+agent_profile r1 t1 RenewAt=7200 KeepOld=0 "HookSuccess=exit 7" "$HOOKF"
+P=$AG_PROFILE
 t_expect_exit 0 sa check "$P"
 s4=$(serial_hex "$S/latest.crt")
 id4=$(p11_key_for_cert t1 "$S/latest.crt")
@@ -94,11 +96,12 @@ t_is "$(p11_ids t1 privkey | tr '\n' ' ')" "$id4 " "KeepOld=0: only the new key 
 t_is "$(store_crts)" "$s4.crt " "KeepOld=0: only the new certificate in StoreDir"
 t_grep '[Hh]ook.*\b7\b' "$T_ERR" "a failing hook: its exit status is logged"
 t_no_file hookfail.env "a failing success hook does not run the failure hook"
-t_ok "status after a failing hook: ok" agent_status "$P"
+t_ok "status after a failing hook: ok" agent_status --warn 10m "$P"
 t_is "$(st state):$(st serial)" "ok:$s4" "status: ok with the new serial"
 
 # --- not due: nothing; --force renews ---------------------------------------
-P=$(agent_profile r1 t1 KeepOld=0 "$HOOK")
+agent_profile r1 t1 KeepOld=0 "$HOOK"
+P=$AG_PROFILE
 lines=$(ca_lines)
 t_expect_exit 0 sa check "$P"
 t_is "$(ca_lines):$(serial_hex "$S/latest.crt")" "$lines:$s4" "RenewAt 75% (default): not due, nothing sent"
@@ -108,7 +111,8 @@ t_ok "--force renews now ($s5)" test "$s5" != "$s4"
 t_ok "--force: a new key" test "$(p11_key_for_cert t1 "$S/latest.crt")" != "$id4"
 
 # --- a changed Subject renews at the next check -----------------------------
-P=$(agent_profile r1 t1 KeepOld=0 "Subject=/CN=r1-renamed/O=Agent Test" "$HOOK")
+agent_profile r1 t1 KeepOld=0 "Subject=/CN=r1-renamed/O=Agent Test" "$HOOK"
+P=$AG_PROFILE
 t_expect_exit 0 sa check "$P"
 s6=$(serial_hex "$S/latest.crt")
 t_ok "Subject changed: renewed at the next check ($s6)" test "$s6" != "$s5"
@@ -125,7 +129,8 @@ t_is "$(ca_lines)" "$lines" "and then nothing is due"
 life=6
 agent_slow && life=90
 ca_restart -challenge "$T_CHAL" -allowrenew 0 -valid $life
-P=$(agent_profile x1 t1 "$HOOK")
+agent_profile x1 t1 "$HOOK"
+P=$AG_PROFILE
 XS=$AG_STORE
 t_expect_exit 0 sa check "$P"
 xs1=$(serial_hex "$XS/latest.crt")
@@ -145,7 +150,8 @@ t_like "$(p11_key_for_cert t1 "$XS/latest.crt")" '^[0-9a-f]+$' "its key is in th
 
 # --- a CA failure: HookFailure with SCEP_AGENT_ERROR -------------------------
 ca_restart -fail badRequest -fail-text "no more certificates today"
-P=$(agent_profile r1 t1 KeepOld=0 "Subject=/CN=r1-renamed/O=Agent Test" "$HOOK" "$HOOKF")
+agent_profile r1 t1 KeepOld=0 "Subject=/CN=r1-renamed/O=Agent Test" "$HOOK" "$HOOKF"
+P=$AG_PROFILE
 rm -f hook.env
 t_expect_exit 1 sa check --force "$P"
 t_file hookfail.env "HookFailure ran"

@@ -21,7 +21,8 @@ agent_slow && cav=150
 ca_start -challenge "$T_CHAL" -allowrenew 0 -next-ca -ca-valid $cav
 OLD=$CA_CERT
 NEXT=$CA_DIR/next-ca.pem
-P=$(agent_profile ro t1 KeepOld=0)
+agent_profile ro t1 KeepOld=0
+P=$AG_PROFILE
 S=$AG_STORE
 ST=$AG_STATE
 hexfp() { fingerprint "$1" | tr -d : | tr A-F a-f; }

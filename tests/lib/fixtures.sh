@@ -581,7 +581,7 @@ t_require_root() {
 # --- the agent (run / check / status, profiles) --------------------------------
 #
 # agent_profile NAME TOKEN [Key=Value...]: write the profile
-# $T_WORK/profiles/NAME.conf (echoed) for the SoftHSM2 token TOKEN (made with
+# AG_PROFILE=$T_WORK/profiles/NAME.conf for the SoftHSM2 token TOKEN (made with
 # softhsm_new) and the current test CA: URL, FingerPrint (the CA's SHA-256
 # pin), PKCS11Module, PinFile ./pin (pin_file), NewKey
 # pkcs11:token=TOKEN;object=NAME, KeyType rsa:2048, Subject /CN=NAME,
@@ -589,7 +589,8 @@ t_require_root() {
 # $T_WORK/store/NAME, StateDir $T_WORK/state, PollInterval 1, RetryMin 1.
 # Key=Value replaces the default of that key (or adds it); Key= drops it.
 # The keys are written in [scep_agent], one per line, in order.
-# AG_STORE, AG_STATE: the last profile's StoreDir and StateDir.
+# AG_PROFILE, AG_STORE, AG_STATE: the last profile's file, StoreDir and
+# StateDir (call it as is, not in $(...)).
 agent_profile() {
 	local name=$1 tok=$2 kv k v out
 	shift 2
@@ -617,9 +618,9 @@ agent_profile() {
 			[ -n "${val[$k]}" ] && printf '%s = %s\n' "$k" "${val[$k]}"
 		done
 	} >"$out"
+	AG_PROFILE=$out
 	AG_STORE=${val[StoreDir]}
 	AG_STATE=${val[StateDir]}
-	echo "$out"
 }
 
 # json_get FILE EXPR: a value of the JSON document in FILE, by a Python
