@@ -10,7 +10,9 @@
 # staged key left over: KeepOld=1 leaves two keys): one request when the
 # killed run sent none, the killed run's transaction again when the CA
 # had answered (no new transactionID), nothing new once the certificate
-# had arrived. RenewAt is longer than the lifetime: every check renews.
+# had arrived. Each step starts from the same enrolled pair (copies of
+# the token, StoreDir and StateDir); RenewAt is longer than the lifetime:
+# every check renews.
 # Under valgrind (SCEP_AGENT_WRAP) a sample: request-sent and cert-stored
 # (an RSA key generation in SoftHSM2 takes about 20 s there).
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
@@ -39,8 +41,16 @@ pair_ok() {
 
 t_expect_exit 0 sa check "$P"
 pair_ok "enrolled"
+# each step starts from this enrolled pair: the token, StoreDir, StateDir
+ST=$AG_STATE
+mkdir base && cp -a tokens "$S" "$ST" base/
+restore() {
+	rm -rf tokens "$S" "$ST"
+	cp -a base/tokens . && cp -a "base/$(basename "$S")" "$S" && cp -a "base/$(basename "$ST")" "$ST"
+}
 
 for step in $STEPS; do
+	restore
 	old=$(serial_hex "$S/latest.crt")
 	l0=$(ca_lines)
 	SCEP_AGENT_TEST_STOP=$step t_expect_exit 1 sa check "$P"
