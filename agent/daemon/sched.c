@@ -30,8 +30,8 @@
 
 /* How long a locked profile is waited for before it is skipped. */
 #define SCHED_LOCK_WAIT_MS 2000
-/* Bounds of the start-up waits (seconds) when no profile sets ClockWait
- * or NetworkWait (the largest a profile sets wins). */
+/* Bounds of the start-up waits (seconds): the largest ClockWait or
+ * NetworkWait of the profiles; these without profiles. */
 #define SCHED_CLOCK_WAIT_CHECK 60
 #define SCHED_CLOCK_WAIT_RUN 600
 #define SCHED_NET_WAIT_CHECK 30
@@ -128,8 +128,7 @@ static long wait_bound(struct profile **list, int n, int clock, long dflt)
 	int i;
 
 	for (i = 0; i < n; i++) {
-		long v = clock ? list[i]->o.s.clock_wait :
-			 list[i]->o.s.network_wait;
+		long v = clock ? list[i]->clock_wait : list[i]->network_wait;
 
 		if (v >= 0 && v > b)
 			b = v;
