@@ -48,16 +48,41 @@ struct engine_req {
 struct engine_outcome {
 	enum engine_status status;
 	struct sa_error err;     /* status ENGINE_ERROR: code and message */
-	X509 *cert;              /* SUCCESS: the issued certificate (owned) */
-	char *transaction_id;    /* the transaction (owned; NULL if none) */
+	X509 *cert;              /* SUCCESS: the issued certificate (owned);
+				  * ERROR: if not NULL, the CA issued this
+				  * verified certificate but it is stored
+				  * nowhere (disk and token refused): show it
+				  * rather than lose it */
+	char *transaction_id;    /* the transaction (owned; NULL if none);
+				  * PENDING: the one used (the CA's echo or
+				  * the one derived from the request key) */
 	int fail_info;           /* FAILURE: failInfo, -1 if none */
-	char *fail_info_text;    /* FAILURE: the CA's failInfoText (raw, owned) */
-	char *key_uri;           /* the request key's pkcs11: URI (owned) */
+	char *fail_info_text;    /* FAILURE: the CA's failInfoText (raw, owned:
+				  * escape it before showing it) */
+	char *key_uri;           /* the request key's pkcs11: URI (owned; NULL
+				  * for a file key); may carry what the user
+				  * gave: show it through keyload_display() */
 	char *cert_uri;          /* SUCCESS: the certificate object's URI */
 	int sent;                /* a request may have reached the CA */
 	int finished_earlier;    /* SUCCESS by finishing an earlier run's
 				  * enrollment: no request sent (cert may be
-				  * NULL when it was already complete) */
+				  * NULL when it was already complete).
+				  * 1: an earlier run had finished it all (the
+				  * certificate is in -l, the key under its
+				  * label); 2: this run stored and committed
+				  * what an earlier run got */
+	int cert_written;        /* the certificate went to disk (-l or
+				  * store_disk), whatever came after */
+	/* the request key (set once it was obtained) */
+	int key_in_token;        /* a token key (else a file key) */
+	int key_generated;       /* generated in this run and still in the
+				  * token (0 once the engine removed it) */
+	int key_new;             /* a --new-key key: generated in this run,
+				  * resumed (-R) or reused from a run that
+				  * stopped before its request was answered */
+	int key_resumed;         /* --new-key -R: an earlier pending run's key */
+	int key_replace;         /* --overwrite: its label's old pair goes at
+				  * the commit */
 };
 
 /*

@@ -63,6 +63,48 @@ int sa_fail_noossl(int code, const char *fmt, ...)
 	return code;
 }
 
+/* the message to wrap: the recorded one, else the code's name */
+static size_t wrap_base(int code)
+{
+	if (errmsg[0] == '\0')
+		snprintf(errmsg, sizeof(errmsg), "%s", sa_strerror(code));
+	return strlen(errmsg);
+}
+
+int sa_fail_prefix(int code, const char *fmt, ...)
+{
+	char pre[SA_ERRMSG_MAX];
+	size_t n, len;
+	va_list ap;
+	int w;
+
+	len = wrap_base(code);
+	va_start(ap, fmt);
+	w = vsnprintf(pre, sizeof(pre), fmt, ap);
+	va_end(ap);
+	n = w < 0 ? 0 : (size_t)w < sizeof(pre) ? (size_t)w : sizeof(pre) - 1;
+	if (n + len > sizeof(errmsg) - 1)
+		len = sizeof(errmsg) - 1 - n; /* the message's end goes */
+	memmove(errmsg + n, errmsg, len);
+	memcpy(errmsg, pre, n);
+	errmsg[n + len] = '\0';
+	ERR_clear_error();
+	return code;
+}
+
+int sa_fail_suffix(int code, const char *fmt, ...)
+{
+	size_t len = wrap_base(code);
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (len < sizeof(errmsg) - 1)
+		vsnprintf(errmsg + len, sizeof(errmsg) - len, fmt, ap);
+	va_end(ap);
+	ERR_clear_error();
+	return code;
+}
+
 const char *sa_errmsg(void)
 {
 	return errmsg;

@@ -57,6 +57,20 @@ int sa_fail_noossl(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /*
+ * Wrap the recorded message in place (no allocation): sa_fail_prefix()
+ * puts the formatted text in front of it, sa_fail_suffix() after it (the
+ * text carries its own separator: "%s: " in front, "; ..." after). With
+ * no message recorded, sa_strerror(code) is the message wrapped. The code
+ * becomes code, OpenSSL's error queue is cleared (as sa_fail_noossl()),
+ * and the result is cut at SA_ERRMSG_MAX - 1 bytes (the end of the
+ * original message goes first with a prefix). Returns code.
+ */
+int sa_fail_prefix(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int sa_fail_suffix(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
  * One operation's error as a value: its code and its message, kept by
  * whoever ran the operation (an engine outcome, a daemon job's record)
  * so the next operation's failure cannot overwrite it.
