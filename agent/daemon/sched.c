@@ -39,6 +39,7 @@
 
 static sigset_t sched_sigs;
 static int sched_sfd = -1;
+static int sched_hup; /* a SIGHUP came during a start-up wait */
 
 /* Block TERM, INT, HUP and open the signalfd that reads them. */
 static int sigs_open(void)
@@ -208,7 +209,9 @@ static int clock_wait(long max_s, int forever, int *sig)
 			warned = 1;
 		}
 		*sig = sleep_until(time(NULL) + 2);
-		if (*sig == SIGTERM || *sig == SIGINT)
+		if (*sig == SIGHUP)
+			sched_hup = 1;
+		else if (*sig != 0)
 			return SA_EINTR;
 	}
 	if (said)
@@ -285,7 +288,9 @@ static int net_wait(struct profile **list, int n, long max_s, int *sig)
 			return 0;
 		}
 		*sig = sleep_until(time(NULL) + 1);
-		if (*sig == SIGTERM || *sig == SIGINT)
+		if (*sig == SIGHUP)
+			sched_hup = 1;
+		else if (*sig != 0)
 			return SA_EINTR;
 	}
 	if (said)
@@ -352,6 +357,10 @@ int sched_check(const struct daemon_opts *d)
 	if (rc == 0)
 		rc = net_wait(list, n, wait_bound(list, n, 0, SCHED_NET_WAIT_CHECK),
 			      &sig);
+	if (rc == 0 && sched_hup) {
+		sig = SIGHUP; /* a one-shot command: SIGHUP ends it too */
+		rc = SA_EINTR;
+	}
 	for (i = 0; rc == 0 && i < n; i++) {
 		switch (one_pass(list[i], d->force, &next)) {
 		case PASS_OK: break;
@@ -360,8 +369,8 @@ int sched_check(const struct daemon_opts *d)
 		case PASS_FAILED: failed++; break;
 		}
 		sig = sig_take();
-		if (sig == SIGTERM || sig == SIGINT)
-			rc = SA_EINTR;
+		if (sig != 0)
+			rc = SA_EINTR; /* SIGHUP too: check is one-shot */
 	}
 	metrics(list, n);
 	profile_list_free(list, n);
@@ -435,6 +444,11 @@ int sched_run(const struct daemon_opts *d)
 		rc = net_wait(list, n, wait_bound(list, n, 0, SCHED_NET_WAIT_RUN),
 			      &sig);
 	stop = rc == SA_EINTR;
+	if (!stop && sched_hup) {
+		sa_info("SIGHUP: reloading the profiles");
+		load(d, &list, &n, &due);
+	}
+	sched_hup = 0;
 	while (!stop) {
 		time_t now = time(NULL), earliest = 0;
 		int ran = 0;
