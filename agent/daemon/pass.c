@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "csr.h"
 #include "hooks.h"
 #include "sa_err.h"
 #include "sa_esc.h"
@@ -348,6 +349,18 @@ enum pass_result pass_profile(const struct profile *p, int force,
 		*next = d.when;
 		if (d.new_renew_at || st.next_check != d.when ||
 		    st.phase != STATE_OK) {
+			/* the certificate on disk is the current one (a run
+			 * that stored it may have died before its state) */
+			if (st.serial == NULL || strcmp(st.serial, c.serial) != 0) {
+				char *subj = csr_name_oneline(
+					X509_get_subject_name(cert));
+
+				state_set(&st.serial, c.serial);
+				state_set(&st.subject, subj);
+				free(subj);
+				st.not_before = c.not_before;
+				st.not_after = c.not_after;
+			}
 			st.phase = STATE_OK;
 			st.failures = 0;
 			st.next_check = d.when;
