@@ -87,10 +87,10 @@ void due_decide(const struct profile *p, const struct state *st,
 		unsigned long rnd, struct due *d);
 
 /*
- * The renewal point of a certificate valid nb..na: RenewAt (percentage
- * of the lifetime, or seconds before the end), minus a jitter of
- * rnd % (J + 1) seconds where J is RenewJitter (negative: 1% of the
- * lifetime, at most 1 h). Never before nb, never after na.
+ * The renewal point of a certificate valid nb..na: RenewAt
+ * (profile_renew_point()), minus a jitter of rnd % (J + 1) seconds where
+ * J is profile_jitter() (RenewJitter; unset: 1% of the lifetime, at most
+ * 1 h). Never before nb, never after na.
  */
 time_t due_renew_point(const struct profile *p, time_t nb, time_t na,
 		       unsigned long rnd);

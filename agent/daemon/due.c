@@ -156,22 +156,11 @@ long due_backoff(long min_s, long max_s, int failures)
 time_t due_renew_point(const struct profile *p, time_t nb, time_t na,
 		       unsigned long rnd)
 {
-	long long life = (long long)na - (long long)nb, at, jit;
+	long long at = profile_renew_point(p, nb, na);
+	long jit = profile_jitter(p, na > nb ? (long)(na - nb) : 0);
 
-	if (life < 0)
-		life = 0;
-	if (p->renew_before >= 0 && p->renew_pct == 0)
-		at = (long long)na - p->renew_before;
-	else
-		at = (long long)nb + life * (p->renew_pct > 0 ? p->renew_pct : 75) / 100;
-	jit = p->jitter;
-	if (jit < 0) {
-		jit = life / 100;
-		if (jit > 3600)
-			jit = 3600;
-	}
 	if (jit > 0)
-		at -= (long long)(rnd % ((unsigned long long)jit + 1));
+		at -= (long long)(rnd % ((unsigned long)jit + 1));
 	if (at < (long long)nb)
 		at = nb;
 	if (at > (long long)na)

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "csr.h"
 #include "hooks.h"
 #include "sa_err.h"
 #include "sa_esc.h"
@@ -90,7 +91,12 @@ static enum pass_result failed(const struct profile *p, struct state *st,
 {
 	long wait;
 	char when[32];
+	size_t nl = strlen(p->name);
 
+	/* a message that names the profile already: once is enough */
+	if (strncmp(msg, "profile ", 8) == 0 &&
+	    strncmp(msg + 8, p->name, nl) == 0 && strncmp(msg + 8 + nl, ": ", 2) == 0)
+		msg += 10 + nl;
 	st->phase = STATE_FAILED;
 	state_set(&st->last_error, msg);
 	st->failures++;
@@ -119,17 +125,11 @@ static enum pass_result succeeded(const struct profile *p, struct state *st,
 	state_set(&st->subject, out->subject);
 	st->not_before = out->not_before;
 	st->not_after = out->not_after;
-	if (out->ca_not_after != 0)
-		st->ca_not_after = out->ca_not_after;
 	state_set(&st->key_uri, key);
 	st->last_success = now;
 	st->failures = 0;
 	st->next_try = 0;
 	state_set(&st->last_error, NULL);
-	if (out->ca_fingerprint != NULL)
-		state_set(&st->ca_fingerprint, out->ca_fingerprint);
-	if (out->next_ca_fingerprint != NULL)
-		state_set(&st->next_ca_fingerprint, out->next_ca_fingerprint);
 	st->renew_at = due_renew_point(p, out->not_before, out->not_after, rnd());
 	st->next_check = st->renew_at;
 	*next = st->renew_at;
@@ -192,6 +192,10 @@ static enum pass_result run_job(const struct profile *p, struct state *st,
 	int rc;
 
 	memset(&out, 0, sizeof(out));
+	if (sa_intr_caught() != 0) {
+		*next = now;
+		return PASS_PENDING; /* stopping: no new job, nothing written */
+	}
 	if (!d->resume) {
 		txn_clear(st);
 		if (d->kind != JOB_ADOPT) {
@@ -215,6 +219,12 @@ static enum pass_result run_job(const struct profile *p, struct state *st,
 	in.timeout_s = PASS_JOB_TIMEOUT;
 	rc = job_run(&in, &out);
 	now = time(NULL);
+	if (rc == SA_EINTR) {
+		sa_err_clear();
+		*next = now;
+		r = PASS_PENDING; /* stopped before it started: resumed next */
+		goto out;
+	}
 	if (rc != 0) {
 		snprintf(msg, sizeof(msg), "cannot start the job: %s",
 			 *sa_errmsg() ? sa_errmsg() : sa_strerror(rc));
@@ -222,6 +232,14 @@ static enum pass_result run_job(const struct profile *p, struct state *st,
 		r = failed(p, st, msg, now, next);
 		goto out;
 	}
+	/* what the child pinned (TOFU) or fetched (rollover), whatever the
+	 * outcome */
+	if (out.ca_fingerprint != NULL)
+		state_set(&st->ca_fingerprint, out.ca_fingerprint);
+	if (out.next_ca_fingerprint != NULL)
+		state_set(&st->next_ca_fingerprint, out.next_ca_fingerprint);
+	if (out.ca_not_after != 0)
+		st->ca_not_after = out.ca_not_after;
 	switch (out.status) {
 	case ENGINE_SUCCESS:
 		r = succeeded(p, st, &out, now, next);
@@ -271,9 +289,8 @@ static enum pass_result run_job(const struct profile *p, struct state *st,
 		/* keep a transaction that may live at the CA: resumed next */
 		if (!st->pending && !out.sent && !out.killed)
 			txn_clear(st);
-		snprintf(msg, sizeof(msg), "%s%s", out.killed ?
-			 "the job was killed or ran out of time: " : "",
-			 *out.err.msg ? out.err.msg : sa_strerror(out.err.code));
+		snprintf(msg, sizeof(msg), "%s", *out.err.msg ? out.err.msg :
+			 sa_strerror(out.err.code));
 		r = failed(p, st, msg, now, next);
 		break;
 	}
@@ -332,6 +349,18 @@ enum pass_result pass_profile(const struct profile *p, int force,
 		*next = d.when;
 		if (d.new_renew_at || st.next_check != d.when ||
 		    st.phase != STATE_OK) {
+			/* the certificate on disk is the current one (a run
+			 * that stored it may have died before its state) */
+			if (st.serial == NULL || strcmp(st.serial, c.serial) != 0) {
+				char *subj = csr_name_oneline(
+					X509_get_subject_name(cert));
+
+				state_set(&st.serial, c.serial);
+				state_set(&st.subject, subj);
+				free(subj);
+				st.not_before = c.not_before;
+				st.not_after = c.not_after;
+			}
 			st.phase = STATE_OK;
 			st.failures = 0;
 			st.next_check = d.when;

@@ -30,8 +30,8 @@
 
 /* How long a locked profile is waited for before it is skipped. */
 #define SCHED_LOCK_WAIT_MS 2000
-/* Bounds of the start-up waits (seconds) when no profile sets ClockWait
- * or NetworkWait (the largest a profile sets wins). */
+/* Bounds of the start-up waits (seconds): the largest ClockWait or
+ * NetworkWait of the profiles; these without profiles. */
 #define SCHED_CLOCK_WAIT_CHECK 60
 #define SCHED_CLOCK_WAIT_RUN 600
 #define SCHED_NET_WAIT_CHECK 30
@@ -39,6 +39,7 @@
 
 static sigset_t sched_sigs;
 static int sched_sfd = -1;
+static int sched_hup; /* a SIGHUP came during a start-up wait */
 
 /* Block TERM, INT, HUP and open the signalfd that reads them. */
 static int sigs_open(void)
@@ -128,8 +129,7 @@ static long wait_bound(struct profile **list, int n, int clock, long dflt)
 	int i;
 
 	for (i = 0; i < n; i++) {
-		long v = clock ? list[i]->o.s.clock_wait :
-			 list[i]->o.s.network_wait;
+		long v = clock ? list[i]->clock_wait : list[i]->network_wait;
 
 		if (v >= 0 && v > b)
 			b = v;
@@ -209,7 +209,9 @@ static int clock_wait(long max_s, int forever, int *sig)
 			warned = 1;
 		}
 		*sig = sleep_until(time(NULL) + 2);
-		if (*sig == SIGTERM || *sig == SIGINT)
+		if (*sig == SIGHUP)
+			sched_hup = 1;
+		else if (*sig != 0)
 			return SA_EINTR;
 	}
 	if (said)
@@ -286,7 +288,9 @@ static int net_wait(struct profile **list, int n, long max_s, int *sig)
 			return 0;
 		}
 		*sig = sleep_until(time(NULL) + 1);
-		if (*sig == SIGTERM || *sig == SIGINT)
+		if (*sig == SIGHUP)
+			sched_hup = 1;
+		else if (*sig != 0)
 			return SA_EINTR;
 	}
 	if (said)
@@ -353,6 +357,10 @@ int sched_check(const struct daemon_opts *d)
 	if (rc == 0)
 		rc = net_wait(list, n, wait_bound(list, n, 0, SCHED_NET_WAIT_CHECK),
 			      &sig);
+	if (rc == 0 && sched_hup) {
+		sig = SIGHUP; /* a one-shot command: SIGHUP ends it too */
+		rc = SA_EINTR;
+	}
 	for (i = 0; rc == 0 && i < n; i++) {
 		switch (one_pass(list[i], d->force, &next)) {
 		case PASS_OK: break;
@@ -361,8 +369,8 @@ int sched_check(const struct daemon_opts *d)
 		case PASS_FAILED: failed++; break;
 		}
 		sig = sig_take();
-		if (sig == SIGTERM || sig == SIGINT)
-			rc = SA_EINTR;
+		if (sig != 0)
+			rc = SA_EINTR; /* SIGHUP too: check is one-shot */
 	}
 	metrics(list, n);
 	profile_list_free(list, n);
@@ -436,6 +444,11 @@ int sched_run(const struct daemon_opts *d)
 		rc = net_wait(list, n, wait_bound(list, n, 0, SCHED_NET_WAIT_RUN),
 			      &sig);
 	stop = rc == SA_EINTR;
+	if (!stop && sched_hup) {
+		sa_info("SIGHUP: reloading the profiles");
+		load(d, &list, &n, &due);
+	}
+	sched_hup = 0;
 	while (!stop) {
 		time_t now = time(NULL), earliest = 0;
 		int ran = 0;
