@@ -3,7 +3,6 @@
  */
 #include "keyload.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <strings.h>
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
@@ -52,98 +52,11 @@ void keyload_free(struct keyload *kl)
 		return;
 	for (i = kl->n - 1; i >= 0; i--) {
 		p11_token_close(kl->tok[i].t);
+		/* it may hold a pin-value */
+		OPENSSL_cleanse(kl->tok[i].id, strlen(kl->tok[i].id));
 		free(kl->tok[i].id);
 	}
 	free(kl);
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Percent-decode [s, s+n). Caller frees. */
-static char *pct_decode(const char *s, size_t n)
-{
-	char *out = malloc(n + 1);
-	size_t i, k = 0;
-
-	if (out == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n &&
-		    hexval((unsigned char)s[i + 1]) >= 0 &&
-		    hexval((unsigned char)s[i + 2]) >= 0) {
-			out[k++] = (char)(hexval((unsigned char)s[i + 1]) * 16 +
-					  hexval((unsigned char)s[i + 2]));
-			i += 2;
-		} else {
-			out[k++] = s[i];
-		}
-	}
-	out[k] = '\0';
-	return out;
-}
-
-char *keyload_uri_attr(const char *uri, const char *attr)
-{
-	const char *p, *end;
-	size_t al = strlen(attr);
-
-	if (uri == NULL || strncasecmp(uri, "pkcs11:", 7) != 0)
-		return NULL;
-	p = uri + 7;
-	end = p + strcspn(p, "?");
-	while (p < end) {
-		const char *e = memchr(p, ';', (size_t)(end - p));
-
-		if (e == NULL)
-			e = end;
-		if ((size_t)(e - p) > al && strncmp(p, attr, al) == 0 &&
-		    p[al] == '=')
-			return pct_decode(p + al + 1, (size_t)(e - p) - al - 1);
-		p = e + 1;
-	}
-	return NULL;
-}
-
-/*
- * The token-identifying part of a URI: its path attributes except the
- * object ones, plus its query (module, PIN source). Two URIs with the
- * same part name the same token. Caller frees.
- */
-static char *token_id(const char *uri)
-{
-	static const char *const objattr[] = { "object=", "id=", "type=" };
-	const char *p = uri + 7, *end = p + strcspn(p, "?");
-	size_t cap = strlen(uri) + 2, n = 0, i;
-	char *out = malloc(cap);
-
-	if (out == NULL)
-		return NULL;
-	while (p < end) {
-		const char *e = memchr(p, ';', (size_t)(end - p));
-		int skip = 0;
-
-		if (e == NULL)
-			e = end;
-		for (i = 0; i < sizeof(objattr) / sizeof(objattr[0]); i++)
-			if (strncmp(p, objattr[i], strlen(objattr[i])) == 0)
-				skip = 1;
-		if (!skip && e > p) {
-			memcpy(out + n, p, (size_t)(e - p));
-			n += (size_t)(e - p);
-			out[n++] = ';';
-		}
-		p = e + 1;
-	}
-	strcpy(out + n, end);
-	return out;
 }
 
 int keyload_token(struct keyload *kl, const char *uri, p11_token **out)
@@ -152,21 +65,25 @@ int keyload_token(struct keyload *kl, const char *uri, p11_token **out)
 	int i, rc;
 
 	*out = NULL;
-	id = token_id(uri);
+	id = p11_uri_token_key(uri);
 	if (id == NULL)
-		return sa_fail(SA_ENOMEM, "out of memory");
+		return sa_fail_noossl(SA_EUSAGE, "cannot read the token URI: "
+				      "write it as pkcs11:token=...;object=...");
 	for (i = 0; i < kl->n; i++)
 		if (strcmp(kl->tok[i].id, id) == 0) {
+			OPENSSL_cleanse(id, strlen(id));
 			free(id);
 			*out = kl->tok[i].t;
 			return 0;
 		}
 	if (kl->n == KEYLOAD_MAX_TOKENS) {
+		OPENSSL_cleanse(id, strlen(id));
 		free(id);
 		return sa_fail(SA_EUSAGE, "too many different tokens in one run");
 	}
 	rc = p11_token_open(uri, &kl->opts, &kl->tok[kl->n].t);
 	if (rc < 0) {
+		OPENSSL_cleanse(id, strlen(id));
 		free(id);
 		return rc;
 	}
@@ -217,14 +134,15 @@ int keyload_file_get1(const char *path, EVP_PKEY **out)
 }
 
 int keyload_get1(struct keyload *kl, const char *name, EVP_PKEY **out,
-		 p11_token **tok_out)
+		 p11_keyobj **obj_out)
 {
+	p11_keyobj *obj = NULL;
 	p11_token *t = NULL;
 	int rc;
 
 	*out = NULL;
-	if (tok_out != NULL)
-		*tok_out = NULL;
+	if (obj_out != NULL)
+		*obj_out = NULL;
 	if (name == NULL || *name == '\0')
 		return sa_fail_noossl(SA_EUSAGE, "no key given");
 	if (!p11_is_uri(name))
@@ -232,18 +150,28 @@ int keyload_get1(struct keyload *kl, const char *name, EVP_PKEY **out,
 	rc = keyload_token(kl, name, &t);
 	if (rc < 0)
 		return rc;
-	rc = p11_key_get1(t, name, out);
+	rc = p11_key_get1(t, name, &obj);
 	if (rc < 0)
 		return rc;
 	if (sa_log_level() >= SA_LOG_VERBOSE) {
 		char shown[KEYLOAD_SHOWN];
 
 		sa_verbose("using the key %s in the token",
-			   keyload_display(name, shown, sizeof(shown)));
+			   keyload_display(p11_keyobj_get0_uri(obj), shown,
+					   sizeof(shown)));
 	}
-	if (tok_out != NULL)
-		*tok_out = t;
-	return 0;
+	*out = p11_keyobj_get0_pkey(obj);
+	if (obj_out != NULL) {
+		*obj_out = obj;
+		return 0;
+	}
+	/* the handle alone, the caller's own reference */
+	if (EVP_PKEY_up_ref(*out) != 1) {
+		*out = NULL;
+		rc = sa_fail(SA_ECRYPTO, "cannot keep the key handle");
+	}
+	p11_keyobj_free(obj);
+	return rc;
 }
 
 /* See keyload.h. */

@@ -20,11 +20,14 @@ int keyload_new(const struct p11_open_opts *opts, struct keyload **out);
 void keyload_free(struct keyload *kl);
 
 /*
- * The key named by name: a pkcs11: URI (token key; *tok_out, if not NULL,
- * gets the open token, borrowed) or a file path (*tok_out NULL). get1.
+ * The key named by name: a pkcs11: URI (token key) or a file path. A file
+ * key: *out (get1), *obj_out NULL. A token key with obj_out: *obj_out its
+ * custody object (get1: token, CKA_ID, label, canonical URI) and *out
+ * its handle, borrowed from the object; without obj_out: *out the handle
+ * (get1).
  */
 int keyload_get1(struct keyload *kl, const char *name, EVP_PKEY **out,
-		 p11_token **tok_out);
+		 p11_keyobj **obj_out);
 
 /* The open token for uri (opened on first use, then reused). Borrowed. */
 int keyload_token(struct keyload *kl, const char *uri, p11_token **out);
@@ -40,11 +43,5 @@ int keyload_file_get1(const char *path, EVP_PKEY **out);
  */
 #define KEYLOAD_SHOWN 1024
 const char *keyload_display(const char *name, char *buf, size_t len);
-
-/*
- * The percent-decoded value of a path attribute of a pkcs11: URI
- * ("object", "id", "token"...). NULL if absent. Caller frees.
- */
-char *keyload_uri_attr(const char *uri, const char *attr);
 
 #endif

@@ -22,10 +22,29 @@
 
 void agent_key_clear(struct agent_key *k)
 {
-	EVP_PKEY_free(k->key);
-	free(k->uri);
+	if (k->obj != NULL)
+		p11_keyobj_free(k->obj); /* k->key is its handle */
+	else
+		EVP_PKEY_free(k->key);
 	free(k->label);
 	memset(k, 0, sizeof(*k));
+}
+
+p11_token *agent_key_token(const struct agent_key *k)
+{
+	return p11_keyobj_get0_token(k->obj);
+}
+
+const char *agent_key_uri(const struct agent_key *k)
+{
+	return p11_keyobj_get0_uri(k->obj);
+}
+
+/* k takes the custody object obj (and its handle). */
+static void key_take(struct agent_key *k, p11_keyobj *obj)
+{
+	k->obj = obj;
+	k->key = p11_keyobj_get0_pkey(obj);
 }
 
 static int file_keygen(const struct p11_keyspec *ks, EVP_PKEY **out)
@@ -43,7 +62,7 @@ static int file_keygen(const struct p11_keyspec *ks, EVP_PKEY **out)
 /* --new-key: the id of a new key is derived from its public key. */
 static int newkey_no_id(const char *uri)
 {
-	char *id = keyload_uri_attr(uri, "id");
+	char *id = p11_uri_attr(uri, "id", NULL);
 
 	if (id == NULL)
 		return 0;
@@ -57,14 +76,9 @@ static int newkey_no_id(const char *uri)
 /* The label is taken: say what enroll can do about it. */
 static int exists_hint(int rc)
 {
-	char *why = strdup(sa_errmsg());
-
-	rc = sa_fail_noossl(rc, "%s: add -R to continue a pending enrollment "
-			    "with the key already there, or --overwrite to "
-			    "replace it once the new certificate is stored",
-			    why ? why : "the label is taken");
-	free(why);
-	return rc;
+	return sa_fail_suffix(rc, ": add -R to continue a pending enrollment "
+			      "with the key already there, or --overwrite to "
+			      "replace it once the new certificate is stored");
 }
 
 /* Is key of the type and size ks asks for? */
@@ -90,14 +104,14 @@ static int key_fits(EVP_PKEY *key, const struct p11_keyspec *ks)
  * certificate was stored; with -R, or when it is of the type asked, the
  * key is used again (1: k filled); else it is removed. 0: generate.
  */
-static int staged_take(const struct agent_opts *o,
+static int staged_take(const struct agent_opts *o, p11_token *tok,
 		       const struct p11_keyspec *ks, struct agent_key *k)
 {
-	EVP_PKEY *key = NULL;
-	char *uri = NULL, shown[KEYLOAD_SHOWN];
+	p11_keyobj *key = NULL;
+	char shown[KEYLOAD_SHOWN];
 	int rc, certified, used;
 
-	rc = p11_staged_get1(k->tok, k->label, &key, &uri, &certified, &used);
+	rc = p11_staged_get1(tok, k->label, &key, &certified, &used);
 	if (rc <= 0)
 		return rc;
 	if (certified && used && !k->replace) {
@@ -109,7 +123,7 @@ static int staged_take(const struct agent_opts *o,
 		sa_info("an earlier run stored the certificate of the new key "
 			"\"%s~new\" but did not finish; finishing it",
 			keyload_display(k->label, shown, sizeof(shown)));
-		rc = p11_key_commit(k->tok, key, k->label, NULL);
+		rc = p11_key_commit(key, k->label, k->keep_old);
 		goto out;
 	}
 	if (o->op == OP_ENROLL && o->s.resume == 1) {
@@ -124,7 +138,7 @@ static int staged_take(const struct agent_opts *o,
 		rc = 0;
 		goto out;
 	}
-	if (key_fits(key, ks)) {
+	if (key_fits(p11_keyobj_get0_pkey(key), ks)) {
 		sa_info("using again the key \"%s~new\" an earlier run "
 			"generated for a request it did not finish",
 			keyload_display(k->label, shown, sizeof(shown)));
@@ -134,15 +148,13 @@ static int staged_take(const struct agent_opts *o,
 	sa_info("removing the key \"%s~new\" an earlier run left unfinished: "
 		"it is not of the type asked",
 		keyload_display(k->label, shown, sizeof(shown)));
-	rc = p11_key_destroy(k->tok, key);
+	rc = p11_key_destroy(key);
 	goto out;
 take:
-	k->key = key;
-	k->uri = uri;
+	key_take(k, key);
 	return 1;
 out:
-	EVP_PKEY_free(key);
-	free(uri);
+	p11_keyobj_free(key);
 	return rc < 0 ? rc : 0;
 }
 
@@ -153,9 +165,12 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 	struct p11_keyspec ks;
 	const char *type = s->key_type ? s->key_type : "rsa:2048";
 	char shown[KEYLOAD_SHOWN];
-	int rc;
+	p11_keyobj *obj = NULL;
+	p11_token *tok = NULL;
+	int rc, keep_old = k->keep_old;
 
 	memset(k, 0, sizeof(*k));
+	k->keep_old = keep_old;
 	if (s->new_key != NULL) {
 		if (!p11_is_uri(s->new_key))
 			return sa_fail_noossl(SA_EUSAGE, "--new-key (NewKey) "
@@ -163,29 +178,29 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 					      "'pkcs11:token=t1;object=mykey'");
 		if ((rc = p11_keyspec_parse(type, &ks)) < 0)
 			return rc;
-		k->label = keyload_uri_attr(s->new_key, "object");
+		k->label = p11_uri_attr(s->new_key, "object", NULL);
 		if (k->label == NULL)
 			return sa_fail_noossl(SA_EUSAGE, "--new-key needs "
 					      "object=LABEL: the label of the "
 					      "new key");
 		if ((rc = newkey_no_id(s->new_key)) < 0)
 			goto out;
-		rc = keyload_token(kl, s->new_key, &k->tok);
+		rc = keyload_token(kl, s->new_key, &tok);
 		if (rc < 0)
 			goto out;
 		k->replace = s->overwrite == 1;
 		k->staged = 1;
-		rc = staged_take(o, &ks, k);
+		rc = staged_take(o, tok, &ks, k);
 		if (rc < 0)
 			goto out;
 		if (rc == 1)
 			return 0;
 		if (o->op == OP_ENROLL && s->resume == 1) {
 			/* a pending enrollment of an older run, not staged */
-			rc = p11_newkey_get1(k->tok, k->label, k->replace,
-					     &k->key, &k->uri);
+			rc = p11_newkey_get1(tok, k->label, k->replace, &obj);
 			if (rc < 0)
 				goto out;
+			key_take(k, obj);
 			sa_info("resuming with the key \"%s\" generated for the "
 				"pending request",
 				keyload_display(k->label, shown, sizeof(shown)));
@@ -195,15 +210,13 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 		}
 		sa_info("generating a %s key \"%s\" in the token", type,
 			keyload_display(k->label, shown, sizeof(shown)));
-		rc = p11_keygen(k->tok, k->label, &ks, P11_KEYGEN_STAGED |
-				(k->replace ? P11_KEYGEN_OVERWRITE : 0),
-				&k->key, &k->uri);
+		rc = p11_keygen(tok, k->label, &ks, P11_KEYGEN_STAGED |
+				(k->replace ? P11_KEYGEN_OVERWRITE : 0), &obj);
 		if (rc == SA_EEXIST && o->op == OP_ENROLL)
 			rc = exists_hint(rc);
 		if (rc < 0)
 			goto out;
-		if (k->uri == NULL)
-			k->uri = p11_key_uri(k->tok, k->key);
+		key_take(k, obj);
 		k->generated = 1;
 		sa_step("key-generated");
 		return 0;
@@ -234,25 +247,19 @@ int agent_key_obtain(const struct agent_opts *o, struct keyload *kl,
 		sa_step("key-generated");
 		return 0;
 	}
-	rc = keyload_get1(kl, s->private_key, &k->key, &k->tok);
+	rc = keyload_get1(kl, s->private_key, &k->key, &obj);
 	if (rc == SA_ENOTFOUND && o->op == OP_MKREQUEST) {
 		/* -k names an existing token key; new ones come from --new-key */
-		char *why = strdup(sa_errmsg());
-
-		rc = sa_fail_noossl(rc, "%s; mkrequest -k uses a key that is "
+		rc = sa_fail_suffix(rc, "; mkrequest -k uses a key that is "
 				    "already in the token: create it there first "
 				    "(e.g. pkcs11-tool --keypairgen --id ...), or "
 				    "let --new-key 'pkcs11:token=...;object=LABEL' "
-				    "generate one", why ? why : "no such key");
-		free(why);
+				    "generate one");
 	}
 	if (rc < 0)
 		goto out;
-	if (k->tok != NULL) {
-		/* the canonical URI: the user's may carry pin-value */
-		k->uri = p11_key_uri(k->tok, k->key);
-		k->label = keyload_uri_attr(s->private_key, "object");
-	}
+	if (obj != NULL)
+		key_take(k, obj); /* its URI is the canonical one, never a PIN */
 	return 0;
 out:
 	agent_key_clear(k);
@@ -356,14 +363,15 @@ void agent_key_discard(struct agent_key *k, const char *why)
 {
 	char shown[KEYLOAD_SHOWN];
 
-	if (!(k->generated || k->reused) || k->tok == NULL)
+	if (!(k->generated || k->reused) || k->obj == NULL)
 		return;
-	if (p11_key_destroy(k->tok, k->key) == 0) {
+	if (p11_key_destroy(k->obj) == 0) {
 		sa_info("%s: the key \"%s\" generated %s was removed from the "
 			"token", why, keyload_display(k->label, shown,
 						      sizeof(shown)),
 			k->generated ? "in this run" : "by an earlier run");
-		EVP_PKEY_free(k->key);
+		p11_keyobj_free(k->obj);
+		k->obj = NULL;
 		k->key = NULL;
 		k->generated = 0;
 		k->reused = 0;
@@ -372,7 +380,7 @@ void agent_key_discard(struct agent_key *k, const char *why)
 	sa_warn("%s, and the key generated for it could not be removed (%s); "
 		"it stays in the token as %s: the same command uses it again, "
 		"or removes it if another --key-type is asked", why, sa_errmsg(),
-		keyload_display(k->uri, shown, sizeof(shown)));
+		keyload_display(agent_key_uri(k), shown, sizeof(shown)));
 }
 
 /*
@@ -383,12 +391,13 @@ void agent_key_discard(struct agent_key *k, const char *why)
 static void mkrequest_discard(const struct agent_opts *o, struct agent_key *k,
 			      int rc)
 {
-	char *msg;
+	struct sa_error e;
 
 	if (!k->generated)
 		return;
-	msg = strdup(sa_errmsg());
-	if (k->tok != NULL) {
+	/* the failure's own error, kept while the key goes */
+	sa_error_take(&e, rc);
+	if (k->obj != NULL) {
 		agent_key_discard(k, "no request was made");
 	} else if (unlink(o->s.private_key) == 0) {
 		sa_info("the key file %s written in this run was removed",
@@ -398,8 +407,7 @@ static void mkrequest_discard(const struct agent_opts *o, struct agent_key *k,
 			"removed: %s", o->s.private_key, strerror(errno));
 	}
 	k->generated = 0;
-	sa_fail_noossl(rc, "%s", msg ? msg : "mkrequest failed");
-	free(msg);
+	sa_error_raise(&e);
 }
 
 int op_mkrequest(const struct agent_opts *o, int *result)
@@ -439,14 +447,12 @@ int op_mkrequest(const struct agent_opts *o, int *result)
 	rc = files_write_csr(o->s.cert_req_file, req);
 	if (rc < 0)
 		goto out;
-	if ((k.generated || k.reused) && k.tok != NULL && k.staged) {
+	if ((k.generated || k.reused) && k.obj != NULL && k.staged) {
 		/*
 		 * no certificate will arrive in this run to wait for, so the
 		 * new key takes the label now (with --overwrite the old key
 		 * and its certificate go); the request names the new key.
 		 */
-		char *uri = NULL;
-
 		/*
 		 * From here the new key is never removed again: once it has
 		 * the label, a failed deletion of an old object must not take
@@ -454,19 +460,18 @@ int op_mkrequest(const struct agent_opts *o, int *result)
 		 */
 		k.generated = 0;
 		k.reused = 0;
-		rc = p11_key_commit(k.tok, k.key, k.label, &uri);
+		rc = p11_key_commit(k.obj, k.label, 0);
 		if (rc < 0)
 			goto out;
-		free(k.uri);
-		k.uri = uri;
 	}
-	if (k.uri != NULL) {
+	if (k.obj != NULL) {
 		char shown[KEYLOAD_SHOWN];
 
 		agent_out("key in the token: %s",
-			  keyload_display(k.uri, shown, sizeof(shown)));
+			  keyload_display(agent_key_uri(&k), shown,
+					  sizeof(shown)));
 	}
-	else if (k.generated && k.tok == NULL)
+	else if (k.generated)
 		agent_out("key written as %s", o->s.private_key);
 	agent_out("request written as %s", o->s.cert_req_file);
 out:

@@ -9,10 +9,15 @@
 
 /* The key a request is made for. */
 struct agent_key {
-	EVP_PKEY *key;   /* owned */
-	p11_token *tok;  /* borrowed from the keyload; NULL for a file key */
-	char *uri;       /* the key's pkcs11: URI (token keys), owned */
-	char *label;     /* CKA_LABEL (object= of the URI), owned, may be NULL */
+	EVP_PKEY *key;   /* the handle: a file key's (owned), or the token
+			  * key's (borrowed from obj) */
+	p11_keyobj *obj; /* a token key's custody object (token, CKA_ID,
+			  * label, URI, handle), owned; NULL for a file key */
+	char *label;     /* --new-key: the label the key takes in
+			  * p11_key_commit() (object= of the URI); owned;
+			  * NULL for other keys */
+	int keep_old;    /* in (kept by agent_key_obtain): previous pairs a
+			  * commit retires rather than destroys (KeepOld) */
 	int generated;   /* made in this run */
 	int resumed;     /* --new-key -R: made by an earlier (pending) run */
 	int replace;     /* --new-key --overwrite: the label's old objects go
@@ -24,6 +29,12 @@ struct agent_key {
 };
 
 void agent_key_clear(struct agent_key *k);
+
+/* The token key's token (borrowed), or NULL for a file key. */
+p11_token *agent_key_token(const struct agent_key *k);
+
+/* The token key's canonical URI (borrowed), or NULL for a file key. */
+const char *agent_key_uri(const struct agent_key *k);
 
 /*
  * A token key generated in this run that no CA will certify: remove it

@@ -20,7 +20,8 @@ struct query {
 	struct scep_ca ca;
 	scep_client *c;
 	struct keyload *kl;
-	EVP_PKEY *key;
+	EVP_PKEY *key;      /* a file key (owned), or obj's handle */
+	p11_keyobj *obj;    /* a token key's custody object, owned */
 	X509 *cert;   /* -l: the signer's certificate */
 	X509 *other;  /* -O */
 };
@@ -29,7 +30,10 @@ static void query_clear(struct query *q)
 {
 	X509_free(q->other);
 	X509_free(q->cert);
-	EVP_PKEY_free(q->key);
+	if (q->obj != NULL)
+		p11_keyobj_free(q->obj);
+	else
+		EVP_PKEY_free(q->key);
 	keyload_free(q->kl);
 	scep_client_free(q->c);
 	scep_ca_clear(&q->ca);
@@ -57,7 +61,7 @@ static int query_open(const struct agent_opts *o, struct query *q)
 	if (rc == 0)
 		rc = keyload_new(&o->p11, &q->kl);
 	if (rc == 0)
-		rc = keyload_get1(q->kl, s->private_key, &q->key, NULL);
+		rc = keyload_get1(q->kl, s->private_key, &q->key, &q->obj);
 	if (rc == 0 && EVP_PKEY_eq(X509_get0_pubkey(q->cert), q->key) != 1) {
 		char shown[KEYLOAD_SHOWN];
 
@@ -65,7 +69,9 @@ static int query_open(const struct agent_opts *o, struct query *q)
 		rc = sa_fail_noossl(SA_EKEY, "the certificate %s does not "
 				    "belong to the key %s; give -l the "
 				    "certificate of that key", s->local_cert_file,
-				    keyload_display(s->private_key, shown,
+				    keyload_display(q->obj ?
+						    p11_keyobj_get0_uri(q->obj) :
+						    s->private_key, shown,
 						    sizeof(shown)));
 	}
 	if (rc < 0)

@@ -109,12 +109,53 @@ int p11_token_open(const char *uri, const struct p11_open_opts *opts,
 void p11_token_close(p11_token *t);
 
 /*
- * Private key named by uri (object=, id=, type=private). The EVP_PKEY
- * routes sign and decrypt into the token. get1: caller frees; the key is
- * usable only while t is open. Exactly one match is required
- * (SA_ENOTFOUND for none; SA_EKEY with a hint for several).
+ * The value of one attribute of a pkcs11: URI, percent-decoded by
+ * p11-kit's parser: "object" (CKA_LABEL), "id" (CKA_ID, binary), or the
+ * token's "token", "manufacturer", "serial", "model" (trailing blanks
+ * cut). A new NUL-terminated buffer (caller frees) and, if len is not
+ * NULL, its length; NULL when s is not a URI p11-kit parses, the
+ * attribute is absent, or out of memory. Never prints (a URI may carry
+ * a PIN).
  */
-int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out);
+char *p11_uri_attr(const char *uri, const char *attr, size_t *len);
+
+/*
+ * What names uri's token (and module and PIN source): uri parsed by
+ * p11-kit and formatted again without its object attributes (object=,
+ * id=, type=). Two key URIs with the same result name the same token.
+ * For comparing, never for showing (it keeps a pin-value: wipe it before
+ * freeing). Caller frees; NULL when uri is not a URI p11-kit parses.
+ */
+char *p11_uri_token_key(const char *uri);
+
+/*
+ * The custody object: one key pair in a token as the custody layer knows
+ * it - its token (borrowed: close the token after freeing the object),
+ * its CKA_ID (what every later operation finds its objects by), the
+ * label of its private key, its canonical pkcs11: URI (token attributes,
+ * object=, id=, type=private, module-path; never a PIN) and its EVP_PKEY
+ * handle (signs and decrypts in the token). Made by p11_key_get1(),
+ * p11_keygen(), p11_newkey_get1(), p11_staged_get1(); taken by
+ * p11_cert_store(), p11_key_commit(), p11_key_destroy(), p11_cert_uri().
+ * The get0 results are borrowed from the object; label and URI follow a
+ * p11_key_commit().
+ */
+typedef struct p11_keyobj p11_keyobj;
+
+void p11_keyobj_free(p11_keyobj *k);  /* NULL ok */
+p11_token *p11_keyobj_get0_token(const p11_keyobj *k);
+EVP_PKEY *p11_keyobj_get0_pkey(const p11_keyobj *k);
+const unsigned char *p11_keyobj_get0_id(const p11_keyobj *k, size_t *len);
+const char *p11_keyobj_get0_label(const p11_keyobj *k);
+const char *p11_keyobj_get0_uri(const p11_keyobj *k);
+
+/*
+ * The private key named by uri (object=, id=, type=private) as a custody
+ * object. The EVP_PKEY routes sign and decrypt into the token. get1:
+ * caller frees; usable only while t is open. Exactly one match is
+ * required (SA_ENOTFOUND for none; SA_EKEY with a hint for several).
+ */
+int p11_key_get1(p11_token *t, const char *uri, p11_keyobj **out);
 
 /*
  * The last failed token call of a key operation OpenSSL made through a
@@ -219,19 +260,19 @@ int p11_keyspec_parse(const char *s, struct p11_keyspec *out);
  * stay usable, and p11_key_commit() - called once the new key's
  * certificate is stored (or its request written) - gives the new pair
  * the label and removes the old objects.
- * The token must be open with need_login. On success *out (may be NULL)
- * is the private key handle (get1) and, if uri_out is not NULL, the key's
- * pkcs11: URI with module-path (caller frees with free()).
+ * The token must be open with need_login. On success *out is the new
+ * key's custody object (get1; its URI names the staging label while it
+ * has it).
  */
 int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
-	       int flags, EVP_PKEY **out, char **uri_out);
+	       int flags, p11_keyobj **out);
 
 /*
  * p11_keygen() with the label taken from uri's object= (--new-key URI).
  * An id= in uri is refused (SA_EUSAGE): the id is derived from the key.
  */
 int p11_keygen_uri(p11_token *t, const char *uri, const struct p11_keyspec *ks,
-		   int overwrite, EVP_PKEY **out, char **uri_out);
+		   int overwrite, p11_keyobj **out);
 
 /* The provisional label of a replacement pair: label + "~new". Caller frees. */
 char *p11_provisional_label(const char *label);
@@ -241,24 +282,42 @@ char *p11_provisional_label(const char *label);
  * to continue with it (a pending request): the staging pair if there is
  * one, else the private key labelled label (overwrite is not used).
  * Exactly one must match (SA_ENOTFOUND for none; SA_EKEY for several).
- * get1; uri_out (may be NULL) the key's canonical URI, caller frees.
+ * get1.
  */
 int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
-		    EVP_PKEY **out, char **uri_out);
+		    p11_keyobj **out);
 
 /*
  * Finish a staged key once its certificate is stored (or its request
- * written): every object labelled label with another CKA_ID (the old key
- * pair and certificate) is destroyed, then the objects of key (its
- * CKA_ID) under the staging label are relabelled label, the private key
- * last. So the label never names two keys, and an interruption leaves
- * the new pair under the staging label, which p11_staged_get1() reports
- * certified: calling this again finishes. A no-op for a key already
- * labelled label with nothing else of that label. uri_out (may be NULL):
- * the key's URI.
+ * written): the objects of the label's previous key pair (another
+ * CKA_ID) leave the label, its private key first; then k's objects (its
+ * CKA_ID) under its staging label take the label, k's private key last.
+ * So the label never names two keys, and an interruption leaves either
+ * the old pair under the label or k's pair whole under its staging label
+ * with its certificate (p11_staged_get1() reports it certified; the old
+ * pair's objects each under the label, retired or destroyed): calling
+ * this again finishes.
+ *
+ * What leaving the label means: with keep_old 0, the old objects are
+ * destroyed (as before KeepOld). With keep_old N > 0, an old pair whose
+ * certificate is in the token (same CKA_ID, any label) is retired: its
+ * objects are relabelled p11_retired_label(label, serial of that
+ * certificate); a pair without a certificate is destroyed. Then retired
+ * pairs of label beyond the keep_old newest (by their certificate's
+ * notBefore) are destroyed, the private key last - with keep_old 0 too,
+ * so lowering KeepOld prunes. A no-op (but the pruning) for a key already
+ * labelled label with nothing else of that label. k's label and URI
+ * follow.
  */
-int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
-		   char **uri_out);
+int p11_key_commit(p11_keyobj *k, const char *label, int keep_old);
+
+/*
+ * The label of a retired pair: label + "~old-" + the serial number of its
+ * certificate in lowercase hex without colons (as StoreDir names
+ * <serial>.crt). Caller frees; NULL when out of memory.
+ */
+char *p11_retired_label(const char *label, const char *serial_hex);
+#define P11_RETIRED_INFIX "~old-"
 
 /*
  * The staging pair an earlier run left for label (one private key
@@ -272,28 +331,27 @@ int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
  * staging label with another CKA_ID than the private key (a generation
  * interrupted while it set the ids) takes the private key's first.
  */
-int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
-		    char **uri_out, int *certified, int *label_used);
+int p11_staged_get1(p11_token *t, const char *label, p11_keyobj **out,
+		    int *certified, int *label_used);
 
-/* The pkcs11: URI of the certificate object with key's CKA_ID, or NULL. */
-char *p11_cert_uri(p11_token *t, EVP_PKEY *key);
-
-/*
- * Destroy the key pair of key (private and public objects with its
- * CKA_ID): for a key generated in this run that no CA has certified.
- * Refused (SA_EEXIST) if a certificate object carries that CKA_ID. Free
- * key afterwards; it is unusable.
- */
-int p11_key_destroy(p11_token *t, EVP_PKEY *key);
+/* The pkcs11: URI of a certificate object with k's CKA_ID, or NULL. */
+char *p11_cert_uri(const p11_keyobj *k);
 
 /*
- * Store cert in the token as CKO_CERTIFICATE with the CKA_ID of the
- * private key matching its public key (found in the token) and label.
- * An existing certificate object with the same id and label is replaced.
- * uri_out (may be NULL) receives the certificate's pkcs11: URI. label
- * NULL: the key's label. SA_ENOTFOUND when no key in the token matches.
+ * Destroy k's key pair (private and public objects with its CKA_ID): for
+ * a key generated in this run that no CA has certified. Refused
+ * (SA_EEXIST) if a certificate object carries that CKA_ID. Free k
+ * afterwards; its handle is unusable.
  */
-int p11_cert_store(p11_token *t, X509 *cert, const char *label,
+int p11_key_destroy(p11_keyobj *k);
+
+/*
+ * Store cert in k's token as CKO_CERTIFICATE with k's CKA_ID and label.
+ * cert must be k's (its public key k's: else SA_EKEY). An existing
+ * certificate object with the same id and label is replaced. uri_out (may
+ * be NULL) receives the certificate's pkcs11: URI. label NULL: k's label.
+ */
+int p11_cert_store(p11_keyobj *k, X509 *cert, const char *label,
 		   char **uri_out);
 
 /*

@@ -276,45 +276,39 @@ out:
 }
 
 /* See p11.h. */
-int p11_cert_store(p11_token *t, X509 *cert, const char *label,
+int p11_cert_store(p11_keyobj *k, X509 *cert, const char *label,
 		   char **uri_out)
 {
-	unsigned char *id = NULL;
-	size_t idlen = 0;
-	char *klabel = NULL, *uri = NULL;
-	EVP_PKEY *pub = X509_get0_pubkey(cert);
+	char *uri = NULL;
 	int rc;
 
 	if (uri_out != NULL)
 		*uri_out = NULL;
-	if (pub == NULL)
+	if (X509_get0_pubkey(cert) == NULL)
 		return sa_fail(SA_ECRYPTO, "the certificate has no usable public key");
-	rc = p11_key_id_for_pubkey(t, pub, &id, &idlen, &klabel);
+	if (!p11_key_matches_cert(k->pkey, cert))
+		return sa_fail_noossl(SA_EKEY, "the certificate's public key is not "
+				      "that of the key '%s' on token '%s'; not "
+				      "storing it next to that key", k->label,
+				      k->t->label);
+	rc = p11_keyobj_need_id(k, "store its certificate");
 	if (rc < 0)
-		goto out;
+		return rc;
 	if (label == NULL || label[0] == '\0')
-		label = klabel;
-	if (label[0] == '\0') {
-		rc = sa_fail_noossl(SA_EUSAGE, "the key has no label; give one "
-				    "for the certificate");
-		goto out;
-	}
-	rc = store(t, cert, label, id, idlen);
+		label = k->label;
+	if (label[0] == '\0')
+		return sa_fail_noossl(SA_EUSAGE, "the key has no label; give one "
+				      "for the certificate");
+	rc = store(k->t, cert, label, k->id, k->idlen);
 	if (rc < 0)
-		goto out;
+		return rc;
 	if (uri_out != NULL) {
-		uri = p11_object_uri(t, CKO_CERTIFICATE, label, id, idlen);
-		if (uri == NULL) {
-			rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
-			goto out;
-		}
+		uri = p11_object_uri(k->t, CKO_CERTIFICATE, label, k->id, k->idlen);
+		if (uri == NULL)
+			return sa_fail_noossl(SA_ENOMEM, "out of memory");
 		*uri_out = uri;
 	}
-	rc = 0;
-out:
-	free(id);
-	free(klabel);
-	return rc;
+	return 0;
 }
 
 /* See p11.h. CKA_ID is the SHA-1 of the public key (RFC 5280 key id). */

@@ -205,6 +205,30 @@ int p11_find_by_id(p11_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG n,
 		   const unsigned char *id, size_t idlen, int same,
 		   CK_OBJECT_HANDLE **out, CK_ULONG *count);
 
+/* p11_keyobj.c: the custody object (p11.h). */
+struct p11_keyobj {
+	p11_token *t;            /* borrowed */
+	CK_OBJECT_HANDLE priv;   /* the private key object */
+	unsigned char *id;       /* CKA_ID (NULL, 0: the key has none) */
+	size_t idlen;
+	char *label;             /* the private key's CKA_LABEL ("" if none) */
+	char *uri;               /* canonical URI (p11_object_uri) */
+	EVP_PKEY *pkey;          /* our provider's handle, owned */
+};
+/* The object for private key priv of t: reads its CKA_ID and label, makes
+ * its URI and handle. get1. */
+int p11_keyobj_make(p11_token *t, CK_OBJECT_HANDLE priv, p11_keyobj **out);
+/* k's private key now has label (len bytes): k's label and URI follow. */
+int p11_keyobj_relabelled(p11_keyobj *k, const char *label, size_t len);
+/* SA_EKEY, saying what cannot be done, when k has no CKA_ID. */
+int p11_keyobj_need_id(const p11_keyobj *k, const char *what);
+
+/* p11_retire.c: retire (KeepOld) or destroy the label's old pairs and
+ * prune the retired ones beyond keep_old; see p11_key_commit(). */
+int p11_retire_old_priv(p11_keyobj *k, const char *label, int keep_old);
+int p11_retire_old_rest(p11_keyobj *k, const char *label, int keep_old);
+int p11_retire_prune(p11_token *t, const char *label, int keep_old);
+
 /* p11_cert.c */
 int p11_key_id_for_pubkey(p11_token *t, EVP_PKEY *pub, unsigned char **id,
 			  size_t *idlen, char **label);

@@ -73,7 +73,7 @@ out:
 }
 
 /* See p11.h. */
-int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out)
+int p11_key_get1(p11_token *t, const char *uri, p11_keyobj **out)
 {
 	CK_ATTRIBUTE *label, *id, *cls;
 	CK_ATTRIBUTE rid = { CKA_ID, NULL, 0 }, rlabel = { CKA_LABEL, NULL, 0 };
@@ -118,7 +118,7 @@ int p11_key_get1(p11_token *t, const char *uri, EVP_PKEY **out)
 				    is ? is : "?");
 		goto out;
 	}
-	rc = p11_prov_key_new(t, obj, out);
+	rc = p11_keyobj_make(t, obj, out);
 out:
 	free(rid.pValue);
 	free(rlabel.pValue);
@@ -267,7 +267,7 @@ static int check_custody(p11_token *t, CK_OBJECT_HANDLE priv)
 
 /* See p11.h. */
 int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
-	       int flags, EVP_PKEY **out, char **uri_out)
+	       int flags, p11_keyobj **out)
 {
 	int overwrite = (flags & P11_KEYGEN_OVERWRITE) != 0;
 	int staged = (flags & P11_KEYGEN_STAGED) != 0;
@@ -287,15 +287,12 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 	CK_ATTRIBUTE idattr[2] = { { CKA_ID, id, sizeof(id) },
 				   { CKA_ID, id, sizeof(id) } };
 	CK_ATTRIBUTE pubt[10], privt[12];
-	char *uri = NULL, *prov = NULL;
+	char *prov = NULL;
 	const char *glabel = label;
 	CK_RV rv;
 	int rc, keep = 0;
 
-	if (out != NULL)
-		*out = NULL;
-	if (uri_out != NULL)
-		*uri_out = NULL;
+	*out = NULL;
 	if (label == NULL || label[0] == '\0')
 		return sa_fail_noossl(SA_EUSAGE, "a new key needs a label: give "
 				      "object=LABEL in the key URI");
@@ -416,20 +413,9 @@ int p11_keygen(p11_token *t, const char *label, const struct p11_keyspec *ks,
 			"stored; the %lu object(s) labelled '%s' stay until then",
 			glabel, (unsigned long)nold, label);
 
-	uri = p11_object_uri(t, CKO_PRIVATE_KEY, glabel, id, sizeof(id));
-	if (uri == NULL) {
-		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+	rc = p11_keyobj_make(t, priv, out);
+	if (rc < 0)
 		goto out;
-	}
-	if (out != NULL) {
-		rc = p11_prov_key_new(t, priv, out);
-		if (rc < 0)
-			goto out;
-	}
-	if (uri_out != NULL) {
-		*uri_out = uri;
-		uri = NULL;
-	}
 	rc = 0;
 out:
 	if (rc < 0 && !keep) {
@@ -438,7 +424,6 @@ out:
 		if (pub != CK_INVALID_HANDLE)
 			t->mod->fl->C_DestroyObject(t->sess, pub);
 	}
-	free(uri);
 	free(prov);
 	free(old);
 	OPENSSL_free(ecp);
@@ -447,17 +432,14 @@ out:
 
 /* See p11.h. */
 int p11_keygen_uri(p11_token *t, const char *uri, const struct p11_keyspec *ks,
-		   int overwrite, EVP_PKEY **out, char **uri_out)
+		   int overwrite, p11_keyobj **out)
 {
 	CK_ATTRIBUTE *a;
 	P11KitUri *u = NULL;
 	char *label = NULL;
 	int rc;
 
-	if (out != NULL)
-		*out = NULL;
-	if (uri_out != NULL)
-		*uri_out = NULL;
+	*out = NULL;
 	rc = p11_uri_parse(uri, &u);
 	if (rc < 0)
 		return rc;
@@ -478,7 +460,7 @@ int p11_keygen_uri(p11_token *t, const char *uri, const struct p11_keyspec *ks,
 		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = p11_keygen(t, label, ks, overwrite, out, uri_out);
+	rc = p11_keygen(t, label, ks, overwrite, out);
 out:
 	free(label);
 	p11_kit_uri_free(u);

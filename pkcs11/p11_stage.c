@@ -2,7 +2,8 @@
  * p11_stage.c - the life of a new key after its generation: a key pair
  * waits under its staging label (LABEL~new, p11_key.c) until its
  * certificate is stored (or its request written); p11_key_commit() then
- * gives it the label and removes the old pair of that label;
+ * gives it the label and retires or removes the old pair of that label
+ * (p11_retire.c);
  * p11_staged_get1() and p11_newkey_get1() find what an earlier,
  * interrupted run left, so that the next run reuses or finishes it;
  * p11_key_destroy() removes a key no CA certified.
@@ -53,171 +54,150 @@ int p11_find_by_id(p11_token *t, CK_ATTRIBUTE *tmpl, CK_ULONG n,
 	return 0;
 }
 
-/* See p11.h. */
-int p11_key_commit(p11_token *t, EVP_PKEY *key, const char *label,
-		   char **uri_out)
+/*
+ * k's objects under its current label cur (not the private key): they take
+ * label. An object of k already labelled label is not under cur.
+ */
+static int relabel_rest(p11_keyobj *k, const char *cur, CK_ATTRIBUTE *lt)
 {
-	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, label ? strlen(label) : 0 };
-	CK_ATTRIBUTE cur;
+	p11_token *t = k->t;
+	CK_ATTRIBUTE ct = { CKA_LABEL, (void *)cur, strlen(cur) };
 	CK_OBJECT_HANDLE *h = NULL;
-	CK_OBJECT_CLASS *cls = NULL;
 	CK_ULONG n = 0, i;
-	unsigned char *id = NULL;
-	size_t idlen = 0;
-	char *clabel = NULL, *uri = NULL;
 	CK_RV rv;
 	int rc;
 
-	if (uri_out != NULL)
-		*uri_out = NULL;
-	if (label == NULL || label[0] == '\0')
-		return sa_fail_noossl(SA_EUSAGE, "replacing a key needs its label");
-	rc = p11_need_rw(t, "replace a key");
-	if (rc < 0)
-		return rc;
-	rc = p11_key_id_for_pubkey(t, key, &id, &idlen, &clabel);
-	if (rc < 0)
-		goto out;
-
-	/*
-	 * The new pair is complete (its certificate is stored, or for
-	 * mkrequest its request written): first the old key pair and
-	 * certificate of that label go, so that the label never names two
-	 * keys; an interruption here leaves the new pair whole under its
-	 * staging label, and p11_staged_get1() finds it certified.
-	 */
-	rc = p11_find_by_id(t, &lt, 1, id, idlen, 0, &h, &n);
-	if (rc < 0)
-		goto out;
-	for (i = 0; i < n; i++) {
-		rv = t->mod->fl->C_DestroyObject(t->sess, h[i]);
-		if (rv != CKR_OK) {
-			rc = p11_rv_fail(SA_EKEY, rv, "cannot remove an old object "
-					 "labelled '%s' from token '%s'; the new key "
-					 "and its certificate wait as '%s': run the "
-					 "same command again to finish", label,
-					 t->label, clabel);
-			goto out;
-		}
+	rc = p11_find_by_id(t, &ct, 1, k->id, k->idlen, 1, &h, &n);
+	for (i = 0; rc == 0 && i < n; i++) {
+		if (h[i] == k->priv)
+			continue;
+		rv = t->mod->fl->C_SetAttributeValue(t->sess, h[i], lt, 1);
+		if (rv != CKR_OK)
+			rc = p11_rv_fail(SA_EKEY, rv, "token '%s' would not relabel "
+					 "the new key's objects '%s' as '%.*s'; run "
+					 "the same command again to finish",
+					 t->label, cur, (int)lt->ulValueLen,
+					 (const char *)lt->pValue);
 	}
-	if (n > 0)
-		sa_info("replaced %lu old object(s) labelled '%s' on token '%s'",
-			(unsigned long)n, label, t->label);
 	free(h);
-	h = NULL;
-
-	/*
-	 * then the new objects take the label, the private key last: while
-	 * it keeps the staging label, a retry finds the pair unfinished
-	 */
-	if (strcmp(clabel, label) != 0) {
-		CK_OBJECT_CLASS pcls = CKO_PRIVATE_KEY;
-		CK_ULONG pass, npriv = 0;
-
-		cur = (CK_ATTRIBUTE){ CKA_LABEL, clabel, strlen(clabel) };
-		rc = p11_find_by_id(t, &cur, 1, id, idlen, 1, &h, &n);
-		if (rc < 0)
-			goto out;
-		/* each object's class, read once: a failed read is an error */
-		cls = calloc(n ? n : 1, sizeof(*cls));
-		if (cls == NULL) {
-			rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
-			goto out;
-		}
-		for (i = 0; i < n; i++) {
-			CK_ATTRIBUTE ca = { CKA_CLASS, &cls[i], sizeof(cls[i]) };
-
-			rv = t->mod->fl->C_GetAttributeValue(t->sess, h[i], &ca, 1);
-			if (rv != CKR_OK) {
-				rc = p11_rv_fail(SA_EKEY, rv, "cannot read the class "
-						 "of an object of the new key '%s' "
-						 "on token '%s'; run the same "
-						 "command again to finish", clabel,
-						 t->label);
-				goto out;
-			}
-		}
-		for (pass = 0; pass < 2; pass++)
-			for (i = 0; i < n; i++) {
-				if ((cls[i] == pcls) != (pass == 1))
-					continue;
-				npriv += pass == 1;
-				rv = t->mod->fl->C_SetAttributeValue(t->sess, h[i],
-								     &lt, 1);
-				if (rv != CKR_OK) {
-					rc = p11_rv_fail(SA_EKEY, rv, "token '%s' "
-							 "would not relabel the "
-							 "new key '%s' as '%s'; run "
-							 "the same command again "
-							 "to finish",
-							 t->label,
-							 clabel, label);
-					goto out;
-				}
-			}
-		if (npriv == 0) { /* never "done" without the key itself */
-			rc = sa_fail_noossl(SA_EKEY, "the new key '%s' is not on "
-					    "token '%s' any more; nothing was "
-					    "relabelled", clabel, t->label);
-			goto out;
-		}
-	}
-	if (uri_out != NULL) {
-		uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, id, idlen);
-		if (uri == NULL) {
-			rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
-			goto out;
-		}
-		*uri_out = uri;
-	}
-	rc = 0;
-out:
-	free(h);
-	free(cls);
-	free(id);
-	free(clabel);
 	return rc;
 }
 
 /* See p11.h. */
-int p11_key_destroy(p11_token *t, EVP_PKEY *key)
+int p11_key_commit(p11_keyobj *k, const char *label, int keep_old)
+{
+	p11_token *t = k->t;
+	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, label ? strlen(label) : 0 };
+	unsigned char *cur = NULL;
+	CK_ULONG len = 0;
+	CK_RV rv;
+	int rc, moving;
+
+	if (label == NULL || label[0] == '\0')
+		return sa_fail_noossl(SA_EUSAGE, "replacing a key needs its label");
+	if (keep_old < 0)
+		return sa_fail_noossl(SA_EUSAGE, "KeepOld must be 0 or more, not %d",
+				      keep_old);
+	rc = p11_need_rw(t, "replace a key");
+	if (rc < 0)
+		return rc;
+	rc = p11_keyobj_need_id(k, "give it the label");
+	if (rc < 0)
+		return rc;
+	/* the private key's label as the token has it now (a retry's) */
+	rc = p11_attr_get1(t, k->priv, CKA_LABEL, &cur, &len);
+	if (rc == SA_ENOTFOUND) {
+		rc = 0;
+		cur = (unsigned char *)strdup("");
+		if (cur == NULL)
+			rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+	}
+	if (rc < 0) {
+		if (rc == SA_EKEY)
+			rc = sa_fail_noossl(rc, "the new key '%s' cannot be read on "
+					    "token '%s'; nothing was relabelled; "
+					    "run the same command again to finish",
+					    k->label, t->label);
+		goto out;
+	}
+	moving = len != lt.ulValueLen || memcmp(cur, label, len) != 0;
+
+	/*
+	 * The new pair is complete (its certificate is stored, or for
+	 * mkrequest its request written). First the label's old pair leaves
+	 * it (retired whole under its own label, or destroyed), its private
+	 * key first, so that the label never names two keys; an interruption
+	 * until the new private key has the label leaves the new pair whole
+	 * under its staging label, which p11_staged_get1() finds certified:
+	 * a retry finishes.
+	 */
+	rc = p11_retire_old_priv(k, label, keep_old);
+	if (rc == 0)
+		rc = p11_retire_old_rest(k, label, keep_old);
+	if (rc < 0)
+		goto out;
+	/* then the new objects take the label, the private key last */
+	if (moving) {
+		rc = relabel_rest(k, (const char *)cur, &lt);
+		if (rc < 0)
+			goto out;
+		rv = t->mod->fl->C_SetAttributeValue(t->sess, k->priv, &lt, 1);
+		if (rv != CKR_OK) {
+			rc = p11_rv_fail(SA_EKEY, rv, "token '%s' would not relabel "
+					 "the new key '%s' as '%s'; run the same "
+					 "command again to finish", t->label,
+					 (const char *)cur, label);
+			goto out;
+		}
+		rc = p11_keyobj_relabelled(k, label, lt.ulValueLen);
+		if (rc < 0)
+			goto out;
+	}
+	/* retired pairs beyond keep_old go */
+	rc = p11_retire_prune(t, label, keep_old);
+out:
+	free(cur);
+	return rc;
+}
+
+/* See p11.h. */
+int p11_key_destroy(p11_keyobj *k)
 {
 	CK_OBJECT_CLASS cls[] = { CKO_CERTIFICATE, CKO_PRIVATE_KEY,
 				  CKO_PUBLIC_KEY };
 	CK_ATTRIBUTE ct = { CKA_CLASS, NULL, sizeof(CK_OBJECT_CLASS) };
+	p11_token *t = k->t;
 	CK_OBJECT_HANDLE *h = NULL;
 	CK_ULONG n = 0, i;
-	unsigned char *id = NULL;
-	size_t idlen = 0, c;
-	char *label = NULL;
+	size_t c;
 	CK_RV rv;
 	int rc;
 
 	rc = p11_need_rw(t, "remove a key");
 	if (rc < 0)
 		return rc;
-	rc = p11_key_id_for_pubkey(t, key, &id, &idlen, &label);
+	rc = p11_keyobj_need_id(k, "remove it");
 	if (rc < 0)
 		return rc;
 	for (c = 0; c < sizeof(cls) / sizeof(cls[0]); c++) {
 		ct.pValue = &cls[c];
 		free(h);
 		h = NULL;
-		rc = p11_find_by_id(t, &ct, 1, id, idlen, 1, &h, &n);
+		rc = p11_find_by_id(t, &ct, 1, k->id, k->idlen, 1, &h, &n);
 		if (rc < 0)
 			goto out;
 		if (cls[c] == CKO_CERTIFICATE && n > 0) {
 			rc = sa_fail_noossl(SA_EEXIST, "the key '%s' on token '%s' "
 					    "has a certificate; not removing it",
-					    label, t->label);
+					    k->label, t->label);
 			goto out;
 		}
 		for (i = 0; i < n; i++) {
 			rv = t->mod->fl->C_DestroyObject(t->sess, h[i]);
 			if (rv != CKR_OK) {
 				rc = p11_rv_fail(SA_EKEY, rv, "cannot remove the "
-						 "key '%s' from token '%s'", label,
-						 t->label);
+						 "key '%s' from token '%s'",
+						 k->label, t->label);
 				goto out;
 			}
 		}
@@ -225,41 +205,21 @@ int p11_key_destroy(p11_token *t, EVP_PKEY *key)
 	rc = 0;
 out:
 	free(h);
-	free(id);
-	free(label);
 	return rc;
 }
 
-/* Exactly one private key labelled label: its handle and canonical URI. */
-static int get1_by_label(p11_token *t, const char *label, EVP_PKEY **out,
-			 char **uri_out, CK_ULONG *count)
+/* Exactly one private key labelled label: its custody object. */
+static int get1_by_label(p11_token *t, const char *label, p11_keyobj **out,
+			 CK_ULONG *count)
 {
 	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, strlen(label) };
 	CK_ATTRIBUTE rid = { CKA_ID, NULL, 0 }, rlabel = { CKA_LABEL, NULL, 0 };
 	CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE;
-	EVP_PKEY *pk = NULL;
-	char *uri = NULL;
 	int rc;
 
 	rc = p11_key_raw_match(t, &lt, NULL, count, &rid, &rlabel, &obj);
-	if (rc < 0 || *count != 1)
-		goto out;
-	rc = p11_prov_key_new(t, obj, &pk);
-	if (rc < 0)
-		goto out;
-	uri = p11_object_uri(t, CKO_PRIVATE_KEY, label, rid.pValue,
-			     rid.ulValueLen);
-	if (uri == NULL) {
-		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
-		goto out;
-	}
-	*out = pk;
-	*uri_out = uri;
-	pk = NULL;
-	uri = NULL;
-out:
-	EVP_PKEY_free(pk);
-	free(uri);
+	if (rc == 0 && *count == 1)
+		rc = p11_keyobj_make(t, obj, out);
 	free(rid.pValue);
 	free(rlabel.pValue);
 	return rc;
@@ -267,17 +227,15 @@ out:
 
 /* See p11.h. */
 int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
-		    EVP_PKEY **out, char **uri_out)
+		    p11_keyobj **out)
 {
-	EVP_PKEY *pk = NULL;
-	char *prov = NULL, *uri = NULL;
+	p11_keyobj *pk = NULL;
+	char *prov = NULL;
 	const char *used = label;
 	CK_ULONG n = 0;
 	int rc;
 
 	*out = NULL;
-	if (uri_out != NULL)
-		*uri_out = NULL;
 	if (label == NULL || label[0] == '\0')
 		return sa_fail_noossl(SA_EUSAGE, "the new key's URI has no object= "
 				      "label; write pkcs11:token=...;object=LABEL");
@@ -286,7 +244,7 @@ int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
 	prov = p11_provisional_label(label);
 	if (prov == NULL)
 		return sa_fail_noossl(SA_ENOMEM, "out of memory");
-	rc = get1_by_label(t, prov, &pk, &uri, &n);
+	rc = get1_by_label(t, prov, &pk, &n);
 	if (rc < 0)
 		goto out;
 	if (n > 1) {
@@ -299,7 +257,7 @@ int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
 	if (pk != NULL)
 		used = prov;
 	if (pk == NULL) {
-		rc = get1_by_label(t, label, &pk, &uri, &n);
+		rc = get1_by_label(t, label, &pk, &n);
 		if (rc < 0)
 			goto out;
 		if (n == 0) {
@@ -323,14 +281,9 @@ int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
 		   used, t->label);
 	*out = pk;
 	pk = NULL;
-	if (uri_out != NULL) {
-		*uri_out = uri;
-		uri = NULL;
-	}
 	rc = 0;
 out:
-	EVP_PKEY_free(pk);
-	free(uri);
+	p11_keyobj_free(pk);
 	free(prov);
 	return rc;
 }
@@ -399,20 +352,17 @@ out:
 }
 
 /* See p11.h. */
-int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
-		    char **uri_out, int *certified, int *label_used)
+int p11_staged_get1(p11_token *t, const char *label, p11_keyobj **out,
+		    int *certified, int *label_used)
 {
 	CK_ATTRIBUTE lt = { CKA_LABEL, (void *)label, label ? strlen(label) : 0 };
 	CK_OBJECT_HANDLE *h = NULL;
-	EVP_PKEY *pk = NULL;
-	unsigned char *id = NULL;
-	size_t idlen = 0;
-	char *prov = NULL, *uri = NULL, *clabel = NULL;
+	p11_keyobj *pk = NULL;
+	char *prov = NULL;
 	CK_ULONG n = 0;
 	int rc;
 
 	*out = NULL;
-	*uri_out = NULL;
 	*certified = 0;
 	*label_used = 0;
 	if (label == NULL || label[0] == '\0')
@@ -430,7 +380,7 @@ int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
 	rc = staged_unify_ids(t, prov);
 	if (rc < 0)
 		goto out;
-	rc = get1_by_label(t, prov, &pk, &uri, &n);
+	rc = get1_by_label(t, prov, &pk, &n);
 	if (rc < 0)
 		goto out;
 	if (n > 1) {
@@ -445,10 +395,10 @@ int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
 		rc = 0;
 		goto out;
 	}
-	rc = p11_key_id_for_pubkey(t, pk, &id, &idlen, &clabel);
+	rc = p11_keyobj_need_id(pk, "tell its objects from the old key's");
 	if (rc < 0)
 		goto out;
-	rc = count_class_id(t, CKO_CERTIFICATE, id, idlen, &n);
+	rc = count_class_id(t, CKO_CERTIFICATE, pk->id, pk->idlen, &n);
 	if (rc < 0)
 		goto out;
 	*certified = n > 0;
@@ -456,53 +406,40 @@ int p11_staged_get1(p11_token *t, const char *label, EVP_PKEY **out,
 	 * The label is taken only by objects of another key: those of this
 	 * key there are a relabelling an interruption left half done
 	 */
-	rc = p11_find_by_id(t, &lt, 1, id, idlen, 0, &h, &n);
+	rc = p11_find_by_id(t, &lt, 1, pk->id, pk->idlen, 0, &h, &n);
 	if (rc < 0)
 		goto out;
 	*label_used = n > 0;
 	*out = pk;
-	*uri_out = uri;
 	pk = NULL;
-	uri = NULL;
 	rc = 1;
 out:
-	EVP_PKEY_free(pk);
-	free(uri);
+	p11_keyobj_free(pk);
 	free(h);
-	free(id);
-	free(clabel);
 	free(prov);
 	return rc;
 }
 
 /* See p11.h. */
-char *p11_cert_uri(p11_token *t, EVP_PKEY *key)
+char *p11_cert_uri(const p11_keyobj *k)
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_ATTRIBUTE ct = { CKA_CLASS, &cls, sizeof(cls) };
 	CK_OBJECT_HANDLE *h = NULL;
 	CK_ULONG n = 0, len = 0;
-	unsigned char *id = NULL, *l = NULL;
-	size_t idlen = 0;
-	char *klabel = NULL, *label = NULL, *uri = NULL;
+	unsigned char *l = NULL;
+	char *uri = NULL;
 
-	if (p11_key_id_for_pubkey(t, key, &id, &idlen, &klabel) < 0)
+	if (k == NULL || k->idlen == 0)
+		return NULL;
+	if (p11_find_by_id(k->t, &ct, 1, k->id, k->idlen, 1, &h, &n) < 0 ||
+	    n == 0)
 		goto out;
-	if (p11_find_by_id(t, &ct, 1, id, idlen, 1, &h, &n) < 0 || n == 0)
+	if (p11_attr_get1(k->t, h[0], CKA_LABEL, &l, &len) < 0)
 		goto out;
-	if (p11_attr_get1(t, h[0], CKA_LABEL, &l, &len) < 0)
-		goto out;
-	label = malloc(len + 1);
-	if (label == NULL)
-		goto out;
-	memcpy(label, l, len);
-	label[len] = '\0';
-	uri = p11_object_uri(t, CKO_CERTIFICATE, label, id, idlen);
+	uri = p11_object_uri(k->t, CKO_CERTIFICATE, (char *)l, k->id, k->idlen);
 out:
 	free(h);
-	free(id);
 	free(l);
-	free(klabel);
-	free(label);
 	return uri;
 }

@@ -358,6 +358,96 @@ char *p11_uri_format(P11KitUri *u, int type)
 	return s;
 }
 
+/* A token-info field of p11-kit's parse: blank-padded, all NUL when the
+ * URI does not name it. */
+static char *token_field(const unsigned char *f, size_t n, size_t *len)
+{
+	size_t i, k = n;
+	char *v;
+
+	for (i = 0; i < n && f[i] == '\0'; i++)
+		;
+	if (i == n)
+		return NULL;
+	while (k > 0 && (f[k - 1] == ' ' || f[k - 1] == '\0'))
+		k--;
+	v = malloc(k + 1);
+	if (v == NULL)
+		return NULL;
+	memcpy(v, f, k);
+	v[k] = '\0';
+	if (len != NULL)
+		*len = k;
+	return v;
+}
+
+/* See p11.h. */
+char *p11_uri_attr(const char *uri, const char *attr, size_t *len)
+{
+	P11KitUri *u = NULL;
+	CK_ATTRIBUTE *a = NULL;
+	CK_TOKEN_INFO *ti;
+	char *v = NULL;
+
+	if (len != NULL)
+		*len = 0;
+	if (!p11_is_uri(uri) || attr == NULL)
+		return NULL;
+	u = p11_kit_uri_new();
+	if (u == NULL || uri_parse_quiet(uri, u) != P11_KIT_URI_OK)
+		goto out;
+	ti = p11_kit_uri_get_token_info(u);
+	if (strcmp(attr, "object") == 0)
+		a = p11_kit_uri_get_attribute(u, CKA_LABEL);
+	else if (strcmp(attr, "id") == 0)
+		a = p11_kit_uri_get_attribute(u, CKA_ID);
+	else if (strcmp(attr, "token") == 0)
+		v = token_field(ti->label, sizeof(ti->label), len);
+	else if (strcmp(attr, "manufacturer") == 0)
+		v = token_field(ti->manufacturerID, sizeof(ti->manufacturerID),
+				len);
+	else if (strcmp(attr, "serial") == 0)
+		v = token_field(ti->serialNumber, sizeof(ti->serialNumber), len);
+	else if (strcmp(attr, "model") == 0)
+		v = token_field(ti->model, sizeof(ti->model), len);
+	if (a != NULL) {
+		v = malloc(a->ulValueLen + 1);
+		if (v != NULL) {
+			if (a->ulValueLen > 0)
+				memcpy(v, a->pValue, a->ulValueLen);
+			v[a->ulValueLen] = '\0';
+			if (len != NULL)
+				*len = a->ulValueLen;
+		}
+	}
+out:
+	if (u != NULL)
+		p11_kit_uri_free(u);
+	return v;
+}
+
+/* See p11.h. */
+char *p11_uri_token_key(const char *uri)
+{
+	P11KitUri *u = NULL;
+	char *s = NULL;
+
+	if (!p11_is_uri(uri))
+		return NULL;
+	u = p11_kit_uri_new();
+	if (u == NULL || uri_parse_quiet(uri, u) != P11_KIT_URI_OK)
+		goto out;
+	p11_kit_uri_clear_attribute(u, CKA_LABEL);
+	p11_kit_uri_clear_attribute(u, CKA_ID);
+	p11_kit_uri_clear_attribute(u, CKA_CLASS);
+	if (p11_kit_uri_format(u, P11_KIT_URI_FOR_ANY, &s) != P11_KIT_URI_OK)
+		s = NULL;
+out:
+	if (u != NULL)
+		p11_kit_uri_free(u);
+	return s;
+}
+
 /* Lower-case hex of p[0..n). Caller frees. */
 char *p11_hex(const unsigned char *p, size_t n)
 {

@@ -67,7 +67,7 @@ static int get_csr(const struct agent_opts *o, const struct agent_key *k,
 					    "made for the key %s; make it again "
 					    "(mkrequest, or --subject) or give the "
 					    "right key", s->cert_req_file,
-					    keyload_display(k->uri ? k->uri :
+					    keyload_display(k->obj ? agent_key_uri(k) :
 							    s->private_key, shown,
 							    sizeof(shown)));
 			goto out;
@@ -130,17 +130,13 @@ static X509 *cert_if_there(const char *file)
 }
 
 /*
- * The key commit: the new pair takes the label. keep_old is how many
- * previous pairs stay (retired under a label of their own).
- * TODO(custody branch): today's p11_key_commit() destroys the old objects
- * (keep_old 0); the custody branch brings a commit with a keep count and
- * wires req->keep_old through here.
+ * The key commit: the new pair takes the label; req->keep_old previous
+ * pairs stay, retired under LABEL~old-<serial> (p11_key_commit()).
  */
-static int key_commit(const struct engine_req *req, p11_token *tok,
-		      EVP_PKEY *key, const char *label, char **uri_out)
+static int key_commit(const struct engine_req *req, p11_keyobj *key,
+		      const char *label)
 {
-	(void)req->keep_old;
-	return p11_key_commit(tok, key, label, uri_out);
+	return p11_key_commit(key, label, req->keep_old);
 }
 
 /*
@@ -157,9 +153,8 @@ static void finished_already(struct run *r, p11_token *tok, const char *label)
 {
 	const struct conf_settings *s = &r->o->s;
 	int renew = s->sign_key != NULL || s->sign_cert_file != NULL;
-	EVP_PKEY *key = NULL;
+	p11_keyobj *key = NULL;
 	X509 *cert = NULL, *old = NULL;
-	char *uri = NULL;
 
 	if (s->local_cert_file == NULL || (!renew && s->overwrite == 1))
 		return;
@@ -169,8 +164,8 @@ static void finished_already(struct run *r, p11_token *tok, const char *label)
 	if (renew && (old = cert_if_there(s->sign_cert_file)) != NULL &&
 	    X509_cmp(old, cert) == 0)
 		goto out;
-	if (p11_newkey_get1(tok, label, 0, &key, &uri) < 0 ||
-	    !p11_key_matches_cert(key, cert) ||
+	if (p11_newkey_get1(tok, label, 0, &key) < 0 ||
+	    !p11_key_matches_cert(p11_keyobj_get0_pkey(key), cert) ||
 	    scep_ca_verify_issued(&r->ca, cert, NULL) < 0) {
 		sa_err_clear();
 		goto out;
@@ -180,14 +175,12 @@ static void finished_already(struct run *r, p11_token *tok, const char *label)
 	r->out->key_in_token = 1;
 	r->out->cert = cert;
 	cert = NULL;
-	r->out->key_uri = uri;
-	uri = NULL;
-	r->out->cert_uri = p11_cert_uri(tok, key);
+	r->out->key_uri = strdup(p11_keyobj_get0_uri(key));
+	r->out->cert_uri = p11_cert_uri(key);
 out:
 	X509_free(cert);
 	X509_free(old);
-	EVP_PKEY_free(key);
-	free(uri);
+	p11_keyobj_free(key);
 }
 
 /*
@@ -204,21 +197,21 @@ static int finish_earlier(struct run *r)
 	const struct conf_settings *s = &r->o->s;
 	struct engine_outcome *out = r->out;
 	p11_token *tok = NULL;
-	EVP_PKEY *key = NULL;
+	p11_keyobj *key = NULL;
 	X509 *cert = NULL;
-	char *label = NULL, *uri = NULL, *kuri = NULL;
+	char *label = NULL;
 	char shown[KEYLOAD_SHOWN];
 	int rc, certified = 0, used = 0, i;
 
 	if (s->new_key == NULL || !p11_is_uri(s->new_key))
 		return 0;
-	label = keyload_uri_attr(s->new_key, "object");
+	label = p11_uri_attr(s->new_key, "object", NULL);
 	if (label == NULL)
 		return 0; /* agent_key_obtain says what is missing */
 	rc = keyload_token(r->kl, s->new_key, &tok);
 	if (rc < 0)
 		goto out;
-	rc = p11_staged_get1(tok, label, &key, &uri, &certified, &used);
+	rc = p11_staged_get1(tok, label, &key, &certified, &used);
 	if (rc == 0)
 		finished_already(r, tok, label);
 	if (rc <= 0)
@@ -226,8 +219,9 @@ static int finish_earlier(struct run *r)
 	for (i = 0; !certified && i < 2 && cert == NULL; i++) {
 		cert = cert_if_there(i == 0 ? s->local_cert_file :
 				     s->sign_cert_file);
-		if (cert != NULL && (!p11_key_matches_cert(key, cert) ||
-				     scep_ca_verify_issued(&r->ca, cert, NULL) < 0)) {
+		if (cert != NULL &&
+		    (!p11_key_matches_cert(p11_keyobj_get0_pkey(key), cert) ||
+		     scep_ca_verify_issued(&r->ca, cert, NULL) < 0)) {
 			sa_err_clear();
 			X509_free(cert);
 			cert = NULL;
@@ -246,28 +240,25 @@ static int finish_earlier(struct run *r)
 		"and stopped before finishing; finishing it",
 		keyload_display(label, shown, sizeof(shown)));
 	if (cert != NULL) {
-		rc = p11_cert_store(tok, cert, s->cert_label, NULL);
+		rc = p11_cert_store(key, cert, s->cert_label, NULL);
 		if (rc < 0)
 			goto out;
 	}
-	rc = key_commit(r->req, tok, key, label, &kuri);
+	rc = key_commit(r->req, key, label);
 	if (rc < 0)
 		goto out;
 	out->status = ENGINE_SUCCESS;
 	out->finished_earlier = 2;
 	out->key_in_token = 1;
-	out->key_uri = kuri;
-	kuri = NULL;
-	out->cert_uri = p11_cert_uri(tok, key);
+	out->key_uri = strdup(p11_keyobj_get0_uri(key));
+	out->cert_uri = p11_cert_uri(key);
 	out->cert = cert;
 	cert = NULL;
 	rc = 0;
 out:
 	X509_free(cert);
-	EVP_PKEY_free(key);
+	p11_keyobj_free(key);
 	free(label);
-	free(uri);
-	free(kuri);
 	return rc;
 }
 
@@ -323,27 +314,23 @@ static int store_result(struct run *r, X509 *cert)
 		out->cert_written = 1;
 		sa_step("cert-written");
 	}
-	if (k->tok != NULL) {
-		rc = p11_cert_store(k->tok, cert, label, &cert_uri);
+	if (k->obj != NULL) {
+		rc = p11_cert_store(k->obj, cert, label, &cert_uri);
 		if (rc < 0)
 			goto out;
 		sa_step("cert-stored");
 		if (s->store_ca == 1) {
-			rc = store_ca_certs(k->tok, &r->ca);
+			rc = store_ca_certs(agent_key_token(k), &r->ca);
 			if (rc < 0)
 				goto out;
 		}
 		if (k->staged || k->replace) {
 			/* only now may the old key and certificate go */
-			char *uri = NULL;
-
-			rc = key_commit(r->req, k->tok, k->key, k->label, &uri);
+			rc = key_commit(r->req, k->obj, k->label);
 			if (rc < 0)
 				goto out;
-			free(k->uri);
-			k->uri = uri;
 			free(cert_uri);
-			cert_uri = p11_cert_uri(k->tok, k->key);
+			cert_uri = p11_cert_uri(k->obj);
 			sa_step("key-committed");
 		}
 	}
@@ -505,9 +492,10 @@ static int transact(struct run *r)
 		if (rc < 0)
 			goto out;
 	}
+	r->k.keep_old = r->req->keep_old; /* a commit it finishes keeps them */
 	rc = agent_key_obtain(o, r->kl, 0, &r->k);
 	if (r->k.key != NULL) {
-		r->out->key_in_token = r->k.tok != NULL;
+		r->out->key_in_token = r->k.obj != NULL;
 		r->out->key_generated = r->k.generated;
 		r->out->key_new = r->k.generated || r->k.resumed || r->k.reused;
 		r->out->key_resumed = r->k.resumed;
@@ -586,8 +574,8 @@ int engine_enroll(const struct engine_req *req, struct engine_outcome *out)
 		goto out;
 	rc = transact(&r);
 out:
-	if (r.k.uri != NULL && out->key_uri == NULL)
-		out->key_uri = strdup(r.k.uri);
+	if (r.k.obj != NULL && out->key_uri == NULL)
+		out->key_uri = strdup(agent_key_uri(&r.k));
 	if (rc < 0) {
 		out->status = ENGINE_ERROR;
 		sa_error_take(&out->err, rc);

@@ -166,6 +166,29 @@ static X509 *self_signed(EVP_PKEY *k, const char *cn)
 	return x;
 }
 
+/* The custody object of a new key tells its token, label, CKA_ID, URI. */
+static void check_keyobj(p11_token *t, const p11_keyobj *ko, const char *label)
+{
+	CK_OBJECT_HANDLE pv = priv_by_label(t, label, CKO_PRIVATE_KEY);
+	const unsigned char *id;
+	unsigned char *kid = NULL;
+	CK_ULONG kidlen = 0;
+	size_t idlen = 0;
+
+	id = p11_keyobj_get0_id(ko, &idlen);
+	p11_attr_get1(t, pv, CKA_ID, &kid, &kidlen);
+	ok(ko && p11_keyobj_get0_token(ko) == t, "%s: the object's token", label);
+	ok(ko && !strcmp(p11_keyobj_get0_label(ko), label),
+	   "%s: the object's label", label);
+	ok(id && idlen == 20 && kid && kidlen == idlen && !memcmp(id, kid, idlen),
+	   "%s: the object's CKA_ID is the private key's (20 bytes)", label);
+	ok(ko && strstr(p11_keyobj_get0_uri(ko), "type=private") &&
+	   strstr(p11_keyobj_get0_uri(ko), "id=%") &&
+	   !strstr(p11_keyobj_get0_uri(ko), "pin-"),
+	   "%s: the object's URI names the key by id, no PIN", label);
+	free(kid);
+}
+
 static void check_custody(p11_token *t, const char *label, int type)
 {
 	CK_OBJECT_HANDLE pv = priv_by_label(t, label, CKO_PRIVATE_KEY);
@@ -311,8 +334,9 @@ static int count_certs(p11_token *t, const char *label)
 	return (int)n;
 }
 
-static void check_cert_store(p11_token *t, EVP_PKEY *k, const char *label)
+static void check_cert_store(p11_token *t, p11_keyobj *ko, const char *label)
 {
+	EVP_PKEY *k = p11_keyobj_get0_pkey(ko);
 	X509 *x1 = self_signed(k, "first"), *x2 = self_signed(k, "second");
 	CK_OBJECT_HANDLE c, pv = priv_by_label(t, label, CKO_PRIVATE_KEY);
 	unsigned char *v = NULL, *id = NULL, *kid = NULL, *der = NULL;
@@ -320,7 +344,7 @@ static void check_cert_store(p11_token *t, EVP_PKEY *k, const char *label)
 	char *uri = NULL, calabel[64];
 	int dl, rc;
 
-	rc = p11_cert_store(t, x1, NULL, &uri);
+	rc = p11_cert_store(ko, x1, NULL, &uri);
 	if (rc < 0)
 		diag("%s", sa_errmsg());
 	is_int(rc, 0, "cert stored next to key %s", label);
@@ -345,7 +369,18 @@ static void check_cert_store(p11_token *t, EVP_PKEY *k, const char *label)
 	OPENSSL_free(der);
 	der = NULL;
 	v = NULL;
-	rc = p11_cert_store(t, x2, NULL, NULL);
+	{
+		/* a certificate of another key is not stored next to this one */
+		EVP_PKEY *other = EVP_EC_gen("P-256");
+		X509 *xo = other ? self_signed(other, "other") : NULL;
+
+		rc = xo ? p11_cert_store(ko, xo, NULL, NULL) : -1;
+		is_int(rc, SA_EKEY, "another key's certificate is refused (%s)",
+		       sa_errmsg());
+		X509_free(xo);
+		EVP_PKEY_free(other);
+	}
+	rc = p11_cert_store(ko, x2, NULL, NULL);
 	is_int(rc, 0, "a renewed cert for the same key stored");
 	is_int(count_certs(t, label), 1, "it replaced the older one (still one)");
 	c = priv_by_label(t, label, CKO_CERTIFICATE);
@@ -490,7 +525,7 @@ static void check_errors(void)
 	struct p11_open_opts o = { .module = "/nonexistent/libnothing.so",
 				   .need_login = 1 };
 	p11_token *t = NULL;
-	EVP_PKEY *k = NULL;
+	p11_keyobj *ko = NULL;
 	int rc;
 
 	o.pin.pin_file = pinfile;
@@ -510,9 +545,9 @@ static void check_errors(void)
 	is_int(rc, SA_EKEY, "URI matching two tokens is refused (%s)", sa_errmsg());
 	ok(t == NULL, "no token returned on errors");
 	t = open_tok("pkcs11:token=t1", &rc);
-	rc = p11_key_get1(t, "pkcs11:token=t1;object=missing;type=private", &k);
+	rc = p11_key_get1(t, "pkcs11:token=t1;object=missing;type=private", &ko);
 	is_int(rc, SA_ENOTFOUND, "object missing: SA_ENOTFOUND (%s)", sa_errmsg());
-	ok(k == NULL, "no key returned");
+	ok(ko == NULL, "no key returned");
 	p11_token_close(t);
 }
 
@@ -555,7 +590,8 @@ int main(void)
 	OSSL_PROVIDER *prov[2];
 	struct p11_keyspec ks;
 	p11_token *t, *t2;
-	EVP_PKEY *k, *k2, *kk;
+	p11_keyobj *ko, *ko2, *kko;
+	EVP_PKEY *k, *kk;
 	X509 *cert;
 	char *uri = NULL, *uri2 = NULL;
 	size_t i;
@@ -576,43 +612,46 @@ int main(void)
 	if (t == NULL)
 		return tap_done();
 	for (i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
-		k = NULL;
-		uri = NULL;
 		p11_keyspec_parse(specs[i], &ks);
-		rc = p11_keygen(t, labels[i], &ks, 0, &k, &uri);
+		rc = p11_keygen(t, labels[i], &ks, 0, &ko);
 		is_int(rc, 0, "keygen %s in the token (%s)", specs[i],
 		       rc ? sa_errmsg() : "ok");
+		k = p11_keyobj_get0_pkey(ko);
+		uri = ko ? strdup(p11_keyobj_get0_uri(ko)) : NULL;
+		check_keyobj(t, ko, labels[i]);
 		ok(uri && strstr(uri, "type=private") && strstr(uri, "token=t1"),
 		   "key URI %s", uri ? uri : "(none)");
 		check_custody(t, labels[i], ks.type);
 		if (k != NULL)
 			check_sign(k, labels[i]);
 		/* the URI finds the very same key again */
-		kk = NULL;
-		rc = uri ? p11_key_get1(t, uri, &kk) : -1;
+		kko = NULL;
+		rc = uri ? p11_key_get1(t, uri, &kko) : -1;
+		kk = p11_keyobj_get0_pkey(kko);
 		ok(rc == 0 && kk && k && EVP_PKEY_eq(k, kk) == 1,
 		   "p11_key_get1 with the key URI finds it");
-		EVP_PKEY_free(kk);
-		EVP_PKEY_free(k);
+		ok(kko && uri && !strcmp(p11_keyobj_get0_uri(kko), uri),
+		   "with the same canonical URI");
+		p11_keyobj_free(kko);
+		p11_keyobj_free(ko);
 		free(uri);
 	}
 
 	/* decryption and certificate objects with the RSA-2048 key */
-	k = NULL;
-	rc = p11_key_get1(t, "pkcs11:object=k-rsa2048", &k);
+	rc = p11_key_get1(t, "pkcs11:object=k-rsa2048", &ko);
 	is_int(rc, 0, "key by label only");
+	k = p11_keyobj_get0_pkey(ko);
 	cert = k ? self_signed(k, "decrypt") : NULL;
 	if (cert != NULL)
 		check_decrypt(k, cert);
 	if (k != NULL)
-		check_cert_store(t, k, "k-rsa2048");
+		check_cert_store(t, ko, "k-rsa2048");
 	X509_free(cert);
-	EVP_PKEY_free(k);
-	k = NULL;
-	rc = p11_key_get1(t, "pkcs11:object=k-ecp256", &k);
-	if (k != NULL)
-		check_cert_store(t, k, "k-ecp256");
-	EVP_PKEY_free(k);
+	p11_keyobj_free(ko);
+	rc = p11_key_get1(t, "pkcs11:object=k-ecp256", &ko);
+	if (ko != NULL)
+		check_cert_store(t, ko, "k-ecp256");
+	p11_keyobj_free(ko);
 
 	/*
 	 * The last token closed unloads the module and our provider; a token
@@ -622,26 +661,30 @@ int main(void)
 	p11_token_close(t);
 	t = open_tok("pkcs11:token=t1", &rc);
 	is_int(rc, 0, "the token opens again after the module was unloaded");
-	k = NULL;
-	rc = t ? p11_key_get1(t, "pkcs11:object=k-ecp256", &k) : -1;
+	ko = NULL;
+	rc = t ? p11_key_get1(t, "pkcs11:object=k-ecp256", &ko) : -1;
 	is_int(rc, 0, "a key handle after the reload: %s", rc ? sa_errmsg() : "");
-	ok(k != NULL && check_still_signs(k), "and it signs in the token");
-	EVP_PKEY_free(k);
+	ok(ko != NULL && check_still_signs(p11_keyobj_get0_pkey(ko)),
+	   "and it signs in the token");
+	p11_keyobj_free(ko);
 
 	/* overwrite refusal */
 	p11_keyspec_parse("ec:P-256", &ks);
-	k = NULL;
-	rc = p11_keygen(t, "k-ecp256", &ks, 0, &k, &uri);
+	rc = p11_keygen(t, "k-ecp256", &ks, 0, &ko);
 	is_int(rc, SA_EEXIST, "same label again: refused with SA_EEXIST");
-	ok(k == NULL, "no key returned");
+	ok(ko == NULL, "no key returned");
 	ok(priv_by_label(t, "k-ecp256", CKO_PRIVATE_KEY) != CK_INVALID_HANDLE,
 	   "the old key is untouched");
-	k = NULL;
-	uri = NULL;
-	kk = NULL;
-	p11_key_get1(t, "pkcs11:object=k-ecp256", &kk);
-	rc = p11_keygen(t, "k-ecp256", &ks, 1, &k, &uri);
+	kko = NULL;
+	p11_key_get1(t, "pkcs11:object=k-ecp256", &kko);
+	kk = p11_keyobj_get0_pkey(kko);
+	rc = p11_keygen(t, "k-ecp256", &ks, 1, &ko);
+	k = p11_keyobj_get0_pkey(ko);
 	is_int(rc, 0, "same label with overwrite: a new key");
+	ok(ko && !strcmp(p11_keyobj_get0_label(ko), "k-ecp256~new") &&
+	   strstr(p11_keyobj_get0_uri(ko), "object=k-ecp256%7Enew;"),
+	   "its object names the staging label: %s",
+	   ko ? p11_keyobj_get0_uri(ko) : "-");
 	ok(k && kk && EVP_PKEY_eq(k, kk) != 1, "it is a new key");
 	ok(priv_by_label(t, "k-ecp256~new", CKO_PRIVATE_KEY) != CK_INVALID_HANDLE,
 	   "under the provisional label");
@@ -649,63 +692,61 @@ int main(void)
 	   "the old key keeps its label until the commit");
 	is_int(count_certs(t, "k-ecp256"), 1, "and so does its certificate");
 	ok(kk && check_still_signs(kk), "the old key still signs");
-	free(uri);
-	uri = NULL;
 	{
-		EVP_PKEY *again = NULL;
-		char *auri = NULL;
+		p11_keyobj *again = NULL;
 
-		rc = p11_newkey_get1(t, "k-ecp256", 1, &again, &auri);
+		rc = p11_newkey_get1(t, "k-ecp256", 1, &again);
 		is_int(rc, 0, "newkey_get1: the unfinished new key is found");
-		ok(again && k && EVP_PKEY_eq(again, k) == 1, "the same new key");
-		EVP_PKEY_free(again);
-		free(auri);
+		ok(again && k && EVP_PKEY_eq(p11_keyobj_get0_pkey(again), k) == 1,
+		   "the same new key");
+		p11_keyobj_free(again);
 		again = NULL;
-		rc = p11_newkey_get1(t, "k-nothing", 1, &again, &auri);
+		rc = p11_newkey_get1(t, "k-nothing", 1, &again);
 		is_int(rc, SA_ENOTFOUND, "newkey_get1: none for an unknown label");
 	}
-	rc = k ? p11_key_commit(t, k, "k-ecp256", &uri) : -1;
+	rc = ko ? p11_key_commit(ko, "k-ecp256", 0) : -1;
 	is_int(rc, 0, "commit after the certificate would be stored");
+	uri = (char *)p11_keyobj_get0_uri(ko);
 	ok(uri && strstr(uri, "object=k-ecp256;"), "the new key has the label");
+	ok(ko && !strcmp(p11_keyobj_get0_label(ko), "k-ecp256"),
+	   "and its object says so");
+	uri = NULL;
 	ok(priv_by_label(t, "k-ecp256", CKO_PRIVATE_KEY) != CK_INVALID_HANDLE,
 	   "exactly one private key with the label");
 	ok(priv_by_label(t, "k-ecp256~new", CKO_PRIVATE_KEY) == CK_INVALID_HANDLE,
 	   "none left under the provisional label");
 	is_int(count_certs(t, "k-ecp256"), 0, "the old key's certificate is gone");
-	EVP_PKEY_free(k);
-	EVP_PKEY_free(kk);
-	free(uri);
+	p11_keyobj_free(ko);
+	p11_keyobj_free(kko);
 
 	/* a key generated and never certified can be removed */
-	k = NULL;
-	uri = NULL;
-	rc = p11_keygen(t, "k-drop", &ks, 0, &k, &uri);
+	rc = p11_keygen(t, "k-drop", &ks, 0, &ko);
 	is_int(rc, 0, "key 'k-drop' made");
-	rc = k ? p11_key_destroy(t, k) : -1;
+	rc = ko ? p11_key_destroy(ko) : -1;
 	is_int(rc, 0, "and destroyed");
 	ok(priv_by_label(t, "k-drop", CKO_PRIVATE_KEY) == CK_INVALID_HANDLE &&
 	   priv_by_label(t, "k-drop", CKO_PUBLIC_KEY) == CK_INVALID_HANDLE,
 	   "no object labelled 'k-drop' is left");
-	EVP_PKEY_free(k);
-	free(uri);
-	rc = p11_keygen_uri(t, "pkcs11:object=k-id;id=%01", &ks, 0, &k, &uri);
+	p11_keyobj_free(ko);
+	rc = p11_keygen_uri(t, "pkcs11:object=k-id;id=%01", &ks, 0, &ko);
 	is_int(rc, SA_EUSAGE, "keygen_uri: id= refused");
 
 	/* the same label in two tokens: the URI's token= decides */
 	t2 = open_tok("pkcs11:token=t2", &rc);
 	is_int(rc, 0, "token t2 opened");
-	k = k2 = NULL;
-	uri = uri2 = NULL;
-	rc = p11_keygen(t, "shared", &ks, 0, &k, &uri);
+	ko = ko2 = NULL;
+	rc = p11_keygen(t, "shared", &ks, 0, &ko);
 	is_int(rc, 0, "key 'shared' in t1");
-	rc = t2 ? p11_keygen(t2, "shared", &ks, 0, &k2, &uri2) : -1;
+	rc = t2 ? p11_keygen(t2, "shared", &ks, 0, &ko2) : -1;
 	is_int(rc, 0, "key 'shared' in t2");
-	EVP_PKEY_free(k);
-	EVP_PKEY_free(k2);
+	uri2 = ko2 ? strdup(p11_keyobj_get0_uri(ko2)) : NULL;
+	p11_keyobj_free(ko);
+	p11_keyobj_free(ko2);
 	p11_token_close(t2);
 	t2 = open_tok("pkcs11:token=t2;object=shared", &rc);
-	kk = NULL;
-	rc = t2 ? p11_key_get1(t2, "pkcs11:token=t2;object=shared", &kk) : -1;
+	kko = NULL;
+	rc = t2 ? p11_key_get1(t2, "pkcs11:token=t2;object=shared", &kko) : -1;
+	kk = p11_keyobj_get0_pkey(kko);
 	is_int(rc, 0, "key 'shared' by URI with token=t2 (%s)", rc ? sa_errmsg() : "ok");
 	{
 		/* compare with t1's and t2's public keys via their certs */
@@ -730,9 +771,8 @@ int main(void)
 		free(lab);
 		X509_free(x);
 	}
-	EVP_PKEY_free(kk);
+	p11_keyobj_free(kko);
 	p11_token_close(t2);
-	free(uri);
 	free(uri2);
 	p11_token_close(t);
 

@@ -345,6 +345,70 @@ static void test_engine_id(void)
 	free(uri);
 }
 
+/* p11_uri_attr: p11-kit's parse, %-decoded; absent, bad or no URI: NULL. */
+static void test_uri_attr(void)
+{
+	size_t len = 99;
+	char *v;
+
+	v = p11_uri_attr("pkcs11:token=t%201;object=my%3Bkey;type=private",
+			 "object", &len);
+	ok(v && !strcmp(v, "my;key") && len == 6, "object= %%-decoded");
+	free(v);
+	v = p11_uri_attr("PKCS11:token=t%201;object=k", "token", NULL);
+	ok(v && !strcmp(v, "t 1"), "token=, scheme in upper case");
+	free(v);
+	v = p11_uri_attr("pkcs11:object=k;id=%01%00%ff", "id", &len);
+	ok(v && len == 3 && v[0] == 1 && v[1] == 0 && (unsigned char)v[2] == 0xff,
+	   "id= is binary, its length says how long");
+	free(v);
+	v = p11_uri_attr("pkcs11:token=t1;id=%01", "object", &len);
+	ok(v == NULL && len == 0, "absent object=: NULL");
+	v = p11_uri_attr("pkcs11:token=t1;object=k", "serial", NULL);
+	ok(v == NULL, "absent serial=: NULL");
+	v = p11_uri_attr("pkcs11:token=t1;serial=abc;model=m;manufacturer=x%20y",
+			 "manufacturer", NULL);
+	ok(v && !strcmp(v, "x y"), "manufacturer=");
+	free(v);
+	v = p11_uri_attr("pkcs11:serial=abc;model=m", "model", NULL);
+	ok(v && !strcmp(v, "m"), "model=");
+	free(v);
+	v = p11_uri_attr("pkcs11:serial=abc", "serial", NULL);
+	ok(v && !strcmp(v, "abc"), "serial=");
+	free(v);
+	v = p11_uri_attr("/etc/key.pem", "object", NULL);
+	ok(v == NULL, "a file name is no URI");
+	v = p11_uri_attr("pkcs11:object=%zz", "object", NULL);
+	ok(v == NULL, "a bad %%-escape is refused by p11-kit (NULL)");
+	v = p11_uri_attr("pkcs11:object=k;pin-value=1234", "pin-value", NULL);
+	ok(v == NULL, "a PIN attribute is never handed out");
+	v = p11_uri_attr("pkcs11:object=k", "bogus", NULL);
+	ok(v == NULL, "an unknown attribute name: NULL");
+}
+
+/* p11_uri_token_key: the same token whatever the object attributes. */
+static void test_token_key(void)
+{
+	char *a = p11_uri_token_key("pkcs11:token=t1;object=a;id=%01;type=private"
+				    "?module-path=/m.so");
+	char *b = p11_uri_token_key("pkcs11:object=b;token=t1;type=private"
+				    "?module-path=/m.so");
+	char *c = p11_uri_token_key("pkcs11:token=t1;object=a?module-path=/n.so");
+	char *d = p11_uri_token_key("pkcs11:token=t2;object=a?module-path=/m.so");
+
+	ok(a && b && !strcmp(a, b), "object=, id=, type= do not count: %s",
+	   a ? a : "-");
+	ok(a && !strstr(a, "object=") && !strstr(a, "id=") && !strstr(a, "type="),
+	   "and are not in it");
+	ok(a && c && strcmp(a, c) != 0, "another module-path is another token");
+	ok(a && d && strcmp(a, d) != 0, "another token= is another token");
+	ok(p11_uri_token_key("/etc/key.pem") == NULL, "a file name: NULL");
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+}
+
 int main(void)
 {
 	sa_log_init("test_p11_uri", SA_LOG_ERR, 0);
@@ -358,5 +422,7 @@ int main(void)
 	test_match();
 	test_display();
 	test_engine_id();
+	test_uri_attr();
+	test_token_key();
 	return tap_done();
 }
