@@ -343,8 +343,9 @@ out:
 }
 
 /* What is known before anything was sent: the options make a request. */
-static int check_request(const struct agent_opts *o)
+static int check_request(const struct engine_req *req)
 {
+	const struct agent_opts *o = req->o;
 	const struct conf_settings *s = &o->s;
 	int have_req;
 
@@ -361,7 +362,8 @@ static int check_request(const struct agent_opts *o)
 		return sa_fail_noossl(SA_EUSAGE, "enroll needs a request: -r FILE "
 				      "(made by mkrequest), or --subject /CN=... "
 				      "to make one");
-	if (s->local_cert_file == NULL && s->new_key == NULL &&
+	if (s->local_cert_file == NULL && req->store_disk == NULL &&
+	    s->new_key == NULL &&
 	    (s->private_key == NULL || !p11_is_uri(s->private_key)))
 		return sa_fail_noossl(SA_EUSAGE, "enroll needs -l FILE (or "
 				      "LocalCertFile) to write the certificate");
@@ -559,7 +561,7 @@ int engine_enroll(const struct engine_req *req, struct engine_outcome *out)
 	if (rc < 0)
 		goto out;
 	/* check what we can before a key is generated in a token */
-	rc = check_request(r.o);
+	rc = check_request(req);
 	if (rc < 0)
 		goto out;
 	rc = keyload_new(&r.o->p11, &r.kl);

@@ -27,8 +27,12 @@ enum engine_status {
  * engine calls it (after the certificate verified under the anchor and
  * against the new key, before anything is stored in the token or any key
  * is committed or retired) instead of writing -l (LocalCertFile). A
- * negative return stops the enrollment (nothing in the token changes) and
- * is the outcome's error.
+ * negative return (its message recorded with sa_fail()) stops the
+ * enrollment (nothing in the token changes) and is the outcome's error,
+ * with the certificate handed back in out->cert. cert and ca are borrowed
+ * (X509_up_ref() to keep cert). With store_disk set, -l (if given) is
+ * only read: an earlier run whose certificate is there finished already
+ * (finished_earlier 1, nothing sent).
  */
 typedef int engine_store_fn(void *arg, X509 *cert, const struct scep_ca *ca);
 
@@ -41,6 +45,9 @@ struct engine_req {
 	 * place): how many previous keys and certificates stay in the token,
 	 * retired under a label of their own (0: destroyed, as enroll's
 	 * --overwrite does today; the daemon passes KeepOld).
+	 * TODO(custody branch): not honoured yet: today's p11_key_commit()
+	 * destroys the old pair; custody wires its commit with a keep count
+	 * (engine.c key_commit()).
 	 */
 	int keep_old;
 };

@@ -103,7 +103,6 @@ void scep_client_free(scep_client *c)
 		return;
 	scep_http_free(c->http);
 	client_opts_free(&c->opts);
-	free(c->caps_err);
 	free(c);
 }
 
@@ -181,8 +180,9 @@ static void caps_fetch(scep_client *c)
 	if (rc != SA_OK) {
 		c->caps = 0;
 		c->caps_rc = rc;
-		free(c->caps_err);
-		c->caps_err = strdup(sa_errmsg());
+		/* kept for later callers; still the current message too */
+		sa_error_take(&c->caps_err, rc);
+		sa_error_raise(&c->caps_err);
 	}
 }
 
@@ -194,8 +194,7 @@ int scep_client_get_caps(scep_client *c, unsigned *caps)
 		return sa_fail_noossl(SA_EINTERNAL, "no SCEP client");
 	caps_fetch(c);
 	if (c->caps_rc != SA_OK)
-		return sa_fail_noossl(c->caps_rc, "%s", c->caps_err && c->caps_err[0] ?
-				      c->caps_err : "GetCACaps failed");
+		return sa_error_raise(&c->caps_err);
 	*caps = c->caps;
 	return SA_OK;
 }
@@ -216,14 +215,13 @@ unsigned scep_client_caps(scep_client *c)
  */
 static int reply_refused(scep_client *c, const char *op, int rc)
 {
-	char shown[512], *msg;
+	char shown[512];
 
-	if (rc != SA_EREPLY || (msg = strdup(sa_errmsg())) == NULL)
+	if (rc != SA_EREPLY)
 		return rc;
-	sa_fail_noossl(rc, "%s reply from %s: %s", op,
-		       sa_url_shown(scep_http_url(c->http), shown, sizeof(shown)), msg);
-	free(msg);
-	return rc;
+	return sa_fail_prefix(rc, "%s reply from %s: ", op,
+			      sa_url_shown(scep_http_url(c->http), shown,
+					   sizeof(shown)));
 }
 
 /* GetCACert; see scep.h. */

@@ -6,6 +6,7 @@
 #define SCEP_INT_H
 
 #include "scep.h"
+#include "sa_err.h"
 
 #include <openssl/asn1.h>
 #include <openssl/err.h>
@@ -29,7 +30,7 @@ struct scep_client {
 	unsigned caps;
 	int caps_fetched;
 	int caps_rc;       /* error of the GetCACaps fetch, SA_OK if none */
-	char *caps_err;    /* its message, owned */
+	struct sa_error caps_err; /* its code and message */
 	int sent;          /* a PKIOperation may have reached the server */
 };
 
