@@ -500,6 +500,14 @@ int job_run(const struct job_in *in, struct job_out *out)
 		sa_err_clear();
 	} else if (timed_out || WIFSIGNALED(wstatus)) {
 		out->killed = 1;
+		if (timed_out && out->status == ENGINE_ERROR) {
+			char msg[sizeof(out->err.msg)];
+
+			snprintf(msg, sizeof(msg), "%s", out->err.msg);
+			snprintf(out->err.msg, sizeof(out->err.msg), "the %s took "
+				 "longer than %ld s and was stopped: %.1900s",
+				 kind_name(in->kind), in->timeout_s, msg);
+		}
 	}
 	rc = 0;
 out:
