@@ -5,7 +5,8 @@
 # dir T_WORK (also HOME and the cwd), removed on exit, and every server it
 # starts is stopped by pid on exit.
 #
-# TAP:   t_plan N, t_pass D, t_fail D, t_ok D CMD..., t_is GOT WANT D,
+# TAP:   t_plan N, t_pass D, t_fail D, t_todo REASON (next one a known bug),
+#        t_ok D CMD..., t_is GOT WANT D,
 #        t_between N LO HI D,
 #        t_like TEXT ERE D, t_grep ERE FILE D, t_no_file PATH D,
 #        t_file PATH D, t_expect_exit CODE CMD..., diag MSG, done_testing
@@ -125,15 +126,25 @@ t_plan() {
 	echo "1..$1"
 }
 
+# t_todo REASON: the next assertion is a known bug (TAP "# TODO REASON"): a
+# failure is reported but not counted; a pass shows as an unexpected pass
+# (meson fails the test then: remove the t_todo with the fix)
+T_TODO=
+t_todo() {
+	T_TODO=$1
+}
+
 t_pass() {
 	T_N=$((T_N + 1))
-	echo "ok $T_N - $*"
+	echo "ok $T_N - $*${T_TODO:+ # TODO $T_TODO}"
+	T_TODO=
 }
 
 t_fail() {
 	T_N=$((T_N + 1))
-	T_FAILED=$((T_FAILED + 1))
-	echo "not ok $T_N - $*"
+	[ -n "$T_TODO" ] || T_FAILED=$((T_FAILED + 1))
+	echo "not ok $T_N - $*${T_TODO:+ # TODO $T_TODO}"
+	T_TODO=
 }
 
 # t_ok DESC CMD...: ok if CMD exits 0 (T_OUT/T_ERR are left alone).
