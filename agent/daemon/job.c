@@ -28,6 +28,7 @@
 #include "sa_esc.h"
 #include "sa_intr.h"
 #include "sa_log.h"
+#include "sa_step.h"
 #include "store.h"
 
 /* the pipe to the parent, in the child (-1: job_do called directly) */
@@ -88,6 +89,13 @@ static void tell_parent(const char *key, const char *value)
 	if (job_wire_send(child_fd, buf, len) < 0)
 		sa_err_clear();
 	free(buf);
+}
+
+/* sa_step's observer in the child: a request about to leave is told first */
+static void step_seen(const char *name)
+{
+	if (strcmp(name, "request-out") == 0)
+		tell_parent("stage", name);
 }
 
 /*
@@ -369,6 +377,7 @@ static void __attribute__((noreturn)) child_main(const struct job_in *in,
 		sigprocmask(SIG_SETMASK, &m, NULL);
 	}
 	child_fd = fd;
+	sa_step_observe(step_seen);
 	job_do(in, &out);
 	rc = job_wire_encode(&out, &buf, &len);
 	if (rc == 0)
@@ -421,12 +430,11 @@ static void no_outcome(const struct job_in *in, int wstatus, int timed_out,
 			 "outcome", WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
 	out->killed = timed_out || WIFSIGNALED(wstatus);
 	out->status = ENGINE_ERROR;
-	out->sent = (flags & JOB_WIRE_ENGINE) ? 1 : 0;
+	out->sent = (flags & JOB_WIRE_SENT) ? 1 : 0;
 	out->err.code = SA_EINTERNAL;
 	snprintf(out->err.msg, sizeof(out->err.msg), "profile %s: the %s %s%s",
 		 in->p->name, kind_name(in->kind), why, out->sent ?
-		 "; its request may have reached the CA: the next attempt "
-		 "resumes it" : "");
+		 "; its request may have reached the CA" : "; no request had left");
 }
 
 int job_run(const struct job_in *in, struct job_out *out)

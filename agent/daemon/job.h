@@ -99,8 +99,11 @@ void job_out_clear(struct job_out *out);
 #define JOB_WIRE_MAX 65536
 /* job_wire_decode() flags */
 #define JOB_WIRE_COMPLETE 1 /* the "end" record came: the outcome is whole */
-#define JOB_WIRE_ENGINE 2   /* the child reached the engine (a request may
-			     * have gone out) */
+#define JOB_WIRE_ENGINE 2   /* the child reached the engine */
+#define JOB_WIRE_SENT 4     /* a request was about to leave ("stage=
+			     * request-out", sa_step's observer): a child
+			     * that died after it may have reached the CA;
+			     * one that died before it sent nothing */
 
 /*
  * The pipe's encoding: records "LEN key=value\n", LEN the decimal length
