@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 
+#include "daemon.h"
 #include "sa_err.h"
 #include "sa_intr.h"
 #include "sa_log.h"
@@ -107,6 +108,8 @@ int main(int argc, char **argv)
 	no_core_dumps();
 	sa_log_init(agent_progname, SA_LOG_INFO, 0);
 	sa_intr_install(); /* SIGINT, SIGTERM, SIGHUP end waits; see sa_intr.h */
+	if (argc >= 2 && daemon_is_command(argv[1]))
+		exit(daemon_main(argc, argv)); /* run, check, status */
 	rc = agent_opts_parse(argc, argv, &o, &help);
 	if (rc == 0 && !help) {
 		/* every token call bounded (--token-timeout, TokenTimeout) */

@@ -39,6 +39,7 @@ type certAuthority struct {
 	raSign     *keyPair // -ra: signs CertReps
 	raEnc      *keyPair // -ra: decrypts requests
 	next       *keyPair // -next-ca: the rollover CA
+	prev       *keyPair // -next-ca-current: the CA the next one replaced
 	rogue      *keyPair // -rogue*: an unrelated self-signed CA, same CN as ca
 	rogueMode  rogueMode
 	depot      depot.Depot
@@ -102,8 +103,10 @@ func savePair(dir, name string, p *keyPair) error {
 }
 
 // selfSignedCA loads NAME or makes a new RSA-2048 CA with the scep
-// package's own CA template (depot.NewCACert).
-func selfSignedCA(dir, name, cn string) (*keyPair, error) {
+// package's own CA template (depot.NewCACert); with valid > 0 (-ca-valid)
+// a CA certificate of the same kind valid from an hour ago until valid
+// from now.
+func selfSignedCA(dir, name, cn string, valid time.Duration) (*keyPair, error) {
 	if p, ok, err := loadPair(dir, name); ok || err != nil {
 		return p, err
 	}
@@ -111,8 +114,13 @@ func selfSignedCA(dir, name, cn string) (*keyPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, err := depot.NewCACert(depot.WithCommonName(cn), depot.WithCountry("US"),
-		depot.WithYears(10)).SelfSign(rand.Reader, &key.PublicKey, key)
+	var der []byte
+	if valid > 0 {
+		der, err = shortCACert(cn, valid, key)
+	} else {
+		der, err = depot.NewCACert(depot.WithCommonName(cn), depot.WithCountry("US"),
+			depot.WithYears(10)).SelfSign(rand.Reader, &key.PublicKey, key)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +130,28 @@ func selfSignedCA(dir, name, cn string) (*keyPair, error) {
 	}
 	p := &keyPair{cert, key}
 	return p, savePair(dir, name, p)
+}
+
+// shortCACert: a self-signed CA certificate (as depot.NewCACert makes
+// them: CA, certSign, CRL sign, digitalSignature) valid from an hour ago
+// until valid from now (-ca-valid: a CA near its end, for rollover tests).
+func shortCACert(cn string, valid time.Duration, key *rsa.PrivateKey) ([]byte, error) {
+	ski, err := cryptoutil.GenerateSubjectKeyID(&key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{Country: []string{"US"}, CommonName: cn},
+		NotBefore:             now.Add(-time.Hour).UTC(),
+		NotAfter:              now.Add(valid).UTC(),
+		SubjectKeyId:          ski,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	return x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 }
 
 // subCert loads NAME or has issuer issue a certificate for a new RSA key:
@@ -170,20 +200,23 @@ func raName(cn string) pkix.Name {
 
 // newCertAuthority loads or creates the CA in dir: with intermediate, a
 // self-signed root ("root") and the issuing CA ("ca") it signed; with ra,
-// the two RA certificates; with next, the rollover CA.
-func newCertAuthority(dir string, ra, next, intermediate bool) (*certAuthority, error) {
+// the two RA certificates; with next, the rollover CA. caValid > 0: a new
+// CA certificate ("ca") valid that long (-ca-valid); nextCurrent: the
+// rollover CA has taken over (-next-ca-current, needs next).
+func newCertAuthority(dir string, ra, next, intermediate bool, caValid time.Duration,
+	nextCurrent bool) (*certAuthority, error) {
 	c := &certAuthority{dir: dir, allowRenew: 14}
 	var ca *keyPair
 	var err error
 	if intermediate {
-		if c.root, err = selfSignedCA(dir, "root", "scep-agent test root CA"); err != nil {
+		if c.root, err = selfSignedCA(dir, "root", "scep-agent test root CA", 0); err != nil {
 			return nil, fmt.Errorf("root CA: %v", err)
 		}
 		ca, err = subCert(dir, "ca", pkix.Name{Country: []string{"US"}, Organization: []string{"scep-ca"},
 			OrganizationalUnit: []string{"SCEP CA"}, CommonName: "scep-agent test issuing CA"},
 			x509.KeyUsageCertSign|x509.KeyUsageCRLSign, 0x7e00, true, c.root)
 	} else {
-		ca, err = selfSignedCA(dir, "ca", "scep-agent test CA")
+		ca, err = selfSignedCA(dir, "ca", "scep-agent test CA", caValid)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("CA: %v", err)
@@ -201,9 +234,16 @@ func newCertAuthority(dir string, ra, next, intermediate bool) (*certAuthority, 
 		}
 	}
 	if next {
-		if c.next, err = selfSignedCA(dir, "next-ca", "scep-agent test CA (next)"); err != nil {
+		if c.next, err = selfSignedCA(dir, "next-ca", "scep-agent test CA (next)", 0); err != nil {
 			return nil, fmt.Errorf("next CA: %v", err)
 		}
+	}
+	if nextCurrent {
+		// the rollover done: the next CA is the CA (GetCACert, issuing,
+		// CertReps, decryption); GetNextCACert has nothing to offer;
+		// certificates of the old one still count as issued here
+		old := c.ca
+		c.prev, c.ca, c.next = &old, *c.next, nil
 	}
 	if c.depot, err = filedepot.NewFileDepot(dir); err != nil {
 		return nil, fmt.Errorf("depot: %v", err)
@@ -301,7 +341,7 @@ func (c *certAuthority) caCerts() []*x509.Certificate {
 }
 
 // signerKind tells who signed a request: "selfsigned", "issued" (by this
-// CA or the next one) or "other".
+// CA, the next one or the one it replaced) or "other".
 func (c *certAuthority) signerKind(cert *x509.Certificate) string {
 	if cert == nil {
 		return "none"
@@ -310,6 +350,9 @@ func (c *certAuthority) signerKind(cert *x509.Certificate) string {
 		return "issued"
 	}
 	if c.next != nil && cert.CheckSignatureFrom(c.next.cert) == nil {
+		return "issued"
+	}
+	if c.prev != nil && cert.CheckSignatureFrom(c.prev.cert) == nil {
 		return "issued"
 	}
 	if c.rogue != nil && cert.CheckSignatureFrom(c.rogue.cert) == nil {

@@ -56,6 +56,8 @@ func main() {
 		inter      = flag.Bool("intermediate", false, "issue from an intermediate CA under a root; GetCACert sends both")
 		caps       = flag.String("caps", "", "GetCACaps reply; literal \\n separates lines (default: the stock string)")
 		nextCA     = flag.Bool("next-ca", false, "create a rollover CA and answer GetNextCACert")
+		caValid    = flag.Int("ca-valid", 0, "a new CA certificate is valid from an hour ago until SECS from now (default: 10 years)")
+		nextCur    = flag.Bool("next-ca-current", false, "with -next-ca: the rollover CA has taken over (GetCACert, issuing, CertReps; no GetNextCACert)")
 		valid      = flag.Int("valid", 0, "validity of issued certificates in seconds (default: stock 365 days)")
 		allowRenew = flag.Int("allowrenew", 14, "stock rule: refuse a DN whose valid certificate has more than N days left (0: never refuse)")
 		allowEC    = flag.Bool("allow-ec", false, "issue certificates for EC keys in the CSR (the pkiMessage signer must still be RSA)")
@@ -107,6 +109,12 @@ func main() {
 	if (*tlsName != "" || *tlsExpired) && !*tlsOn {
 		die("-tls-name and -tls-expired need -tls")
 	}
+	if *nextCur && (!*nextCA || *ra || *inter) {
+		die("-next-ca-current needs -next-ca, and goes with neither -ra nor -intermediate")
+	}
+	if *caValid < 0 {
+		die("-ca-valid takes a positive number of seconds")
+	}
 	if *tlsOn && *proxy {
 		die("-tls and -proxy do not go together")
 	}
@@ -133,7 +141,7 @@ func main() {
 	cfg.caps = stockCaps
 	if *caps != "" {
 		cfg.caps = strings.ReplaceAll(*caps, `\n`, "\n")
-	} else if *nextCA {
+	} else if *nextCA && !*nextCur {
 		cfg.caps += "\nGetNextCACert"
 	}
 
@@ -151,7 +159,8 @@ func main() {
 		if err := os.MkdirAll(*dir, 0700); err != nil {
 			die("%v", err)
 		}
-		ca, err := newCertAuthority(*dir, *ra, *nextCA, *inter)
+		ca, err := newCertAuthority(*dir, *ra, *nextCA, *inter,
+			time.Duration(*caValid)*time.Second, *nextCur)
 		if err != nil {
 			die("%s: %v", *dir, err)
 		}

@@ -34,7 +34,7 @@ type client struct {
 }
 
 func newTestServer(t *testing.T, cfg *config, ra, next bool) (*httptest.Server, *server) {
-	ca, err := newCertAuthority(t.TempDir(), ra, next, false)
+	ca, err := newCertAuthority(t.TempDir(), ra, next, false, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
