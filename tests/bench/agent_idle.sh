@@ -42,8 +42,8 @@ printf 'idle daemon, 3 profiles, %d s:  %d context switches (%d voluntary, main 
 	"$secs" $((c2 - c1)) $((v2 - v1))
 printf 'idle daemon RSS:               %s (peak %s), %d thread(s)   target 8 MB\n' "$rss" "$hwm" "$threads"
 printf 'libraries mapped:              %s\n' "$(echo $libs)"
-for l in libcurl libsofthsm2 libp11; do
-	printf '  %-12s %s\n' "$l" "$(echo "$libs" | grep -q "^$l" && echo loaded || echo 'not loaded')"
+for l in libcurl libsofthsm2 libp11 libp11-kit; do
+	printf '  %-12s %s\n' "$l" "$(echo "$libs" | grep -q "^$l\." && echo loaded || echo 'not loaded')"
 done
 
 # one renewal cycle: check --force on gw1 while the daemon runs (the

@@ -5,7 +5,7 @@
 # the issue asks: the daemon Type=simple, Restart=on-failure, the
 # hardening (ProtectSystem, PrivateTmp, NoNewPrivileges, StateDirectory);
 # the check timer Persistent=true with RandomizedDelaySec; the check
-# service accepts exit 3 (pending).
+# service accepts exit 3 (pending). The example SoftHSM2 profile loads.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 t_require systemd-analyze
@@ -43,6 +43,12 @@ done
 t_ok "the timer: Persistent=true" grep -qxF Persistent=true "$tm"
 t_grep '^RandomizedDelaySec=[1-9]' "$tm" "the timer: RandomizedDelaySec"
 t_grep '^WantedBy=timers.target$' "$tm" "the timer installs into timers.target"
+
+# the example SoftHSM2 profile loads (status reads its state and nothing
+# else; never enrolled, it exits 1)
+sa status --json "$SRCDIR/conf/examples/softhsm-test.conf" >ex.json 2>ex.err
+t_is "$(json_get ex.json 'd[0]["profile"]')" softhsm-test "conf/examples/softhsm-test.conf loads as a profile"
+t_grep 'pkcs11:token=test;object=softhsm-test' ex.json "its key URI"
 
 # the security exposure systemd reports for the daemon (a number, shown)
 if systemd-analyze security --offline=yes ./units/scep-agent.service >security.out 2>&1; then
