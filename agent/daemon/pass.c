@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "csr.h"
@@ -24,15 +23,6 @@
 
 /* A job is killed past this (the engine's own waits are shorter). */
 #define PASS_JOB_TIMEOUT 1800
-
-static unsigned long rnd(void)
-{
-	unsigned long r = 0;
-
-	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		r = (unsigned long)time(NULL) ^ (unsigned long)getpid();
-	return r;
-}
 
 static const char *kind_name(enum job_kind k)
 {
@@ -130,7 +120,8 @@ static enum pass_result succeeded(const struct profile *p, struct state *st,
 	st->failures = 0;
 	st->next_try = 0;
 	state_set(&st->last_error, NULL);
-	st->renew_at = due_renew_point(p, out->not_before, out->not_after, rnd());
+	st->renew_at = due_renew_point(p, out->not_before, out->not_after,
+				       due_jitter_seed(out->serial));
 	st->next_check = st->renew_at;
 	*next = st->renew_at;
 	save(p, st);
@@ -341,7 +332,7 @@ enum pass_result pass_profile(const struct profile *p, int force,
 		r = PASS_FAILED;
 		goto out;
 	}
-	due_decide(p, &st, &c, now, force, rnd(), &d);
+	due_decide(p, &st, &c, now, force, &d);
 	if (d.new_renew_at)
 		st.renew_at = d.renew_at;
 	switch (d.what) {
