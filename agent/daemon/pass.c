@@ -171,6 +171,20 @@ static void refusal_msg(const struct profile *p, const struct job_out *out,
 		 "File/ChallengePasswordEnv says and run check again" : "");
 }
 
+/*
+ * After a job that ended without the CA's answer: may its transaction live
+ * at the CA? Pending, resumed (an earlier run's request may have left), or
+ * this run's request may have left (out->sent; for a killed child, whether
+ * it got to sending). Such a transaction is resumed next; one whose
+ * request never left is sent anew: polling it would ask the CA about a
+ * transaction it never saw.
+ */
+static int txn_may_live(const struct state *st, const struct due *d,
+			const struct job_out *out)
+{
+	return st->pending || d->resume || out->sent;
+}
+
 /* Run the job d says, with the state written before and after. */
 static enum pass_result run_job(const struct profile *p, struct state *st,
 				const struct due *d, time_t *next)
@@ -268,17 +282,22 @@ static enum pass_result run_job(const struct profile *p, struct state *st,
 	default:
 		if (out.err.code == SA_EINTR ||
 		    (out.killed && sa_intr_caught() != 0)) {
-			/* stopped, not failed: the state keeps the phase and
-			 * the transaction; the next start resumes it */
+			/* stopped, not failed: the state keeps the phase, and
+			 * the transaction when it may live at the CA (the
+			 * next start resumes it) */
+			if (!txn_may_live(st, d, &out)) {
+				txn_clear(st);
+				save(p, st);
+			}
 			sa_info("profile %s: the job was stopped by %s; the next "
-				"start resumes it", p->name,
-				sa_intr_name(sa_intr_caught()));
+				"start %s", p->name, sa_intr_name(sa_intr_caught()),
+				st->txn_kind != NULL ? "resumes it" :
+				"starts it again (no request had left)");
 			*next = now;
 			r = PASS_PENDING;
 			break;
 		}
-		/* keep a transaction that may live at the CA: resumed next */
-		if (!st->pending && !out.sent && !out.killed)
+		if (!txn_may_live(st, d, &out))
 			txn_clear(st);
 		snprintf(msg, sizeof(msg), "%s", *out.err.msg ? out.err.msg :
 			 sa_strerror(out.err.code));
