@@ -305,9 +305,10 @@ int p11_newkey_get1(p11_token *t, const char *label, int overwrite,
  * certificate); a pair without a certificate is destroyed. Then retired
  * pairs of label beyond the keep_old newest (by their certificate's
  * notBefore) are destroyed, the private key last - with keep_old 0 too,
- * so lowering KeepOld prunes. A no-op (but the pruning) for a key already
- * labelled label with nothing else of that label. k's label and URI
- * follow.
+ * so lowering KeepOld prunes (a pruning that fails is a warning: the
+ * commit is done; the next one prunes). A no-op (but the pruning) for a
+ * key already labelled label with nothing else of that label. k's label
+ * and URI follow.
  */
 int p11_key_commit(p11_keyobj *k, const char *label, int keep_old);
 

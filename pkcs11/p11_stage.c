@@ -153,8 +153,19 @@ int p11_key_commit(p11_keyobj *k, const char *label, int keep_old)
 		if (rc < 0)
 			goto out;
 	}
-	/* retired pairs beyond keep_old go */
-	rc = p11_retire_prune(t, label, keep_old);
+	/*
+	 * retired pairs beyond keep_old go; the new key has the label now, so
+	 * a failure here is housekeeping left for the next commit, not a
+	 * failed commit (a retry would find the label taken)
+	 */
+	if (p11_retire_prune(t, label, keep_old) < 0) {
+		sa_warn("the new key has the label '%s' on token '%s', but retired "
+			"keys beyond KeepOld %d could not all be removed (%s); the "
+			"next renewal tries again", label, t->label, keep_old,
+			sa_errmsg());
+		sa_err_clear();
+	}
+	rc = 0;
 out:
 	free(cur);
 	return rc;

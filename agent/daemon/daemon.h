@@ -73,18 +73,27 @@ struct due {
 	int resume;
 	time_t when;      /* DUE_NOTHING/BACKOFF/POLL_WAIT: next look */
 	time_t renew_at;  /* the renewal point (0 without certificate) */
-	int new_renew_at; /* renew_at chosen now (store it in the state) */
+	int new_renew_at; /* renew_at differs from the state's (store it) */
 	const char *why;  /* static text for the log */
 };
 
 /*
  * Decide for profile p with state st and certificate c at now; force:
- * renew now whatever the schedule (backoff included). rnd: a random
- * number, used only when a new renewal point is chosen.
+ * renew now whatever the schedule (backoff included). The renewal point
+ * is computed each time from the profile's RenewAt (a changed RenewAt
+ * applies to the current certificate) with the certificate's own jitter
+ * (due_jitter_seed() of its serial): the state's renew_at is a record of
+ * it, not an input.
  */
 void due_decide(const struct profile *p, const struct state *st,
-		const struct due_cert *c, time_t now, int force,
-		unsigned long rnd, struct due *d);
+		const struct due_cert *c, time_t now, int force, struct due *d);
+
+/*
+ * The jitter's random number for the certificate of serial (lowercase
+ * hex): a hash of it, so one certificate's jitter stays the same from run
+ * to run while a fleet's certificates spread out.
+ */
+unsigned long due_jitter_seed(const char *serial);
 
 /*
  * The renewal point of a certificate valid nb..na: RenewAt

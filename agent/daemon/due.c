@@ -5,6 +5,7 @@
  */
 #include "daemon.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,6 +169,25 @@ time_t due_renew_point(const struct profile *p, time_t nb, time_t na,
 	return (time_t)at;
 }
 
+unsigned long due_jitter_seed(const char *serial)
+{
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
+	const unsigned char *q = (const unsigned char *)(serial ? serial : "");
+
+	for (; *q != '\0'; q++) {
+		h ^= *q;
+		h *= 0x100000001b3ULL;
+	}
+	/* splitmix64's finaliser: serials that differ in their last digit
+	 * (a CA counting up) land far apart after the modulo */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return (unsigned long)h;
+}
+
 /* The transaction the state records (txn_kind set): one that got PENDING,
  * a job that did not finish (killed between writing the state and the
  * outcome), or one that failed after its request may have been sent. */
@@ -186,19 +206,15 @@ static enum job_kind txn_kind_of(const struct state *st)
 }
 
 void due_decide(const struct profile *p, const struct state *st,
-		const struct due_cert *c, time_t now, int force,
-		unsigned long rnd, struct due *d)
+		const struct due_cert *c, time_t now, int force, struct due *d)
 {
 	memset(d, 0, sizeof(*d));
 	if (c->present) {
-		if (st->renew_at != 0 && st->serial != NULL && c->serial != NULL &&
-		    strcmp(st->serial, c->serial) == 0) {
-			d->renew_at = st->renew_at;
-		} else {
-			d->renew_at = due_renew_point(p, c->not_before,
-						      c->not_after, rnd);
-			d->new_renew_at = 1;
-		}
+		/* from the profile's RenewAt of now (a changed one applies to
+		 * the current certificate), its jitter from the serial */
+		d->renew_at = due_renew_point(p, c->not_before, c->not_after,
+					      due_jitter_seed(c->serial));
+		d->new_renew_at = d->renew_at != st->renew_at;
 	}
 	if (!force && st->failures > 0 && st->next_try > now) {
 		d->what = DUE_BACKOFF;

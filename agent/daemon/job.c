@@ -28,6 +28,7 @@
 #include "sa_esc.h"
 #include "sa_intr.h"
 #include "sa_log.h"
+#include "sa_step.h"
 #include "store.h"
 
 /* the pipe to the parent, in the child (-1: job_do called directly) */
@@ -90,6 +91,13 @@ static void tell_parent(const char *key, const char *value)
 	free(buf);
 }
 
+/* sa_step's observer in the child: a request about to leave is told first */
+static void step_seen(const char *name)
+{
+	if (strcmp(name, "request-out") == 0)
+		tell_parent("stage", name);
+}
+
 /*
  * AdoptCert: the certificate a device already has becomes the current
  * pair with the key NewKey names; no request is sent.
@@ -98,8 +106,8 @@ static int adopt(const struct profile *p, const struct agent_opts *o,
 		 const struct job_ca *jc, struct job_out *out)
 {
 	struct keyload *kl = NULL;
-	p11_token *tok = NULL;
-	EVP_PKEY *key = NULL;
+	p11_keyobj *obj = NULL;
+	EVP_PKEY *key = NULL; /* borrowed from obj for a token key */
 	X509 *cert = NULL;
 	char *shown = NULL;
 	int rc;
@@ -115,7 +123,7 @@ static int adopt(const struct profile *p, const struct agent_opts *o,
 	rc = keyload_new(&o->p11, &kl);
 	if (rc < 0)
 		goto out;
-	rc = keyload_get1(kl, o->s.new_key, &key, &tok);
+	rc = keyload_get1(kl, o->s.new_key, &key, &obj);
 	if (rc < 0)
 		goto out;
 	shown = p11_uri_display(o->s.new_key);
@@ -145,7 +153,7 @@ static int adopt(const struct profile *p, const struct agent_opts *o,
 	rc = store_put_cert(p->store_dir, cert, &out->cert_path);
 	if (rc < 0)
 		goto out;
-	out->key_uri = tok ? p11_key_uri(tok, key) : NULL;
+	out->key_uri = obj ? p11_uri_display(p11_keyobj_get0_uri(obj)) : NULL;
 	if (out->key_uri == NULL)
 		out->key_uri = shown ? strdup(shown) : NULL;
 	if (out->not_after < time(NULL))
@@ -157,7 +165,9 @@ static int adopt(const struct profile *p, const struct agent_opts *o,
 	out->status = ENGINE_SUCCESS;
 out:
 	free(shown);
-	EVP_PKEY_free(key);
+	if (obj == NULL)
+		EVP_PKEY_free(key);
+	p11_keyobj_free(obj);
 	X509_free(cert);
 	keyload_free(kl);
 	return rc;
@@ -345,16 +355,29 @@ static void __attribute__((noreturn)) child_main(const struct job_in *in,
 	char *buf = NULL;
 	size_t len = 0;
 	int rc;
+	int sigs[2] = { SIGINT, SIGTERM }, i;
 
-	/* out of the terminal's process group: ^C reaches the parent, which passes it on */
-	setpgid(0, 0);
 	signal(SIGHUP, SIG_IGN);  /* a reload is the scheduler's */
 	signal(SIGPIPE, SIG_IGN); /* a parent gone: write fails */
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
+	for (i = 0; i < 2; i++) {
+		struct sigaction cur;
+
+		/* one the daemon was started with ignored stays ignored */
+		if (sigaction(sigs[i], NULL, &cur) == 0 &&
+		    cur.sa_handler != SIG_IGN)
+			signal(sigs[i], SIG_DFL);
+	}
 	sa_intr_install();        /* SIGTERM, SIGINT: finish the step */
-	sigprocmask(SIG_SETMASK, old, NULL);
+	{
+		sigset_t m = *old;
+
+		/* whatever the scheduler blocks, the stops reach the job */
+		sigdelset(&m, SIGINT);
+		sigdelset(&m, SIGTERM);
+		sigprocmask(SIG_SETMASK, &m, NULL);
+	}
 	child_fd = fd;
+	sa_step_observe(step_seen);
 	job_do(in, &out);
 	rc = job_wire_encode(&out, &buf, &len);
 	if (rc == 0)
@@ -363,6 +386,31 @@ static void __attribute__((noreturn)) child_main(const struct job_in *in,
 	job_out_clear(&out);
 	close(fd);
 	_exit(rc == 0 ? 0 : 1);
+}
+
+/*
+ * Does the child still catch SIGTERM (SigCgt of /proc/PID/status)? The
+ * stop handler (sa_intr) gives the signals back to their default once one
+ * came: then it is stopping already. 1 also when that cannot be read.
+ */
+static int child_catches_term(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	int found = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	fp = fopen(path, "re");
+	if (fp == NULL)
+		return 1;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "SigCgt: %llx", &mask) == 1) {
+			found = 1;
+			break;
+		}
+	fclose(fp);
+	return !found || (mask & (1ULL << (SIGTERM - 1))) != 0;
 }
 
 /* the child's end without an outcome, as an error in out */
@@ -382,12 +430,11 @@ static void no_outcome(const struct job_in *in, int wstatus, int timed_out,
 			 "outcome", WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
 	out->killed = timed_out || WIFSIGNALED(wstatus);
 	out->status = ENGINE_ERROR;
-	out->sent = (flags & JOB_WIRE_ENGINE) ? 1 : 0;
+	out->sent = (flags & JOB_WIRE_SENT) ? 1 : 0;
 	out->err.code = SA_EINTERNAL;
 	snprintf(out->err.msg, sizeof(out->err.msg), "profile %s: the %s %s%s",
 		 in->p->name, kind_name(in->kind), why, out->sent ?
-		 "; its request may have reached the CA: the next attempt "
-		 "resumes it" : "");
+		 "; its request may have reached the CA" : "; no request had left");
 }
 
 int job_run(const struct job_in *in, struct job_out *out)
@@ -397,7 +444,7 @@ int job_run(const struct job_in *in, struct job_out *out)
 	size_t len = 0;
 	int fds[2] = { -1, -1 }, rc = 0, wstatus = 0, flags = 0;
 	int forwarded = 0, termed = 0, killed = 0, timed_out = 0;
-	double deadline = 0, kill_at = 0;
+	double deadline = 0, kill_at = 0, stop_at = 0;
 	pid_t pid;
 
 	memset(out, 0, sizeof(*out));
@@ -432,7 +479,6 @@ int job_run(const struct job_in *in, struct job_out *out)
 		close(fds[0]);
 		child_main(in, fds[1], &old);
 	}
-	setpgid(pid, pid); /* as the child does: no race with kill(-pid) */
 	close(fds[1]);
 	fds[1] = -1;
 	if (in->timeout_s > 0)
@@ -444,9 +490,18 @@ int job_run(const struct job_in *in, struct job_out *out)
 		int sig = sa_intr_caught();
 		ssize_t n;
 
-		if (!forwarded && (sig == SIGTERM || sig == SIGINT)) {
-			/* the child finishes its step and logs out */
-			kill(pid, SIGTERM);
+		if (!forwarded && (sig == SIGTERM || sig == SIGINT) &&
+		    stop_at == 0)
+			stop_at = now + JOB_FORWARD_DELAY;
+		if (!forwarded && stop_at > 0 && now >= stop_at) {
+			/*
+			 * the child finishes its step and logs out; one that
+			 * got the stop itself (^C to the terminal's group,
+			 * systemd's SIGTERM to the whole cgroup) is not sent a
+			 * second one, which would kill it mid-step
+			 */
+			if (child_catches_term(pid))
+				kill(pid, SIGTERM);
 			forwarded = 1;
 			if (!termed)
 				kill_at = now + JOB_KILL_GRACE * 3;
@@ -461,7 +516,6 @@ int job_run(const struct job_in *in, struct job_out *out)
 			}
 		}
 		if (termed && !killed && now >= kill_at) {
-			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			killed = 1;
 		}
@@ -469,6 +523,8 @@ int job_run(const struct job_in *in, struct job_out *out)
 			wait = deadline - now;
 		if (termed && !killed && kill_at - now < wait)
 			wait = kill_at - now;
+		if (!forwarded && stop_at > 0 && stop_at - now < wait)
+			wait = stop_at - now;
 		if (wait < 0.01)
 			wait = 0.01;
 		ts.tv_sec = (time_t)wait;

@@ -85,14 +85,25 @@ void job_out_clear(struct job_out *out);
 
 /* ---- the child's internals (job.c, job_ca.c, job_wire.c; unit tests) ---- */
 
-/* A timed-out child gets SIGTERM, then SIGKILL this many seconds later. */
+/*
+ * A timed-out child gets SIGTERM, then SIGKILL this many seconds later
+ * (3 times as long after a stop the parent passed on).
+ */
 #define JOB_KILL_GRACE 10
+/*
+ * A stop (SIGTERM, SIGINT) that reached the parent is passed on to the
+ * child this many seconds later, unless the child got one itself.
+ */
+#define JOB_FORWARD_DELAY 1
 /* The most the outcome may weigh on the pipe. */
 #define JOB_WIRE_MAX 65536
 /* job_wire_decode() flags */
 #define JOB_WIRE_COMPLETE 1 /* the "end" record came: the outcome is whole */
-#define JOB_WIRE_ENGINE 2   /* the child reached the engine (a request may
-			     * have gone out) */
+#define JOB_WIRE_ENGINE 2   /* the child reached the engine */
+#define JOB_WIRE_SENT 4     /* a request was about to leave ("stage=
+			     * request-out", sa_step's observer): a child
+			     * that died after it may have reached the CA;
+			     * one that died before it sent nothing */
 
 /*
  * The pipe's encoding: records "LEN key=value\n", LEN the decimal length

@@ -211,6 +211,8 @@ static int field(struct job_out *o, const char *k, const char *v,
 	if (strcmp(k, "stage") == 0) {
 		if (strcmp(v, "engine") == 0)
 			*flags |= JOB_WIRE_ENGINE;
+		else if (strcmp(v, "request-out") == 0)
+			*flags |= JOB_WIRE_SENT;
 		return 0;
 	}
 	if (strcmp(k, "msg") == 0) {

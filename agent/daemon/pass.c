@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "csr.h"
@@ -24,15 +23,6 @@
 
 /* A job is killed past this (the engine's own waits are shorter). */
 #define PASS_JOB_TIMEOUT 1800
-
-static unsigned long rnd(void)
-{
-	unsigned long r = 0;
-
-	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		r = (unsigned long)time(NULL) ^ (unsigned long)getpid();
-	return r;
-}
 
 static const char *kind_name(enum job_kind k)
 {
@@ -130,7 +120,8 @@ static enum pass_result succeeded(const struct profile *p, struct state *st,
 	st->failures = 0;
 	st->next_try = 0;
 	state_set(&st->last_error, NULL);
-	st->renew_at = due_renew_point(p, out->not_before, out->not_after, rnd());
+	st->renew_at = due_renew_point(p, out->not_before, out->not_after,
+				       due_jitter_seed(out->serial));
 	st->next_check = st->renew_at;
 	*next = st->renew_at;
 	save(p, st);
@@ -178,6 +169,20 @@ static void refusal_msg(const struct profile *p, const struct job_out *out,
 		 "; if the challenge password was changed or used up, a new "
 		 "challenge is needed: put it where ChallengePassword"
 		 "File/ChallengePasswordEnv says and run check again" : "");
+}
+
+/*
+ * After a job that ended without the CA's answer: may its transaction live
+ * at the CA? Pending, resumed (an earlier run's request may have left), or
+ * this run's request may have left (out->sent; for a killed child, whether
+ * it got to sending). Such a transaction is resumed next; one whose
+ * request never left is sent anew: polling it would ask the CA about a
+ * transaction it never saw.
+ */
+static int txn_may_live(const struct state *st, const struct due *d,
+			const struct job_out *out)
+{
+	return st->pending || d->resume || out->sent;
 }
 
 /* Run the job d says, with the state written before and after. */
@@ -277,17 +282,22 @@ static enum pass_result run_job(const struct profile *p, struct state *st,
 	default:
 		if (out.err.code == SA_EINTR ||
 		    (out.killed && sa_intr_caught() != 0)) {
-			/* stopped, not failed: the state keeps the phase and
-			 * the transaction; the next start resumes it */
+			/* stopped, not failed: the state keeps the phase, and
+			 * the transaction when it may live at the CA (the
+			 * next start resumes it) */
+			if (!txn_may_live(st, d, &out)) {
+				txn_clear(st);
+				save(p, st);
+			}
 			sa_info("profile %s: the job was stopped by %s; the next "
-				"start resumes it", p->name,
-				sa_intr_name(sa_intr_caught()));
+				"start %s", p->name, sa_intr_name(sa_intr_caught()),
+				st->txn_kind != NULL ? "resumes it" :
+				"starts it again (no request had left)");
 			*next = now;
 			r = PASS_PENDING;
 			break;
 		}
-		/* keep a transaction that may live at the CA: resumed next */
-		if (!st->pending && !out.sent && !out.killed)
+		if (!txn_may_live(st, d, &out))
 			txn_clear(st);
 		snprintf(msg, sizeof(msg), "%s", *out.err.msg ? out.err.msg :
 			 sa_strerror(out.err.code));
@@ -341,7 +351,7 @@ enum pass_result pass_profile(const struct profile *p, int force,
 		r = PASS_FAILED;
 		goto out;
 	}
-	due_decide(p, &st, &c, now, force, rnd(), &d);
+	due_decide(p, &st, &c, now, force, &d);
 	if (d.new_renew_at)
 		st.renew_at = d.renew_at;
 	switch (d.what) {

@@ -58,8 +58,25 @@ static int sigs_open(void)
 	return 0;
 }
 
-static void sigs_close(void)
+/*
+ * Close the signalfd and unblock the signals again. Stopping: what is
+ * still pending is read away first, and SIGHUP is ignored from here (which
+ * also discards one that comes meanwhile): after the first stop signal
+ * sa_intr's handlers are the default ones, and a SIGHUP that came while a
+ * job ran and was stopped would otherwise kill the process as it returns
+ * (run exits 0 on SIGTERM/SIGINT whatever else is pending; check keeps the
+ * stop signal's 128+N).
+ */
+static void sigs_close(int stopping)
 {
+	struct signalfd_siginfo si;
+
+	if (stopping) {
+		while (sched_sfd >= 0 &&
+		       read(sched_sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			;
+		signal(SIGHUP, SIG_IGN);
+	}
 	if (sched_sfd >= 0)
 		close(sched_sfd);
 	sched_sfd = -1;
@@ -348,7 +365,7 @@ int sched_check(const struct daemon_opts *d)
 	if (rc != 0) {
 		sa_err("%s", *sa_errmsg() ? sa_errmsg() : sa_strerror(rc));
 		sa_err_clear();
-		sigs_close();
+		sigs_close(0);
 		return rc == SA_EUSAGE ? SA_EXIT_USAGE : SA_EXIT_ERROR;
 	}
 	if (n == 0 && bad == 0)
@@ -374,7 +391,7 @@ int sched_check(const struct daemon_opts *d)
 	}
 	metrics(list, n);
 	profile_list_free(list, n);
-	sigs_close();
+	sigs_close(rc == SA_EINTR);
 	if (rc == SA_EINTR) {
 		sa_info("stopped by %s", sa_intr_name(sig));
 		return 128 + sig;
@@ -435,6 +452,7 @@ int sched_run(const struct daemon_opts *d)
 	if (rc != 0) {
 		sa_err("%s", sa_errmsg());
 		sa_err_clear();
+		sigs_close(0);
 		return SA_EXIT_ERROR;
 	}
 	sa_info("started (pid %ld)", (long)getpid());
@@ -487,6 +505,6 @@ int sched_run(const struct daemon_opts *d)
 	sa_info("stopping on %s", sa_intr_name(sig));
 	profile_list_free(list, n);
 	free(due);
-	sigs_close();
+	sigs_close(1);
 	return SA_EXIT_OK;
 }

@@ -27,6 +27,8 @@ struct row {
 	time_t next_check;
 	time_t last_success;
 	const char *last_error; /* borrowed (state or static) */
+	const char *ca_fp;      /* the anchor's sha256 (state), or NULL */
+	const char *next_ca_fp; /* a kept rollover CA's (state), or NULL */
 	int bad;             /* failed, no certificate or expiring */
 	int expiring;
 };
@@ -71,6 +73,8 @@ static void row_fill(const struct profile *p, const struct state *st,
 	r->last_success = st->last_success;
 	if (r->last_error == NULL)
 		r->last_error = st->last_error;
+	r->ca_fp = st->ca_fingerprint;
+	r->next_ca_fp = st->next_ca_fingerprint;
 	switch (st->phase) {
 	case STATE_FAILED: r->state = "failed"; break;
 	case STATE_ENROLLING:
@@ -136,6 +140,15 @@ static int json_row(char **b, size_t *l, size_t *cap, const char *name,
 		rc = dtext_append(b, l, cap, ", \"last_error\": ");
 	if (rc == 0)
 		rc = dtext_json_str(b, l, cap, r->last_error);
+	/* members beyond the fixed ones: the CA's fingerprints */
+	if (rc == 0)
+		rc = dtext_append(b, l, cap, ", \"ca_fingerprint\": ");
+	if (rc == 0)
+		rc = dtext_json_str(b, l, cap, r->ca_fp);
+	if (rc == 0)
+		rc = dtext_append(b, l, cap, ", \"next_ca_fingerprint\": ");
+	if (rc == 0)
+		rc = dtext_json_str(b, l, cap, r->next_ca_fp);
 	if (rc == 0)
 		rc = dtext_append(b, l, cap, "}");
 	return rc;
@@ -143,10 +156,10 @@ static int json_row(char **b, size_t *l, size_t *cap, const char *name,
 
 static void text_row(const char *name, const struct row *r)
 {
-	char na[32], nc[32], ls[32], e1[300], e2[600], e3[600];
+	char na[32], nc[32], ls[32], e1[300], e2[600], e3[600], f1[200], f2[200];
 
 	printf("%s: %s, serial %s, subject %s, not after %s%s, next check %s, "
-	       "last success %s%s%s\n",
+	       "last success %s%s%s%s%s%s%s\n",
 	       sa_esc_str(name, e1, sizeof(e1)), r->state,
 	       r->serial ? r->serial : "-",
 	       r->subject ? sa_esc_str(r->subject, e2, sizeof(e2)) : "-",
@@ -156,6 +169,10 @@ static void text_row(const char *name, const struct row *r)
 	       r->next_check ? dtext_rfc3339(r->next_check, nc, sizeof(nc)) : "-",
 	       r->last_success ? dtext_rfc3339(r->last_success, ls, sizeof(ls)) :
 	       "never",
+	       r->ca_fp ? ", CA sha256 " : "",
+	       r->ca_fp ? sa_esc_str(r->ca_fp, f1, sizeof(f1)) : "",
+	       r->next_ca_fp ? ", next CA sha256 " : "",
+	       r->next_ca_fp ? sa_esc_str(r->next_ca_fp, f2, sizeof(f2)) : "",
 	       r->last_error ? ", last error: " : "",
 	       r->last_error ? sa_esc_str(r->last_error, e3, sizeof(e3)) : "");
 }

@@ -44,10 +44,9 @@ struct engine_req {
 	 * When a --new-key replaces the label's key (--overwrite, a renewal in
 	 * place): how many previous keys and certificates stay in the token,
 	 * retired under a label of their own (0: destroyed, as enroll's
-	 * --overwrite does today; the daemon passes KeepOld).
-	 * TODO(custody branch): not honoured yet: today's p11_key_commit()
-	 * destroys the old pair; custody wires its commit with a keep count
-	 * (engine.c key_commit()).
+	 * --overwrite does today; the daemon passes KeepOld): the old pair is
+	 * retired as LABEL~old-<serial hex> and retired pairs beyond keep_old
+	 * are destroyed (p11_key_commit(), docs/custody.md).
 	 */
 	int keep_old;
 };

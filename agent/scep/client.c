@@ -401,6 +401,8 @@ int scep_transact(scep_client *c, const struct scep_ca *ca,
 		rc = sa_fail(SA_ENOMEM, "out of memory");
 		goto out;
 	}
+	/* from here bytes of the request may leave (scep_client_request_sent) */
+	sa_step("request-out");
 	if ((caps & (SCEP_CAP_POST | SCEP_CAP_SCEPSTANDARD)) && !c->opts.http.force_get) {
 		rc = scep_http_post(c->http, "PKIOperation", der, len, &b);
 	} else {

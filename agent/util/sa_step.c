@@ -25,9 +25,19 @@ static void stop(const char *what)
 	abort();
 }
 
+static sa_step_fn *observer;
+
+void sa_step_observe(sa_step_fn *fn)
+{
+	observer = fn;
+}
+
 void sa_step(const char *name)
 {
 	const char *want = getenv(STOP_VAR);
+
+	if (observer != NULL && name != NULL)
+		observer(name);
 
 	if (want != NULL && name != NULL && strcmp(want, name) == 0)
 		stop(want);
@@ -38,6 +48,8 @@ void sa_step_file(const char *name, const char *path)
 	const char *want = getenv(STOP_VAR), *base;
 	size_t n;
 
+	if (observer != NULL && name != NULL)
+		observer(name);
 	if (want == NULL || name == NULL || path == NULL)
 		return;
 	n = strlen(name);

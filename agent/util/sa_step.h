@@ -20,4 +20,13 @@ void sa_step(const char *name);
  */
 void sa_step_file(const char *name, const char *path);
 
+/*
+ * Someone to tell of every step reached, before the stop check (NULL:
+ * nobody): the daemon's job child passes its progress to the scheduler
+ * this way, so that a child that dies is known to have sent its request
+ * or not. fn must be async-signal-safe enough to run anywhere (a write).
+ */
+typedef void sa_step_fn(const char *name);
+void sa_step_observe(sa_step_fn *fn);
+
 #endif

@@ -101,7 +101,6 @@ sleep 0.5
 kill -TERM "$AG_PID"
 rc=0
 wait "$AG_PID" || rc=$?
-t_todo "a SIGHUP pending when SIGTERM stops a job kills the daemon (exit 129)"
 t_is "$rc" 0 "SIGHUP, then SIGTERM during a job: exit 0"
 t_grep 'stopping on SIGTERM' run3.log "the daemon says it stops on SIGTERM"
 cat run*.log >>"$T_CANARY"

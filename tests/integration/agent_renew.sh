@@ -104,9 +104,6 @@ agent_profile r1 t1 KeepOld=0 "$HOOK"
 P=$AG_PROFILE
 lines=$(ca_lines)
 t_expect_exit 0 sa check "$P"
-# known bug: the renewal point kept in the state for the current
-# certificate outlives a changed RenewAt (agent/daemon/due.c)
-t_todo "a changed RenewAt does not apply to the current certificate"
 t_is "$(ca_lines):$(serial_hex "$S/latest.crt")" "$lines:$s4" "RenewAt 75% (default): not due, nothing sent"
 t_expect_exit 0 sa check --force "$P"
 s5=$(serial_hex "$S/latest.crt")

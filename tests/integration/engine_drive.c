@@ -7,7 +7,8 @@
  *   engine_drive MODE STOREFILE enroll ARGS...
  *
  * MODE "store": the disk store writes the certificate (PEM) to STOREFILE;
- * "refuse": it refuses (SA_EIO "the test store refused ..."). Prints the
+ * "refuse": it refuses (SA_EIO "the test store refused ..."). keep_old is
+ * ENGINE_KEEP_OLD from the environment (default 0). Prints the
  * outcome as NAME=VALUE lines on stdout; exit 0 when the engine returned
  * what its status says (0 with an outcome, the error's code otherwise),
  * 1 when that contract was broken, 2 on bad usage.
@@ -93,7 +94,7 @@ int main(int argc, char **argv)
 	req.o = &o;
 	req.store_disk = store_disk;
 	req.store_arg = &st;
-	req.keep_old = 0;
+	req.keep_old = getenv("ENGINE_KEEP_OLD") ? atoi(getenv("ENGINE_KEEP_OLD")) : 0;
 	rc = engine_enroll(&req, &out);
 	ok = out.status == ENGINE_ERROR ? rc == out.err.code && rc < 0 : rc == 0;
 	printf("rc=%d\n", rc);

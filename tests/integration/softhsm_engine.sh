@@ -107,5 +107,16 @@ t_ok "retry: the token's certificate is the store's" cmp -s tok4.pem disk4.pem
 t_ok "retry: a new certificate" test "$(openssl x509 -in disk4.pem -noout -serial)" != \
 	"$(openssl x509 -in disk1.pem -noout -serial)"
 
+# --- keep_old 1: the previous pair stays, retired under a label of its own
+old_hex=$(openssl x509 -in disk4.pem -noout -serial | sed 's/.*=//' | tr 'A-F' 'a-f' | sed 's/^0*//')
+ENGINE_KEEP_OLD=1 t_expect_exit 0 drive store disk5.pem --new-key "pkcs11:token=t1;object=ek" \
+	--key-type rsa:2048 --subject /CN=engine1 --overwrite
+t_is "$(field status)" SUCCESS "keep_old 1: SUCCESS"
+t_is "$(count privkey ek)" 1 "keep_old 1: one key labelled ek"
+t_is "$(count privkey "ek~old-$old_hex")" 1 "keep_old 1: the previous key retired as ek~old-$old_hex"
+t_is "$(count cert "ek~old-$old_hex")" 1 "keep_old 1: with its certificate"
+token_cert ek tok5.pem
+t_ok "keep_old 1: the token's current certificate is the new one" cmp -s tok5.pem disk5.pem
+
 ca_stop
 done_testing

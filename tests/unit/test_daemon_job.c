@@ -104,8 +104,19 @@ static void stage_then_death(void)
 	memset(&out, 0, sizeof(out));
 	is_int(job_wire_decode(all, al + bl, &out, &flags), 0,
 	       "records of a child that died later");
-	is_int(flags, JOB_WIRE_ENGINE, "the engine was reached, not complete");
+	is_int(flags, JOB_WIRE_ENGINE, "the engine was reached, not complete: "
+	       "no request out");
 	is_str(out.ca_fingerprint, "abcd", "the early TOFU pin is kept");
+	job_out_clear(&out);
+	free(b);
+	is_int(job_wire_record("stage", "request-out", &b, &bl), 0,
+	       "request-out record");
+	all = realloc(all, al + bl);
+	memcpy(all + al, b, bl);
+	memset(&out, 0, sizeof(out));
+	is_int(job_wire_decode(all, al + bl, &out, &flags), 0, "decoded");
+	is_int(flags, JOB_WIRE_SENT, "a request about to leave: it may have "
+	       "reached the CA");
 	job_out_clear(&out);
 	free(a);
 	free(b);

@@ -4,6 +4,7 @@
  * text formats of status (dtext.c: RFC 3339, durations, JSON strings,
  * URIs without PINs).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,55 @@ static void test_renew_point(void)
 	       "jitter never before notBefore");
 }
 
+/* The jitter: stable for one certificate, spread over a fleet's. */
+static void test_jitter_seed(void)
+{
+	struct profile p;
+	struct state st;
+	struct due_cert c;
+	struct due d;
+	time_t now = 1800000000, first = 0;
+	char serial[32];
+	int i, same = 1, lo = 0, hi = 0, inside = 1;
+
+	profile_init(&p);
+	p.jitter = 3600;
+	memset(&st, 0, sizeof(st));
+	memset(&c, 0, sizeof(c));
+	ok(due_jitter_seed("0a1b") == due_jitter_seed("0a1b"),
+	   "jitter seed: the same serial, the same seed");
+	ok(due_jitter_seed("0a1b") != due_jitter_seed("0a1c"),
+	   "jitter seed: serials one apart, seeds apart");
+	c.present = 1;
+	c.serial = strdup("7f3e99");
+	c.not_before = now - 86400;
+	c.not_after = now + 3 * 86400; /* 75%: now + 2 d */
+	for (i = 0; i < 5; i++) {
+		due_decide(&p, &st, &c, now + i * 60, 0, &d);
+		if (i == 0)
+			first = d.renew_at;
+		same = same && d.renew_at == first;
+	}
+	ok(same, "the renewal point of one certificate is the same at every look");
+	ok(first <= now + 2 * 86400 && first >= now + 2 * 86400 - 3600,
+	   "within RenewJitter before RenewAt");
+	/* a fleet whose CA counts serials up: spread over the window */
+	for (i = 0; i < 200; i++) {
+		time_t t;
+
+		snprintf(serial, sizeof(serial), "%x", 0x1000 + i);
+		t = due_renew_point(&p, c.not_before, c.not_after,
+				    due_jitter_seed(serial));
+		inside = inside && t <= now + 2 * 86400 &&
+			 t >= now + 2 * 86400 - 3600;
+		lo |= t < now + 2 * 86400 - 3000;
+		hi |= t > now + 2 * 86400 - 600;
+	}
+	ok(inside && lo && hi, "counting serials: jitters spread over RenewJitter");
+	due_cert_clear(&c);
+	state_clear(&st);
+}
+
 static void st_reset(struct state *st)
 {
 	state_clear(st);
@@ -99,11 +149,11 @@ static void test_decide(void)
 	memset(&st, 0, sizeof(st));
 	memset(&c, 0, sizeof(c));
 
-	due_decide(&p, &st, &c, now, 0, 0, &d);
+	due_decide(&p, &st, &c, now, 0, &d);
 	ok(d.what == DUE_JOB && d.kind == JOB_ENROLL && !d.resume,
 	   "no certificate: enroll");
 	p.adopt_cert = "/x/adopt.crt";
-	due_decide(&p, &st, &c, now, 0, 0, &d);
+	due_decide(&p, &st, &c, now, 0, &d);
 	ok(d.what == DUE_JOB && d.kind == JOB_ADOPT, "no certificate, AdoptCert: adopt");
 	p.adopt_cert = NULL;
 
@@ -111,33 +161,41 @@ static void test_decide(void)
 	c.serial = strdup("0a1b");
 	c.not_before = now - 1000;
 	c.not_after = now + 3000; /* 75%: now + 2000 */
-	due_decide(&p, &st, &c, now, 0, 0, &d);
+	due_decide(&p, &st, &c, now, 0, &d);
 	ok(d.what == DUE_NOTHING && d.when == now + 2000 && d.new_renew_at &&
 	   d.renew_at == now + 2000, "valid certificate: nothing until 75%%");
-	due_decide(&p, &st, &c, now, 1, 0, &d);
+	due_decide(&p, &st, &c, now, 1, &d);
 	ok(d.what == DUE_JOB && d.kind == JOB_RENEW, "--force: renew");
-	due_decide(&p, &st, &c, now + 2000, 0, 0, &d);
+	due_decide(&p, &st, &c, now + 2000, 0, &d);
 	ok(d.what == DUE_JOB && d.kind == JOB_RENEW, "past the renewal point: renew");
-	due_decide(&p, &st, &c, now + 3000, 0, 0, &d);
+	due_decide(&p, &st, &c, now + 3000, 0, &d);
 	ok(d.what == DUE_JOB && d.kind == JOB_REENROLL, "expired: enroll anew");
 
-	/* the state's renewal point is kept for the same certificate only */
+	/* the renewal point follows the profile's RenewAt of now, for the
+	 * current certificate too; the state's renew_at is only a record */
 	state_set(&st.serial, "0a1b");
-	st.renew_at = now + 10;
-	due_decide(&p, &st, &c, now, 0, 0, &d);
-	ok(d.what == DUE_NOTHING && d.when == now + 10 && !d.new_renew_at,
-	   "the stored renew_at is kept for its certificate");
-	due_decide(&p, &st, &c, now + 10, 0, 0, &d);
-	ok(d.what == DUE_JOB && d.kind == JOB_RENEW, "renew at the stored point");
-	state_set(&st.serial, "ffff");
-	due_decide(&p, &st, &c, now, 0, 0, &d);
-	ok(d.new_renew_at && d.renew_at == now + 2000,
-	   "another certificate: a new renewal point");
+	st.renew_at = now + 2000;
+	due_decide(&p, &st, &c, now, 0, &d);
+	ok(d.what == DUE_NOTHING && d.when == now + 2000 && !d.new_renew_at,
+	   "the state's renew_at as computed: nothing new to store");
+	st.renew_at = now - 500; /* chosen under an earlier RenewAt */
+	due_decide(&p, &st, &c, now, 0, &d);
+	ok(d.what == DUE_NOTHING && d.when == now + 2000 && d.new_renew_at,
+	   "a renewal point stored under an earlier RenewAt: RenewAt of now");
+	p.renew_pct = 0;
+	p.renew_before = 3500; /* RenewAt changed to 3500 s before the end */
+	st.renew_at = now + 2000;
+	due_decide(&p, &st, &c, now, 0, &d);
+	ok(d.what == DUE_JOB && d.kind == JOB_RENEW && d.new_renew_at &&
+	   d.renew_at == now - 500,
+	   "RenewAt changed: applies to the current certificate (renew now)");
+	p.renew_pct = 75;
+	p.renew_before = -1;
 	st_reset(&st);
 
 	c.mismatch = 1;
 	c.mismatch_why = "subject";
-	due_decide(&p, &st, &c, now, 0, 0, &d);
+	due_decide(&p, &st, &c, now, 0, &d);
 	ok(d.what == DUE_JOB && d.kind == JOB_RENEW, "Subject/KeyType changed: renew");
 	c.mismatch = 0;
 
@@ -145,13 +203,13 @@ static void test_decide(void)
 	st.phase = STATE_FAILED;
 	st.failures = 2;
 	st.next_try = now + 100;
-	due_decide(&p, &st, &c, now + 2500, 0, 0, &d);
+	due_decide(&p, &st, &c, now + 2500, 0, &d);
 	ok(d.what == DUE_JOB && d.kind == JOB_RENEW, "backoff over, past the renewal point: renew");
-	due_decide(&p, &st, &c, now + 50, 0, 0, &d);
+	due_decide(&p, &st, &c, now + 50, 0, &d);
 	ok(d.what == DUE_BACKOFF && d.when == now + 100, "failed: backoff until next_try");
-	due_decide(&p, &st, &c, now + 50, 1, 0, &d);
+	due_decide(&p, &st, &c, now + 50, 1, &d);
 	ok(d.what == DUE_JOB && d.kind == JOB_RENEW, "--force: no backoff");
-	due_decide(&p, &st, &c, now + 100, 0, 0, &d);
+	due_decide(&p, &st, &c, now + 100, 0, &d);
 	ok(d.what == DUE_NOTHING, "backoff over, certificate fine: nothing");
 	st_reset(&st);
 
@@ -162,30 +220,30 @@ static void test_decide(void)
 	state_set(&st.transaction_id, "abc");
 	st.txn_started = now - 100;
 	st.last_attempt = now - 100;
-	due_decide(&p, &st, &c, now, 0, 0, &d);
+	due_decide(&p, &st, &c, now, 0, &d);
 	ok(d.what == DUE_POLL_WAIT && d.when == now + 200,
 	   "pending: next poll one PollInterval after the last");
-	due_decide(&p, &st, &c, now + 200, 0, 0, &d);
+	due_decide(&p, &st, &c, now + 200, 0, &d);
 	ok(d.what == DUE_JOB && d.resume && d.kind == JOB_RENEW,
 	   "pending: poll (resume the renewal)");
-	due_decide(&p, &st, &c, now + 3500, 0, 0, &d);
+	due_decide(&p, &st, &c, now + 3500, 0, &d);
 	ok(d.what == DUE_GIVE_UP, "pending past MaxPollTime (from txn start): give up");
 	p.o.s.max_poll_time = 0;
-	due_decide(&p, &st, &c, now + 350000, 0, 0, &d);
+	due_decide(&p, &st, &c, now + 350000, 0, &d);
 	ok(d.what == DUE_JOB && d.resume, "MaxPollTime 0: no limit");
 	p.o.s.max_poll_time = 3600;
 	st.pending = 0; /* killed mid-job */
 	state_set(&st.txn_kind, "enroll");
 	c.present = 0;
-	due_decide(&p, &st, &c, now, 0, 0, &d);
+	due_decide(&p, &st, &c, now, 0, &d);
 	ok(d.what == DUE_JOB && d.resume && d.kind == JOB_ENROLL,
 	   "interrupted enrollment: resumed, not sent anew");
 	state_set(&st.txn_kind, "reenroll");
-	due_decide(&p, &st, &c, now, 0, 0, &d);
+	due_decide(&p, &st, &c, now, 0, &d);
 	ok(d.kind == JOB_REENROLL && d.resume, "interrupted re-enrollment: resumed");
 	st.failures = 1;
 	st.next_try = now + 60;
-	due_decide(&p, &st, &c, now, 0, 0, &d);
+	due_decide(&p, &st, &c, now, 0, &d);
 	ok(d.what == DUE_BACKOFF, "a failed transaction waits out its backoff too");
 	st_reset(&st);
 	due_cert_clear(&c);
@@ -349,6 +407,7 @@ int main(void)
 	test_backoff();
 	test_renew_point();
 	test_decide();
+	test_jitter_seed();
 	test_cert();
 	test_text();
 	return tap_done();
