@@ -157,8 +157,7 @@ int keyload_get1(struct keyload *kl, const char *name, EVP_PKEY **out,
 		char shown[KEYLOAD_SHOWN];
 
 		sa_verbose("using the key %s in the token",
-			   keyload_display(p11_keyobj_get0_uri(obj), shown,
-					   sizeof(shown)));
+			   keyload_display(name, shown, sizeof(shown)));
 	}
 	*out = p11_keyobj_get0_pkey(obj);
 	if (obj_out != NULL) {

@@ -69,9 +69,7 @@ static int query_open(const struct agent_opts *o, struct query *q)
 		rc = sa_fail_noossl(SA_EKEY, "the certificate %s does not "
 				    "belong to the key %s; give -l the "
 				    "certificate of that key", s->local_cert_file,
-				    keyload_display(q->obj ?
-						    p11_keyobj_get0_uri(q->obj) :
-						    s->private_key, shown,
+				    keyload_display(s->private_key, shown,
 						    sizeof(shown)));
 	}
 	if (rc < 0)
