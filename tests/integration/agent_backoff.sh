@@ -13,7 +13,10 @@
 t_require softhsm2-util pkcs11-tool python3
 softhsm_new t1
 ca_start -challenge "$T_CHAL" -fail badRequest -fail-text "enrollment closed for maintenance"
-agent_profile b1 t1 RetryMin=4 RetryMax=8
+# the backoff must outlast a check's start (seconds under valgrind)
+RMIN=4 RMAX=8
+agent_slow && RMIN=20 RMAX=40
+agent_profile b1 t1 RetryMin=$RMIN RetryMax=$RMAX
 P=$AG_PROFILE
 S=$AG_STORE
 ST=$AG_STATE
@@ -44,7 +47,7 @@ t_is "$?" 1 "status exits 1 for a failed profile"
 t_is "$(st state)" failed "status --json: state failed"
 t_like "$(st last_error)" 'badRequest|maintenance' "status --json: last_error has the CA's answer"
 g1=$(gap)
-t_between "$g1" 4 5 "the first backoff is about RetryMin (4 s): $g1 s"
+t_between "$g1" $RMIN $((RMIN + 1)) "the first backoff is about RetryMin ($RMIN s): $g1 s"
 t_grep '^failures *= *1$' "$ST/b1.state" "the state file records one failure"
 
 # --- within the backoff: no contact --------------------------------------------
@@ -67,7 +70,7 @@ t_is "$(ca_lines)" "$lines" "within the second backoff: no contact either"
 wait_due
 t_expect_exit 1 sa check "$P"
 g3=$(gap)
-t_between "$g3" "$g2" 9 "and stops growing at RetryMax, 8 s ($g2 s -> $g3 s)"
+t_between "$g3" "$g2" $((RMAX + 1)) "and stops growing at RetryMax, $RMAX s ($g2 s -> $g3 s)"
 agent_status "$P"
 t_like "$(st last_error)" 'badRequest|maintenance' "last_error persists across runs"
 

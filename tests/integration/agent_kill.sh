@@ -1,7 +1,8 @@
 #!/bin/bash
 # agent suite (issue 12): a renewal by `scep-agent check` killed (SIGKILL,
 # the test hook SCEP_AGENT_TEST_STOP=STEP, agent/util/sa_step.c, in the
-# job child) at each step: key-generated, request-sent, reply-verified,
+# job child) at each step: key-generated, request-out (before a request's
+# bytes leave), request-sent, reply-verified,
 # cert-written, cert-stored, key-committed. After each kill: the process
 # stopped at that step, `check` says the profile failed (exit 1),
 # latest.crt is whole, valid, and matches a private key in the token;
@@ -24,7 +25,7 @@ agent_profile k1 t1 RenewAt=7200 KeepOld=1
 P=$AG_PROFILE
 S=$AG_STORE
 
-STEPS="key-generated request-sent reply-verified cert-written cert-stored key-committed"
+STEPS="key-generated request-out request-sent reply-verified cert-written cert-stored key-committed"
 agent_slow && STEPS="request-sent cert-stored"
 
 # tids_since N: the distinct transactionIDs of the CA's PKIOperations after
@@ -63,14 +64,20 @@ for step in $STEPS; do
 	# the backoff after a failure (RetryMin 1 s) runs out
 	sleep 2
 	l1=$(ca_lines)
+	# known bug: killed at request-out (the request not yet left, but it
+	# might have), the retry polls (CertPoll) instead of sending the same
+	# request again under its transactionID: FAILURE badCertId
+	ro_todo() { [ "$step" = request-out ] && t_todo "request-out: the retry polls instead of re-sending"; }
+	ro_todo
 	t_expect_exit 0 sa check "$P"
 	new=$(serial_hex "$S/latest.crt")
+	ro_todo
 	t_ok "$step: the next check completes the renewal ($old -> $new)" test "$new" != "$old"
 	pair_ok "$step, then check"
 	t_is "$(readlink "$S/latest.crt" | sed 's#.*/##')" "$new.crt" "$step, then check: latest.crt points at it"
 	t_is "$(p11_ids t1 privkey | wc -l)" 2 "$step, then check: two keys (current, KeepOld=1), nothing staged left"
 	case $step in
-	key-generated)
+	key-generated|request-out)
 		# nothing was sent: one request now, whatever its transactionID
 		t_is "$(tids_since "$l1" | wc -w)" 1 "$step, then check: one transaction at the CA" ;;
 	request-sent|reply-verified)
@@ -85,6 +92,7 @@ for step in $STEPS; do
 			"$step, then check: no new transaction (the certificate had arrived)" ;;
 	esac
 	agent_status "$P"
+	ro_todo
 	t_is "$(st state):$(st serial)" "ok:$new" "$step, then check: status ok with the new serial"
 done
 
