@@ -152,7 +152,6 @@ static enum pass_result succeeded(const struct profile *p, struct state *st,
 static void refusal_msg(const struct profile *p, const struct job_out *out,
 			char *buf, size_t size)
 {
-	char text[512];
 	int fi = out->fail_info;
 	int challenge = p->o.s.challenge_file != NULL ||
 			p->o.s.challenge_env != NULL ||
@@ -161,8 +160,8 @@ static void refusal_msg(const struct profile *p, const struct job_out *out,
 	snprintf(buf, size, "the CA refused the request (failInfo %s%s%s): %s%s",
 		 fi >= 0 ? scep_fail_info_name(fi) : "none",
 		 out->fail_info_text ? ", " : "",
-		 out->fail_info_text ? sa_esc_str(out->fail_info_text, text,
-						  sizeof(text)) : "",
+		 /* escaped by the job (job.h), sanitised again on the pipe */
+		 out->fail_info_text ? out->fail_info_text : "",
 		 fi >= 0 ? scep_fail_info_hint(fi) : "no reason given",
 		 challenge && (fi < 0 || fi == SCEP_FAIL_BADREQUEST ||
 			       fi == SCEP_FAIL_BADMESSAGECHECK) ?
@@ -185,16 +184,30 @@ static int txn_may_live(const struct state *st, const struct due *d,
 	return st->pending || d->resume || out->sent;
 }
 
+/*
+ * A resumed transaction that never got an answer from the CA (not
+ * pending: the run that sent it was killed as the request left) and that
+ * the CA does not know (FAILURE badCertId to the poll): the request never
+ * arrived. It is sent again at once (same key) rather than counted as a
+ * failure: *resend set, nothing recorded as failed.
+ */
+static int never_arrived(const struct state *st, const struct due *d,
+			 const struct job_out *out)
+{
+	return d->resume && !st->pending && out->status == ENGINE_FAILURE &&
+	       out->fail_info == SCEP_FAIL_BADCERTID;
+}
+
 /* Run the job d says, with the state written before and after. */
 static enum pass_result run_job(const struct profile *p, struct state *st,
-				const struct due *d, time_t *next)
+				const struct due *d, time_t *next, int *resend)
 {
 	struct job_in in;
 	struct job_out out;
 	time_t now = time(NULL);
 	char msg[SA_ERRMSG_MAX + 700];
 	enum pass_result r;
-	int rc;
+	int rc, arrived;
 
 	memset(&out, 0, sizeof(out));
 	if (sa_intr_caught() != 0) {
@@ -275,7 +288,18 @@ static enum pass_result run_job(const struct profile *p, struct state *st,
 		break;
 	}
 	case ENGINE_FAILURE:
+		arrived = !never_arrived(st, d, &out);
 		txn_clear(st); /* the CA's answer is final */
+		if (!arrived) {
+			sa_warn("profile %s: the CA does not know the interrupted "
+				"transaction (badCertId): its request never arrived; "
+				"sending it again", p->name);
+			save(p, st);
+			*resend = 1;
+			*next = now;
+			r = PASS_PENDING;
+			break;
+		}
 		refusal_msg(p, &out, msg, sizeof(msg));
 		r = failed(p, st, msg, now, next);
 		break;
@@ -406,9 +430,16 @@ enum pass_result pass_profile(const struct profile *p, int force,
 		r = failed(p, &st, msg, now, next);
 		break;
 	}
-	case DUE_JOB:
-		r = run_job(p, &st, &d, next);
+	case DUE_JOB: {
+		int resend = 0;
+
+		r = run_job(p, &st, &d, next, &resend);
+		if (resend) {
+			d.resume = 0; /* once: a new request for the same key */
+			r = run_job(p, &st, &d, next, &resend);
+		}
 		break;
+	}
 	}
 out:
 	X509_free(cert);

@@ -16,8 +16,10 @@ t_require softhsm2-util pkcs11-tool python3
 softhsm_new t1
 ca_start -challenge "$T_CHAL" -allowrenew 0 -valid 3600
 
-HOOK="HookSuccess=\"env > $T_WORK/hook.env\""
-HOOKF="HookFailure=\"env > $T_WORK/hookfail.env\""
+# the hooks keep only the agent's variables: the test's own environment
+# holds the canary secrets (T_PIN ...), which the canary test would find
+HOOK="HookSuccess=\"env | grep ^SCEP_AGENT_ > $T_WORK/hook.env\""
+HOOKF="HookFailure=\"env | grep ^SCEP_AGENT_ > $T_WORK/hookfail.env\""
 agent_profile r1 t1 RenewAt=7200 KeepOld=1 "$HOOK" "$HOOKF"
 P=$AG_PROFILE
 S=$AG_STORE
@@ -149,7 +151,7 @@ t_ok "a new, valid certificate ($xs2)" sh -c "test '$xs2' != '$xs1' && openssl x
 t_like "$(p11_key_for_cert t1 "$XS/latest.crt")" '^[0-9a-f]+$' "its key is in the token"
 
 # --- a CA failure: HookFailure with SCEP_AGENT_ERROR -------------------------
-ca_restart -fail badRequest -fail-text "no more certificates today"
+ca_restart -fail badRequest -fail-text 'no more certificates today\tomorrow'
 agent_profile r1 t1 KeepOld=0 "Subject=/CN=r1-renamed/O=Agent Test" "$HOOK" "$HOOKF"
 P=$AG_PROFILE
 rm -f hook.env
@@ -158,6 +160,9 @@ t_file hookfail.env "HookFailure ran"
 t_is "$(sed -n 's/^SCEP_AGENT_PROFILE=//p' hookfail.env)" r1 "failure hook: SCEP_AGENT_PROFILE"
 t_like "$(sed -n 's/^SCEP_AGENT_ERROR=//p' hookfail.env)" 'badRequest|no more certificates' \
 	"failure hook: SCEP_AGENT_ERROR says what the CA said"
+# the CA's text escaped once (a backslash as \\), not twice
+t_ok "failure hook: the CA's text escaped once" \
+	grep -qF 'today\\tomorrow)' hookfail.env
 t_no_file hook.env "the success hook did not run"
 t_is "$(serial_hex "$S/latest.crt")" "$s6" "a failed renewal: the current certificate stays"
 t_ok "a failed renewal: the current key stays" p11_key_for_cert t1 "$S/latest.crt"

@@ -16,9 +16,9 @@ for u in scep-agent.service scep-agent-check.service scep-agent-check.timer; do
 	sed "s#^\(ExecStart=\)[^ ]*/scep-agent #\1$SCEP_AGENT #" "$UNITDIR/$u" >"units/$u"
 done
 # the profile directory named in ExecStart exists on a real system
-t_grep '^ExecStart=/.*/scep-agent run /.*/scep-agent/profiles.d$' "$UNITDIR/scep-agent.service" \
+t_grep '^ExecStart=/.*/scep-agent run /.*/scep-agent/profiles$' "$UNITDIR/scep-agent.service" \
 	"scep-agent.service runs the daemon on the profile directory"
-t_grep '^ExecStart=/.*/scep-agent check /.*/scep-agent/profiles.d$' "$UNITDIR/scep-agent-check.service" \
+t_grep '^ExecStart=/.*/scep-agent check /.*/scep-agent/profiles$' "$UNITDIR/scep-agent-check.service" \
 	"scep-agent-check.service runs check on the profile directory"
 
 # verify: the units and the ones they name (the timer's service); no
