@@ -390,6 +390,19 @@ static int known_section(const char *sec, const char *engine_sec)
 	return strcasecmp(sec, "scep_agent_mkrequest") == 0;
 }
 
+
+/* One warning for a key no scope knows (e in cf), counted in s. */
+static void warn_unknown_key(const struct conf_file *cf,
+			     const struct conf_entry *e,
+			     struct conf_settings *s)
+{
+	if (find_key(e->key) != NULL)
+		return;
+	sa_warn("%s:%d: unknown key \"%s\" in [%s], ignored", cf->path,
+		e->line, e->key, e->section[0] ? e->section : "top of file");
+	s->warnings++;
+}
+
 /*
  * One warning per unknown key in known sections, per unknown section;
  * none for a key that a $variable refers to.
@@ -418,12 +431,7 @@ static void warn_unknown(const struct conf_file *cf, const char *engine_sec,
 			s->warnings++;
 			continue;
 		}
-		if (find_key(e->key) == NULL) {
-			sa_warn("%s:%d: unknown key \"%s\" in [%s], ignored",
-				cf->path, e->line, e->key,
-				e->section[0] ? e->section : "top of file");
-			s->warnings++;
-		}
+		warn_unknown_key(cf, e, s);
 	}
 }
 
@@ -526,12 +534,7 @@ int conf_apply_profile(const struct conf_file *cf, struct conf_settings *s)
 			s->warnings++;
 			continue;
 		}
-		if (find_key(e->key) == NULL) {
-			sa_warn("%s:%d: unknown key \"%s\" in [%s], ignored",
-				cf->path, e->line, e->key,
-				e->section[0] ? e->section : "top of file");
-			s->warnings++;
-		}
+		warn_unknown_key(cf, e, s);
 	}
 	rc = apply_section(cf, "", s);
 	if (rc == 0)
