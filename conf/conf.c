@@ -390,7 +390,6 @@ static int known_section(const char *sec, const char *engine_sec)
 	return strcasecmp(sec, "scep_agent_mkrequest") == 0;
 }
 
-
 /* One warning for a key no scope knows (e in cf), counted in s. */
 static void warn_unknown_key(const struct conf_file *cf,
 			     const struct conf_entry *e,
