@@ -73,6 +73,11 @@ t_is "$(echo $mods)" "" "the scheduling process has no PKCS#11 module mapped"
 t_ok "(the maps were read: libc among them)" \
 	sh -c "[ $(maps_libs | grep -c '/libc\.so') -ge 1 ]"
 t_is "$(ls /proc/"$AG_PID"/task | wc -l)" 1 "the scheduling process has one thread"
+# status reads state and certificates only: the dynamic loader's record
+# (LD_DEBUG=files) names no libcurl, neither linked nor loaded
+LD_DEBUG=files "$SCEP_AGENT" status "$G" >/dev/null 2>"$T_WORK/status.ld" || true
+t_is "$(grep -c 'file=libcurl' "$T_WORK/status.ld")" 0 "status loads no libcurl"
+t_grep 'file=libcrypto' "$T_WORK/status.ld" "(LD_DEBUG recorded the libraries status loads)"
 diag "idle daemon: VmRSS $(sed -n 's/^VmRSS: *//p' /proc/"$AG_PID"/status)"
 
 # --- a profile goes away on SIGHUP ------------------------------------------------------
