@@ -14,7 +14,7 @@
 # result is whole.
 # Under valgrind (SCEP_AGENT_WRAP) a sample: getcert (no key generation,
 # which takes about 20 s per RSA key there) at a dozen calls, failed from
-# then on; the full sweep runs in the ASan build, every 2nd call of it in
+# then on; the full sweep runs in the ASan build, every 4th call of it in
 # the plain build.
 #
 # sweep_test.sh tpm (test faults_tpm, suites faults and tpm, serial): the
@@ -54,12 +54,12 @@ else
 	FLOWS=(enroll renew newlabel mkrequest getcert getcrl)
 	# the CKR sample at every 16th call (and the first of each kind):
 	# about 800 points, 7 min under ASan on 2 cores. The plain build
-	# (the same code, and no sanitizer to see more) takes every 2nd call
-	# and every 32nd for the sample (the first of each kind always):
+	# (the same code, and no sanitizer to see more) takes every 4th call
+	# and every 64th for the sample (the first of each kind always):
 	# CI runs both, and its whole run must stay near 30 minutes
 	SWEEP=(-t 30 -e 16 "${FLOWS[@]}")
 	ldd "$SCEP_AGENT" 2>/dev/null | grep -q libasan ||
-		SWEEP=(-t 30 -x 2 -e 32 "${FLOWS[@]}")
+		SWEEP=(-t 30 -x 4 -e 64 "${FLOWS[@]}")
 fi
 R=$T_WORK/results.txt
 : >"$R"
