@@ -2,7 +2,8 @@
 # The main job on an embedded default: installs what is missing, builds,
 # then in a throwaway directory starts a test SCEP CA on 127.0.0.1 and a
 # fresh SoftHSM2 token, generates an RSA-2048 key inside the token, and
-# enrolls a certificate for it. Everything is removed at the end (set
+# enrolls a certificate for it; then the agent (`scep-agent check` on a
+# profile) enrolls a second certificate and renews it. Everything is removed at the end (set
 # KEEP=1 to keep the directory); the CA is stopped by its pid.
 # With --tpm: the same main job on a software TPM instead of SoftHSM2: a
 # fresh swtpm on 127.0.0.1 (a port chosen at random, its state in the
@@ -42,7 +43,8 @@ trap 'exit 130' INT TERM
 cd "$work"
 
 # A test SCEP CA (micromdm's library) on loopback, ephemeral port.
-"$scepca" -dir "$work/ca" -port-file "$work/ca.port" >/dev/null 2>"$work/ca.err" &
+# (-allowrenew 0: the agent's forced renewal below asks for the same name again)
+"$scepca" -dir "$work/ca" -allowrenew 0 -port-file "$work/ca.port" >/dev/null 2>"$work/ca.err" &
 ca_pid=$!
 i=0
 while [ ! -s "$work/ca.port" ]; do
@@ -127,3 +129,27 @@ echo
 echo "demo: the key was generated in the token and never left it; the"
 echo "demo: certificate is in the token (same CKA_ID) and in demo.crt:"
 openssl x509 -in demo.crt -noout -subject -serial -issuer -dates
+
+# The agent (docs/agent.md): one profile per certificate; `check` enrolls
+# what has none, renews what is due (--force: now), `status` reads only
+# the state and the files. The CA is pinned by its fingerprint.
+echo
+fp=$(openssl x509 -in ca.crt -noout -fingerprint -sha256 | sed 's/.*=//')
+mkdir profiles
+cat >profiles/gateway.conf <<EOF
+[scep_agent]
+URL = $url
+FingerPrint = $fp
+PKCS11Module = $module
+PinFile = $work/pin
+NewKey = "pkcs11:token=demo;object=gateway"
+Subject = "/CN={hostname}/O=scep-agent demo"
+StoreDir = $work/store/gateway
+StateDir = $work/state
+EOF
+run "$agent" check profiles
+run "$agent" check --force profiles
+run "$agent" status profiles
+ls -l "$work/store/gateway" | sed "s#$work/##g"
+echo "demo: the agent enrolled, then renewed with a new key in the token; the"
+echo "demo: previous key and certificate are kept (KeepOld = 1)."
