@@ -4,7 +4,8 @@
 # (PollInterval 1) polls, is killed with SIGKILL mid-wait (it and its job
 # child: its process group, as systemd stops a unit), and started again:
 # it resumes the same transaction and completes it. At the CA: ONE
-# PKCSReq, then CertPolls, all under that request's transactionID.
+# PKCSReq, then CertPolls, all under that request's transactionID. And
+# `check` on a pending profile exits 3, sending nothing before PollInterval.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 t_require softhsm2-util pkcs11-tool python3 setsid
@@ -62,5 +63,15 @@ t_is "$(p11_ids t1 privkey | wc -l)" 1 "one key in the token: the transaction's"
 agent_status "$P"
 t_is "$(st state):$(st serial)" "ok:$(serial_hex "$S/latest.crt")" "status: ok, the new serial"
 cat run1.log run2.log >>"$T_CANARY"
+
+# --- check: exit 3 while pending; nothing sent before PollInterval --------
+agent_profile p2 t1 "NewKey=pkcs11:token=t1;object=p2" PollInterval=300
+t_expect_exit 3 sa check "$AG_PROFILE"
+t_grep 'has not decided yet' "$T_ERR" "check: the CA's PENDING said"
+n=$(pkiops)
+t_expect_exit 3 sa check "$AG_PROFILE"
+t_is "$(pkiops)" "$n" "check again before PollInterval: still pending (3), nothing sent"
+agent_status "$AG_PROFILE"
+t_is "$(st state)" pending "status: pending"
 
 done_testing
