@@ -30,6 +30,7 @@
 #include "sa_log.h"
 #include "sa_step.h"
 #include "store.h"
+#include "tpm.h"
 
 /* the pipe to the parent, in the child (-1: job_do called directly) */
 static int child_fd = -1;
@@ -244,6 +245,24 @@ static const char *kind_name(enum job_kind k)
 	return "job";
 }
 
+/*
+ * A token call of the job ran past its bound (TokenTimeout): called on
+ * the watchdog thread while the call hangs, so no exit() (see main.c):
+ * the reason to the journal, then _exit(10); the parent records a job
+ * that died without an outcome, and the next attempt runs after the
+ * backoff.
+ */
+static void job_token_timeout(const char *msg)
+{
+	char line[2300];
+	int n = snprintf(line, sizeof(line), "scep-agent: %s\n", msg);
+
+	if (n > 0 && write(STDERR_FILENO, line, (size_t)n < sizeof(line) ?
+			   (size_t)n : sizeof(line) - 1) < 0)
+		n = -1; /* nothing left to tell */
+	_exit(SA_EXIT_TOKEN_TIMEOUT);
+}
+
 int job_do(const struct job_in *in, struct job_out *out)
 {
 	const struct profile *p = in->p;
@@ -260,6 +279,24 @@ int job_do(const struct job_in *in, struct job_out *out)
 	memset(&eo, 0, sizeof(eo));
 	out->fail_info = -1;
 	out->status = ENGINE_ERROR;
+	/*
+	 * The token set-up the scheduler leaves to its children: every token
+	 * call bounded (TokenTimeout), and the TPM's environment (TPM, TCTI,
+	 * TPMStore) made before the module is loaded. The module path is the
+	 * copy's own (agent_opts_tpm replaces it).
+	 */
+	p11_wait_set(o.token_call_s * 1000UL, o.token_keygen_s * 1000UL,
+		     job_token_timeout);
+	o.s.pkcs11_module = p->o.s.pkcs11_module ?
+			    strdup(p->o.s.pkcs11_module) : NULL;
+	if (p->o.s.pkcs11_module != NULL && o.s.pkcs11_module == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = agent_opts_tpm(&o);
+	if (rc < 0)
+		goto out;
+	o.p11.module = o.s.pkcs11_module;
 	rc = scep_crypto_init();
 	if (rc < 0)
 		goto out;
@@ -333,6 +370,9 @@ out:
 	free(ca_file);
 	job_ca_clear(&jc);
 	scep_client_free(c);
+	if (o.tpm)
+		tpm_finish(); /* what the TPM module left loaded */
+	free(o.s.pkcs11_module);
 	return rc;
 }
 

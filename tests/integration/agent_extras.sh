@@ -7,7 +7,8 @@
 # last success. The clock: a check on a clock before the program's build
 # date (faketime) or not synchronised (systemd's timesync flag missing)
 # waits up to ClockWait, then decides nothing and exits 1 without
-# contacting the CA; synchronised, it goes on.
+# contacting the CA; synchronised, it goes on. TokenTimeout bounds the
+# job's token calls (a card that stops answering).
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
 t_require softhsm2-util pkcs11-tool python3 faketime
@@ -81,5 +82,18 @@ t_is "$(ca_lines)" "$lines" "not synchronised: the CA was not contacted"
 t_expect_exit 0 sa check "$P"
 t_ok "synchronised: the profile enrolls" cert_valid "$AG_STORE/latest.crt"
 unset SCEP_AGENT_TIMESYNC_DIR
+
+# --- TokenTimeout bounds a job's token calls --------------------------------
+# a card that stops answering (the shim holds C_Sign for 60 s): the job
+# ends at TokenTimeout, not when the card answers; nothing enrolled
+export P11SHIM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+agent_profile slow t1 "PKCS11Module=$P11SHIM" TokenTimeout=1 "NewKey=pkcs11:token=t1;object=slow"
+start=$(date +%s)
+P11SHIM_DELAY=C_Sign:60000 t_expect_exit 1 sa check "$AG_PROFILE"
+took=$(( $(date +%s) - start ))
+t_between "$took" 0 30 "TokenTimeout 1: the job gave up in time (took $took s, the card 60)"
+t_grep "did not answer|TokenTimeout|token-timeout" "$T_ERR" "TokenTimeout: the message says the token did not answer"
+t_no_file "$AG_STORE/latest.crt" "TokenTimeout: nothing enrolled"
+unset P11SHIM_MODULE
 
 done_testing
