@@ -1,6 +1,5 @@
 /*
- * http.c - the HTTP transport of the SCEP core; the only libcurl user
- * (loaded at run time by the first transport created: http_curl.c).
+ * http.c - the HTTP transport of the SCEP core; the only libcurl user.
  *
  * One curl easy handle per transport, reused for every request of a run
  * (keep-alive). Verification of HTTPS peers is on unless the caller sets
@@ -9,7 +8,6 @@
  * sa_url_shown() (no credentials) and server text through sa_esc().
  */
 #include "scep_int.h"
-#include "http_curl.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -17,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <curl/curl.h>
 #include <openssl/x509_vfy.h>
 
 #include "sa_err.h"
@@ -28,7 +27,6 @@
 #define SCEP_HTTP_MAX_REDIRS 5
 
 struct scep_http {
-	const struct scep_curl_fns *cu; /* libcurl, loaded (http_curl.c) */
 	CURL *curl;
 	char *url;
 	char *proxy;
@@ -54,6 +52,8 @@ struct sink {
 	int too_big;
 };
 
+static int curl_ready;
+
 static char *xstrdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -62,21 +62,20 @@ static char *xstrdup(const char *s)
 /* Create a transport; see scep.h. */
 int scep_http_new(const struct scep_http_opts *opts, scep_http **out)
 {
-	const struct scep_curl_fns *cu = NULL;
 	scep_http *h = NULL;
 	int rc = SA_ENOMEM;
 
 	*out = NULL;
 	if (opts == NULL || opts->url == NULL || opts->url[0] == '\0')
 		return sa_fail_noossl(SA_EUSAGE, "no SCEP server URL given; use -u URL");
-	/* the first transport of the process loads libcurl */
-	if ((rc = scep_curl_load(&cu)) != SA_OK)
-		return rc;
-	rc = SA_ENOMEM;
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return sa_fail_noossl(SA_EINTERNAL, "libcurl initialisation failed");
+		curl_ready = 1;
+	}
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		goto out;
-	h->cu = cu;
 	if (strstr(opts->url, "://") == NULL) {
 		if (asprintf(&h->url, "http://%s", opts->url) < 0)
 			h->url = NULL;
@@ -96,7 +95,7 @@ int scep_http_new(const struct scep_http_opts *opts, scep_http **out)
 	h->timeout = opts->timeout > 0 ? opts->timeout : 120;
 	h->max_response = opts->max_response ? opts->max_response : 8u << 20;
 	h->wait_connect = opts->wait_connect > 0 ? opts->wait_connect : 0;
-	h->curl = cu->easy_init();
+	h->curl = curl_easy_init();
 	if (h->curl == NULL) {
 		rc = sa_fail_noossl(SA_EINTERNAL, "cannot create a libcurl handle");
 		goto out;
@@ -117,7 +116,7 @@ void scep_http_free(scep_http *h)
 	if (h == NULL)
 		return;
 	if (h->curl)
-		h->cu->easy_cleanup(h->curl);
+		curl_easy_cleanup(h->curl);
 	free(h->url);
 	free(h->proxy);
 	free(h->ca_bundle);
@@ -289,7 +288,7 @@ static int request_went_out(scep_http *h, CURLcode cc)
 
 	if (cc == CURLE_OK)
 		return 1;
-	if (h->cu->easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
+	if (curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
 		return 1;
 	return sent > 0;
 }
@@ -304,9 +303,9 @@ static int was_connected(scep_http *h)
 	curl_off_t conn = 0;
 	long sent = 0;
 
-	if (h->cu->easy_getinfo(h->curl, CURLINFO_CONNECT_TIME_T, &conn) == CURLE_OK && conn > 0)
+	if (curl_easy_getinfo(h->curl, CURLINFO_CONNECT_TIME_T, &conn) == CURLE_OK && conn > 0)
 		return 1;
-	return h->cu->easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0;
+	return curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0;
 }
 
 /*
@@ -320,8 +319,8 @@ static const char *redirect_note(scep_http *h, char *buf, size_t len)
 	size_t k;
 
 	buf[0] = '\0';
-	if (h->cu->easy_getinfo(h->curl, CURLINFO_REDIRECT_COUNT, &n) != CURLE_OK ||
-	    n <= 0 || h->cu->easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK ||
+	if (curl_easy_getinfo(h->curl, CURLINFO_REDIRECT_COUNT, &n) != CURLE_OK ||
+	    n <= 0 || curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK ||
 	    eff == NULL || len < 32)
 		return buf;
 	k = (size_t)snprintf(buf, len, " (redirected to ");
@@ -373,7 +372,7 @@ static const char *fail_hint(scep_http *h, CURLcode cc, char *buf, size_t len)
 	default:
 		return "";
 	}
-	h->cu->easy_getinfo(h->curl, CURLINFO_SSL_VERIFYRESULT, &vr);
+	curl_easy_getinfo(h->curl, CURLINFO_SSL_VERIFYRESULT, &vr);
 	if (vr == X509_V_ERR_CERT_HAS_EXPIRED)
 		return "; the server's certificate has expired: have it renewed "
 		       "(if it has not expired, check this computer's clock)";
@@ -390,15 +389,15 @@ static const char *fail_hint(scep_http *h, CURLcode cc, char *buf, size_t len)
 		return "; check the CA bundle for HTTPS (--ca-bundle): it must hold "
 		       "the CA that issued the server's certificate";
 	host[0] = '\0';
-	if (h->cu->easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) {
-		CURLU *u = h->cu->url();
+	if (curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) {
+		CURLU *u = curl_url();
 		char *hp = NULL;
 
-		if (u && h->cu->url_set(u, CURLUPART_URL, eff, 0) == CURLUE_OK &&
-		    h->cu->url_get(u, CURLUPART_HOST, &hp, 0) == CURLUE_OK)
+		if (u && curl_url_set(u, CURLUPART_URL, eff, 0) == CURLUE_OK &&
+		    curl_url_get(u, CURLUPART_HOST, &hp, 0) == CURLUE_OK)
 			sa_esc_str(hp, host, sizeof(host));
-		h->cu->free(hp);
-		h->cu->url_cleanup(u);
+		curl_free(hp);
+		curl_url_cleanup(u);
 	}
 	snprintf(buf, len, "; the server's certificate does not name the host %s "
 		 "of the URL: give the URL (-u) with a name the certificate holds, "
@@ -409,7 +408,7 @@ static const char *fail_hint(scep_http *h, CURLcode cc, char *buf, size_t len)
 /* curl's error text, escaped (it may quote what a server sent). */
 static const char *curl_error(scep_http *h, CURLcode cc, char *buf, size_t len)
 {
-	return sa_esc_str(h->errbuf[0] ? h->errbuf : h->cu->easy_strerror(cc), buf, len);
+	return sa_esc_str(h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc), buf, len);
 }
 
 /*
@@ -428,30 +427,30 @@ static int perform(scep_http *h, const char *url, const char *opname,
 	int rc, attempt = 0;
 
 	h->sent = 0;
-	h->cu->easy_setopt(h->curl, CURLOPT_URL, url);
-	h->cu->easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, sink_write);
-	h->cu->easy_setopt(h->curl, CURLOPT_WRITEDATA, &s);
-	h->cu->easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
-	h->cu->easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, xfer_check_stop);
-	h->cu->easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h->curl, CURLOPT_URL, url);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, xfer_check_stop);
+	curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
 	/* CURLOPT_NOSIGNAL stays 0: curl then ignores SIGPIPE around its own
 	 * calls, so a server closing mid-write cannot kill the process */
-	h->cu->easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, h->connect_timeout);
-	h->cu->easy_setopt(h->curl, CURLOPT_TIMEOUT, h->timeout);
-	h->cu->easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 1L);
-	h->cu->easy_setopt(h->curl, CURLOPT_MAXREDIRS, (long)SCEP_HTTP_MAX_REDIRS);
-	h->cu->easy_setopt(h->curl, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
-	h->cu->easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, h->connect_timeout);
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT, h->timeout);
+	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_MAXREDIRS, (long)SCEP_HTTP_MAX_REDIRS);
+	curl_easy_setopt(h->curl, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	/* https stays https: a redirect to http would drop TLS unnoticed */
-	h->cu->easy_setopt(h->curl, CURLOPT_REDIR_PROTOCOLS_STR,
+	curl_easy_setopt(h->curl, CURLOPT_REDIR_PROTOCOLS_STR,
 			 h->https ? "https" : "http,https");
-	h->cu->easy_setopt(h->curl, CURLOPT_USERAGENT, "scep-agent/" SA_VERSION);
+	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "scep-agent/" SA_VERSION);
 	if (h->proxy)
-		h->cu->easy_setopt(h->curl, CURLOPT_PROXY, h->proxy);
+		curl_easy_setopt(h->curl, CURLOPT_PROXY, h->proxy);
 	if (h->ca_bundle)
-		h->cu->easy_setopt(h->curl, CURLOPT_CAINFO, h->ca_bundle);
-	h->cu->easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, h->insecure ? 0L : 1L);
-	h->cu->easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, h->insecure ? 0L : 2L);
+		curl_easy_setopt(h->curl, CURLOPT_CAINFO, h->ca_bundle);
+	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, h->insecure ? 0L : 1L);
+	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, h->insecure ? 0L : 2L);
 
 	if (h->wait_connect > 0 && h->wait_until == 0)
 		h->wait_until = now_s() + (double)h->wait_connect;
@@ -462,7 +461,7 @@ static int perform(scep_http *h, const char *url, const char *opname,
 		reply->len = 0;
 		s.too_big = 0;
 		attempt++;
-		cc = h->cu->easy_perform(h->curl);
+		cc = curl_easy_perform(h->curl);
 		if (request_went_out(h, cc))
 			h->sent = 1;
 		/*
@@ -484,7 +483,7 @@ static int perform(scep_http *h, const char *url, const char *opname,
 				  left < 5 ? (unsigned)left : 5) != 0)
 			break;
 	}
-	h->cu->easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
 	h->last_status = status;
 	redirect_note(h, redir, sizeof(redir));
 	if (cc != CURLE_OK && sa_intr_caught())
@@ -496,7 +495,7 @@ static int perform(scep_http *h, const char *url, const char *opname,
 	 * refused URL as the effective one, and nothing was sent to it.
 	 */
 	if (cc == CURLE_UNSUPPORTED_PROTOCOL && h->https && redir[0] &&
-	    h->cu->easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &target) == CURLE_OK &&
+	    curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &target) == CURLE_OK &&
 	    target != NULL && strncasecmp(target, "https://", 8) != 0)
 		return sa_fail_noossl(SA_EREPLY, "%s request to %s was redirected to %s, "
 				      "which is not https: refused, the reply would "
@@ -533,7 +532,7 @@ static int perform(scep_http *h, const char *url, const char *opname,
 	}
 	if (redir[0])
 		sa_verbose("%s:%s", opname, redir);
-	if (h->cu->easy_getinfo(h->curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct) {
+	if (curl_easy_getinfo(h->curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct) {
 		char esc[256];
 
 		/* the server's words: escaped once here for every message */
@@ -593,8 +592,8 @@ int scep_http_get(scep_http *h, const char *operation, const char *message,
 		goto out;
 	if ((url = op_url(h, operation, esc)) == NULL)
 		goto out;
-	h->cu->easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
-	h->cu->easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
 	if (sa_log_level() >= SA_LOG_DEBUG) {
 		char shown[256];
 
@@ -623,28 +622,28 @@ int scep_http_post(scep_http *h, const char *operation,
 	memset(reply, 0, sizeof(*reply));
 	if ((url = op_url(h, operation, NULL)) == NULL)
 		goto out;
-	t = h->cu->slist_append(NULL, "Content-Type: application/x-pki-message");
+	t = curl_slist_append(NULL, "Content-Type: application/x-pki-message");
 	if (t == NULL)
 		goto out;
 	hdr = t;
-	h->cu->easy_setopt(h->curl, CURLOPT_POST, 1L);
-	h->cu->easy_setopt(h->curl, CURLOPT_POSTFIELDS, (const char *)body);
-	h->cu->easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	h->cu->easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(h->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, (const char *)body);
+	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdr);
 	if (sa_log_level() >= SA_LOG_DEBUG) {
 		char shown[512];
 
 		sa_debug("POST %s (%zu bytes)", sa_url_shown(url, shown, sizeof(shown)), len);
 	}
 	rc = perform(h, url, operation, reply);
-	h->cu->easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
-	h->cu->easy_setopt(h->curl, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, NULL);
 	if (rc != SA_OK)
 		scep_buf_clear(reply);
 out:
 	if (rc == SA_ENOMEM)
 		sa_fail_noossl(rc, "out of memory preparing the %s POST", operation);
-	h->cu->slist_free_all(hdr);
+	curl_slist_free_all(hdr);
 	free(url);
 	return rc;
 }

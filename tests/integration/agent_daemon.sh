@@ -5,13 +5,12 @@
 # too) does not stop another from enrolling, nor the daemon; idle (every
 # profile done, the next deadline far away) it does not wake up: its
 # context switches (/proc/PID/task/*/status) do not change over ~3 s; it
-# loads no PKCS#11 module itself (the jobs run in children) and has no
-# libcurl mapped (the transport loads it at a job's first request); a SIGHUP
+# loads no PKCS#11 module itself (the jobs run in children); a SIGHUP
 # while a job runs neither stops the daemon nor the job; SIGTERM ends it
 # with exit 0.
 . "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
 
-t_require softhsm2-util pkcs11-tool python3 setsid nm
+t_require softhsm2-util pkcs11-tool python3 setsid
 softhsm_new t1
 # two CAs side by side: the refusing one, then the good one (the current)
 ca_start -challenge "$T_CHAL" -fail badRequest -fail-text "this CA refuses everyone"
@@ -59,25 +58,7 @@ c2=$(ctxt "$AG_PID")
 t_is "$c2" "$c1" "idle: no context switch over 3 s ($c1)"
 t_is "$(grep -c 'libsofthsm2' /proc/"$AG_PID"/maps)" 0 \
 	"the scheduling process has no PKCS#11 module loaded"
-# the files mapped: no libcurl (agent/scep/http_curl.c loads it at a
-# job's first request, in the job's child), and no PKCS#11 module of any
-# name: no library exporting C_GetFunctionList but libp11-kit, which the
-# program links for p11-kit's URI parser
-maps_libs() { awk '$6 ~ /\.so/ { print $6 }' /proc/"$AG_PID"/maps | sort -u; }
-t_is "$(maps_libs | grep -c '/libcurl')" 0 "the scheduling process has no libcurl mapped"
-mods=$(maps_libs | while read -r f; do
-	case ${f##*/} in libp11-kit.so*) continue ;; esac
-	nm -D --defined-only "$f" 2>/dev/null | grep -qw C_GetFunctionList && echo "${f##*/}"
-done)
-t_is "$(echo $mods)" "" "the scheduling process has no PKCS#11 module mapped"
-t_ok "(the maps were read: libc among them)" \
-	sh -c "[ $(maps_libs | grep -c '/libc\.so') -ge 1 ]"
 t_is "$(ls /proc/"$AG_PID"/task | wc -l)" 1 "the scheduling process has one thread"
-# status reads state and certificates only: the dynamic loader's record
-# (LD_DEBUG=files) names no libcurl, neither linked nor loaded
-LD_DEBUG=files "$SCEP_AGENT" status "$G" >/dev/null 2>"$T_WORK/status.ld" || true
-t_is "$(grep -c 'file=libcurl' "$T_WORK/status.ld")" 0 "status loads no libcurl"
-t_grep 'file=libcrypto' "$T_WORK/status.ld" "(LD_DEBUG recorded the libraries status loads)"
 diag "idle daemon: VmRSS $(sed -n 's/^VmRSS: *//p' /proc/"$AG_PID"/status)"
 
 # --- a profile goes away on SIGHUP ------------------------------------------------------
