@@ -3,8 +3,7 @@
  *
  * The core knows a key only as an EVP_PKEY handle plus a certificate. It
  * never opens key files, never sees a PIN, never calls PKCS#11. It never
- * calls exit(). Only the transport includes curl: http.c, and
- * http_curl.c, which loads libcurl at run time.
+ * calls exit(). Only http.c includes curl.
  *
  * All functions return 0 (SA_OK) or a negative SA_E* code from
  * agent/util/sa_err.h after recording a sentence with sa_fail(). A CA's
@@ -90,7 +89,7 @@ const EVP_CIPHER *scep_choose_cipher(unsigned caps, int requested);
 const EVP_MD *scep_choose_digest(unsigned caps, int requested);
 
 /* ------------------------------------------------------------------ */
-/* Transport (http.c + http_curl.c, the only libcurl users)          */
+/* Transport (http.c, the only libcurl user)                           */
 
 struct scep_http_opts {
 	const char *url;        /* base SCEP URL, e.g. http://host/scep */
