@@ -58,6 +58,22 @@ t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -F "$fp" --module "$MOD" \
 t_is "$(getca_count)" 2 "-c existing file: no GetCACert"
 t_ok "-c existing file: enrolled" token_key_is two-again.crt two
 
+# --- what a one-shot run asks of the token (through the tracing shim): one
+# module initialisation, one login, the key's attributes in few calls
+# (each call costs a file-backed token a reload: SoftHSM2 took 17 of them
+# here, each attribute read in two calls)
+export P11SHIM_TRACE=$T_WORK/trace
+t_expect_exit 0 sa enroll -u "$CA_URL" -c ca.crt -F "$fp" \
+	--module "$P11SHIM" --pin-file pin -k "pkcs11:token=t1;object=two" -r two.csr \
+	-l two-shim.crt --subject /CN=two-shim.example
+unset P11SHIM_TRACE
+t_ok "through the shim: enrolled" token_key_is two-shim.crt two
+t_is "$(grep -c ' C_Initialize ' trace)" 1 "one C_Initialize"
+t_is "$(grep -c ' C_Login ' trace)" 1 "one C_Login"
+attrs=$(grep -c ' C_GetAttributeValue ' trace)
+t_between "$attrs" 1 9 "at most 9 C_GetAttributeValue calls (got $attrs)"
+diag "PKCS#11 calls of a one-shot enroll with a token key: $(wc -l <trace)"
+
 # --- a wrong pin: refused, nothing written, no key made, nothing sent
 wrong=$(wrong_fingerprint "$CA_CERT")
 before=$(grep -c '"op":"PKIOperation"' "$CA_LOG")
