@@ -192,8 +192,12 @@ int agent_ca_load(const struct agent_opts *o, struct scep_ca *ca)
 	 * getnextca without -C names its output after -c (FILE.next unless
 	 * -w): it keeps needing -c
 	 */
-	if (s->ca_cert_file == NULL &&
-	    (o->fp_pin == NULL || o->op == OP_GETNEXTCA))
+	if (s->ca_cert_file == NULL && o->op == OP_GETNEXTCA)
+		return sa_fail_noossl(SA_EUSAGE, "getnextca needs -c FILE: the "
+				      "current CA certificate (with -F, fetched "
+				      "from the server and written there when "
+				      "FILE does not exist)");
+	if (s->ca_cert_file == NULL && o->fp_pin == NULL)
 		return sa_fail_noossl(SA_EUSAGE, "%s needs the CA certificate: "
 				      "-c FILE (as written by getca) or "
 				      "CACertFile, or a pinned fingerprint "
