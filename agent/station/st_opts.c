@@ -236,6 +236,10 @@ static int check(struct station_opts *so)
 		return sa_fail_noossl(SA_EUSAGE, "provision: --use-key needs a "
 				      "key in the token; a token --init makes "
 				      "has none");
+	if (so->list_only && so->watch)
+		return sa_fail_noossl(SA_EUSAGE, "provision: --dry-run lists the "
+				      "tokens present once; it does not go "
+				      "with --watch");
 	if (s->challenge_prompt == 1)
 		return sa_fail_noossl(SA_EUSAGE, "provision: a challenge prompt "
 				      "cannot serve tokens side by side: use "

@@ -285,6 +285,12 @@ void station_watch_child(const struct station_opts *so, int fd)
 			_exit(0);
 		if (events) {
 			if (p11_slot_event_wait(so->module, 1, &sid) < 0) {
+				/* SoftHSM2 2.6.1 answers CKR_NO_EVENT when
+				 * not blocking, CKR_FUNCTION_NOT_SUPPORTED
+				 * when blocking */
+				sa_verbose("C_WaitForSlotEvent: %s; scanning the "
+					   "slots once a second instead",
+					   sa_errmsg());
 				events = 0;
 				sa_err_clear();
 			}
