@@ -466,6 +466,7 @@ int station_main(int argc, char **argv)
 	struct run r;
 	size_t i;
 	int rc, help = 0, status = STATION_EXIT_OK;
+	char *ca_tmp = NULL;
 
 	memset(&r, 0, sizeof(r));
 	rc = station_opts_parse(argc, argv, &r.so, &help);
@@ -491,6 +492,11 @@ int station_main(int argc, char **argv)
 	rc = scep_crypto_init();
 	if (rc < 0)
 		goto out;
+	if (!r.so.list_only) {
+		rc = station_ca_prepare(&r.so, &ca_tmp);
+		if (rc < 0)
+			goto out;
+	}
 	rc = run_tokens(&r);
 	if (rc < 0 || r.so.list_only)
 		goto out;
@@ -526,5 +532,7 @@ out:
 	free(r.t);
 	station_csv_free(&r.csv);
 	station_opts_free(&r.so);
+	station_ca_cleanup(ca_tmp);
+	free(ca_tmp);
 	return status;
 }

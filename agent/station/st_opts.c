@@ -216,10 +216,10 @@ static int check(struct station_opts *so)
 	if (s->url == NULL && !so->list_only)
 		return sa_fail_noossl(SA_EUSAGE, "provision needs the SCEP "
 				      "server: -u URL");
-	if (s->ca_cert_file == NULL && !so->list_only)
+	if (s->ca_cert_file == NULL && so->o.fp_pin == NULL && !so->list_only)
 		return sa_fail_noossl(SA_EUSAGE, "provision needs the CA "
-				      "certificate: -c FILE (written by getca, "
-				      "pinned with -F)");
+				      "certificate: -c FILE (written by getca), "
+				      "or -F FINGERPRINT to fetch it and pin it");
 	if (so->init && s->so_pin_file == NULL && s->so_pin_env == NULL)
 		return sa_fail_noossl(SA_EUSAGE, "provision --init needs the SO "
 				      "PIN: --so-pin-file FILE or --so-pin-env "

@@ -65,6 +65,16 @@ int station_opts_parse(int argc, char **argv, struct station_opts *so,
 void station_opts_free(struct station_opts *so);
 void station_usage(FILE *fp);
 
+/* ---- the CA (st_ca.c) ---- */
+/*
+ * -c FILE as it is when it exists; else, with -F FINGERPRINT, GetCACert
+ * once (checked against the pin) written to -c FILE or, with no -c, to a
+ * new temporary directory (*tmpdir, caller frees and passes it to
+ * station_ca_cleanup() at the end); so->o.s.ca_cert_file names it then.
+ */
+int station_ca_prepare(struct station_opts *so, char **tmpdir);
+void station_ca_cleanup(const char *tmpdir);
+
 /* ---- templates and the CSV (st_tmpl.c) ---- */
 
 /* A --csv file: a header row, rows keyed by the column token_serial. */
