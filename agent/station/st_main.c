@@ -121,7 +121,6 @@ static int merge(struct run *r, const struct station_found *f)
 		/* gone: forgotten, so that it is done again when put back */
 		for (j = 0; j < r->nt; ) {
 			if (!r->t[j].present && !r->t[j].inflight) {
-				p11_tokens_free(NULL, 0);
 				free(r->t[j].d.label);
 				free(r->t[j].d.serial);
 				free(r->t[j].d.manufacturer);

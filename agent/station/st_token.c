@@ -194,10 +194,10 @@ out:
 	return rc;
 }
 
-/* --init: the blank token in t's slot made ready; its serial into *serial */
+/* --init: the blank token in t's slot made ready (the user PIN from the
+ * usual source); its serial into *serial */
 static int init_blank(struct station_worker *w, const struct station_opts *so,
-		      const struct station_task *t, const char *pin,
-		      char **serial)
+		      const struct station_task *t, char **serial)
 {
 	struct p11_init_opts io;
 	char slot[64], *uri = NULL;
@@ -215,11 +215,6 @@ static int init_blank(struct station_worker *w, const struct station_opts *so,
 	io.so_pin.missing_hint = "use --so-pin-file FILE or --so-pin-env VAR";
 	io.user_pin = so->o.p11.pin;
 	io.user_pin.no_prompt = 1;
-	if (pin != NULL) {
-		io.user_pin.pin_file = NULL;
-		io.user_pin.pin_env = NULL;
-		io.user_pin.pin_value = pin;
-	}
 	rc = p11_hold_rescan(w->hold);
 	if (rc < 0)
 		return rc;
@@ -316,7 +311,7 @@ int station_token_run(struct station_worker *w, const struct station_opts *so,
 		 * made; its PIN comes from the usual source */
 		free(serial);
 		serial = NULL;
-		rc = init_blank(w, so, t, NULL, &serial);
+		rc = init_blank(w, so, t, &serial);
 		if (rc < 0)
 			goto out;
 	}

@@ -4,7 +4,7 @@
  * key=value\n", the length guarding against values with newlines and
  * against truncation; the last record "end=1"). Unknown keys, NUL bytes
  * and bad lengths are refused; strings from a worker get their control
- * characters as '?'. Buffers that carried a PIN or challenge are wiped.
+ * characters as '?'. No secret is sent (see struct station_task).
  */
 #include "station.h"
 
@@ -71,18 +71,12 @@ int station_wb_finish(struct station_wb *b, char **buf, size_t *len)
 int station_task_encode(const struct station_task *t, char **buf, size_t *len)
 {
 	struct station_wb b = { 0 };
-	size_t i;
 
 	station_wb_num(&b, "slot", (long long)t->slot_id);
 	station_wb_num(&b, "blank", t->blank);
 	station_wb_add(&b, "serial", t->serial);
 	station_wb_add(&b, "label", t->label);
 	station_wb_num(&b, "n", t->n);
-	station_wb_add(&b, "subject", t->subject);
-	for (i = 0; i < t->n_san; i++)
-		station_wb_add(&b, "san", t->san[i]);
-	station_wb_add(&b, "pin", t->pin);
-	station_wb_add(&b, "challenge", t->challenge);
 	return station_wb_finish(&b, buf, len);
 }
 
@@ -163,42 +157,29 @@ static void tame(char *v)
 static int task_rec(void *arg, const char *k, size_t kl, char *v)
 {
 	struct station_task *t = arg;
-	char ***slot = NULL;
+	char **dst = NULL;
 
-	if (key_is(k, kl, "slot")) {
+	if (key_is(k, kl, "slot"))
 		t->slot_id = strtoul(v, NULL, 10);
-	} else if (key_is(k, kl, "blank")) {
+	else if (key_is(k, kl, "blank"))
 		t->blank = atoi(v);
-	} else if (key_is(k, kl, "n")) {
+	else if (key_is(k, kl, "n"))
 		t->n = strtol(v, NULL, 10);
-	} else if (key_is(k, kl, "san")) {
-		char **l = realloc(t->san, (t->n_san + 1) * sizeof(*l));
-
-		if (l == NULL) {
-			free(v);
-			return sa_fail_noossl(SA_ENOMEM, "out of memory");
-		}
-		t->san = l;
-		l[t->n_san++] = v;
-		return 0;
-	} else {
-		char **dst = key_is(k, kl, "serial") ? &t->serial :
-			     key_is(k, kl, "label") ? &t->label :
-			     key_is(k, kl, "subject") ? &t->subject :
-			     key_is(k, kl, "pin") ? &t->pin :
-			     key_is(k, kl, "challenge") ? &t->challenge : NULL;
-
-		(void)slot;
-		if (dst == NULL) {
-			free(v);
-			return sa_fail_noossl(SA_EINTERNAL, "an unknown record "
-					      "on the pipe");
-		}
+	else if (key_is(k, kl, "serial"))
+		dst = &t->serial;
+	else if (key_is(k, kl, "label"))
+		dst = &t->label;
+	else {
+		free(v);
+		return sa_fail_noossl(SA_EINTERNAL, "an unknown record on the "
+				      "pipe");
+	}
+	if (dst != NULL) {
 		free(*dst);
 		*dst = v;
-		return 0;
+	} else {
+		free(v);
 	}
-	free(v);
 	return 0;
 }
 
@@ -338,22 +319,10 @@ bad:
 /* See station.h. */
 void station_task_clear(struct station_task *t)
 {
-	size_t i;
-
 	if (t == NULL)
 		return;
-	if (t->pin != NULL)
-		OPENSSL_cleanse(t->pin, strlen(t->pin));
-	if (t->challenge != NULL)
-		OPENSSL_cleanse(t->challenge, strlen(t->challenge));
-	free(t->pin);
-	free(t->challenge);
 	free(t->serial);
 	free(t->label);
-	free(t->subject);
-	for (i = 0; i < t->n_san; i++)
-		free(t->san[i]);
-	free(t->san);
 	memset(t, 0, sizeof(*t));
 }
 

@@ -14,8 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "sa_err.h"
 #include "sa_log.h"
 #include "tpm.h"
@@ -122,7 +120,6 @@ void station_worker_main(const struct station_opts *so,
 		if (rc <= 0)
 			break;
 		rc = one(&w, msg, len, out);
-		OPENSSL_cleanse(msg, len); /* a PIN or challenge may be in it */
 		free(msg);
 		if (rc < 0)
 			break;

@@ -119,18 +119,18 @@ enum station_state {
 };
 const char *station_state_name(enum station_state s);
 
-/* One token to provision, as the parent hands it to a worker. */
+/*
+ * One token to provision, as the parent hands it to a worker. No secret
+ * crosses the pipe: the worker renders the templates and takes the
+ * token's PIN and challenge from its own copy of the CSV (forked with
+ * the parent's memory).
+ */
 struct station_task {
 	unsigned long slot_id;
 	int blank;           /* to be initialised (--init) */
 	char *serial;        /* "" for a blank token */
 	char *label;         /* token label; for a blank one, the new label */
 	long n;              /* {n} */
-	char *subject;       /* rendered */
-	char **san;          /* rendered */
-	size_t n_san;
-	char *pin;           /* from the CSV (secret; NULL: the usual source) */
-	char *challenge;     /* from the CSV (secret; NULL: the usual source) */
 };
 void station_task_clear(struct station_task *t);
 
