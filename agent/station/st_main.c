@@ -487,8 +487,11 @@ int station_main(int argc, char **argv)
 		rc = station_tmpl_check(r.so.init_label, NULL, "--label");
 	if (rc < 0)
 		goto out;
-	/* OpenSSL once, before the workers are forked: they inherit it */
+	/* OpenSSL and libcurl once, before the workers are forked: they
+	 * inherit them */
 	rc = scep_crypto_init();
+	if (rc == 0)
+		rc = scep_http_global_init();
 	if (rc < 0)
 		goto out;
 	if (!r.so.list_only) {
