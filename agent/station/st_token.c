@@ -232,7 +232,7 @@ static int init_blank(struct station_worker *w, const struct station_opts *so,
 
 /* the engine's outcome into r */
 static void take_outcome(struct engine_outcome *eo, int rc,
-			 struct station_result *r)
+			 const char *label, struct station_result *r)
 {
 	char buf[SA_ERRMSG_MAX + 200];
 
@@ -263,6 +263,16 @@ static void take_outcome(struct engine_outcome *eo, int rc,
 		break;
 	}
 	r->state = ST_FAILED;
+	if (eo->err.code == SA_EEXIST) {
+		/* enroll's advice names its own options: say provision's */
+		snprintf(buf, sizeof(buf), "the token already has a key under "
+			 "--key-label '%s' (with a certificate for another "
+			 "subject, or none): --reenroll replaces it once the new "
+			 "certificate is stored, --resume continues a pending "
+			 "enrollment with it, or give another --key-label", label);
+		r->error = strdup(buf);
+		return;
+	}
 	r->error = strdup(eo->err.msg[0] ? eo->err.msg :
 			  "the enrollment failed without saying why");
 }
@@ -386,7 +396,9 @@ int station_token_run(struct station_worker *w, const struct station_opts *so,
 	o.s.cert_req_file = NULL;
 	o.s.sign_key = NULL;
 	o.s.sign_cert_file = NULL;
-	o.s.overwrite = have != NULL && so->reenroll ? 1 : 0;
+	/* --reenroll: the label's pair is replaced once the new certificate
+	 * is stored, whatever subject it had */
+	o.s.overwrite = so->reenroll ? 1 : 0;
 	o.s.resume = so->resume && staged ? 1 : 0;
 	if (so->use_key) {
 		o.s.private_key = uri;
@@ -401,7 +413,7 @@ int station_token_run(struct station_worker *w, const struct station_opts *so,
 	req.o = &o;
 	req.client = w->client;
 	rc = engine_enroll(&req, &eo);
-	take_outcome(&eo, rc, r);
+	take_outcome(&eo, rc, so->key_label, r);
 	rc = 0;
 out:
 	if (rc < 0) {
