@@ -367,19 +367,18 @@ int station_token_run(struct station_worker *w, const struct station_opts *so,
 		o.p11.pin.pin_env = NULL;
 		o.p11.pin.pin_value = pin;
 	}
-	if (!so->use_key) {
-		rc = look(w, uri, subject, &o.p11, &have, &staged);
-		if (rc < 0)
-			goto out;
-		if (have != NULL && !so->reenroll && !(so->resume && staged)) {
-			describe(have, r);
-			r->state = ST_SKIPPED;
-			r->error = NULL;
-			sa_info("it already holds a certificate for %s: "
-				"skipped (--reenroll enrolls it again)", subject);
-			rc = 0;
-			goto out;
-		}
+	/* --use-key too: a token with its certificate is not enrolled twice */
+	rc = look(w, uri, subject, &o.p11, &have, &staged);
+	if (rc < 0)
+		goto out;
+	if (have != NULL && !so->reenroll && !(so->resume && staged)) {
+		describe(have, r);
+		r->state = ST_SKIPPED;
+		r->error = NULL;
+		sa_info("it already holds a certificate for %s: skipped "
+			"(--reenroll enrolls it again)", subject);
+		rc = 0;
+		goto out;
 	}
 	if (challenge != NULL) {
 		if (setenv(CHALLENGE_VAR, challenge, 1) != 0) {
