@@ -519,7 +519,9 @@ out:
 	} else if (help) {
 		status = 0;
 	}
-	if (sa_intr_caught() && status == STATION_EXIT_OK)
+	/* a stop is --watch's normal end: the tokens make the status; only
+	 * a run stopped before any token says how it was stopped */
+	if (sa_intr_caught() && rc == 0 && r.nres == 0 && !help)
 		status = 128 + sa_intr_caught();
 	for (i = 0; i < r.nres; i++)
 		station_result_clear(&r.res[i]);
