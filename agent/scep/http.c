@@ -59,6 +59,17 @@ static char *xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* See scep.h. */
+int scep_http_global_init(void)
+{
+	if (curl_ready)
+		return 0;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return sa_fail_noossl(SA_EINTERNAL, "libcurl initialisation failed");
+	curl_ready = 1;
+	return 0;
+}
+
 /* Create a transport; see scep.h. */
 int scep_http_new(const struct scep_http_opts *opts, scep_http **out)
 {
@@ -68,11 +79,8 @@ int scep_http_new(const struct scep_http_opts *opts, scep_http **out)
 	*out = NULL;
 	if (opts == NULL || opts->url == NULL || opts->url[0] == '\0')
 		return sa_fail_noossl(SA_EUSAGE, "no SCEP server URL given; use -u URL");
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return sa_fail_noossl(SA_EINTERNAL, "libcurl initialisation failed");
-		curl_ready = 1;
-	}
+	if (scep_http_global_init() < 0)
+		return SA_EINTERNAL;
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		goto out;

@@ -106,6 +106,12 @@ struct scep_http_opts {
 typedef struct scep_http scep_http;
 
 /* Create a transport (one curl handle, reused within the run). */
+/*
+ * libcurl's global set-up, once per process (scep_http_new() calls it): a
+ * process that forks workers calls it first, so that they inherit it
+ * rather than each doing it. 0 or SA_EINTERNAL.
+ */
+int scep_http_global_init(void);
 int scep_http_new(const struct scep_http_opts *opts, scep_http **out);
 void scep_http_free(scep_http *h);
 
@@ -384,6 +390,12 @@ int scep_transact(scep_client *c, const struct scep_ca *ca,
  * keeps a key generated for the request (for -R) only then.
  */
 int scep_client_request_sent(const scep_client *c);
+
+/*
+ * Forget that a request went out (scep_client_request_sent() 0 again): a
+ * client kept for several enrollments tells of each one's own request.
+ */
+void scep_client_sent_reset(scep_client *c);
 
 /* ------------------------------------------------------------------ */
 /* Enrollment transaction with polling (enroll.c)                      */
