@@ -36,7 +36,10 @@
  *   P11SHIM_TRACE      FILE: append one line per call, written when the
  *                      call returns: "INDEX NAME 0xRV [CKR_NAME][ injected]"
  *                      (INDEX is the call's number as P11SHIM_FAIL_AT
- *                      counts without P11SHIM_FAIL_FUNC)
+ *                      counts without P11SHIM_FAIL_FUNC); with
+ *                      P11SHIM_TOKEN, a call about the target ends with
+ *                      " target PID:K": the Kth such call of process PID
+ *                      (what P11SHIM_FAIL_AT counts then)
  *   P11SHIM_TOKEN      SERIAL: FAIL and DELAY apply only to calls about the
  *                      token with this serial number (CK_TOKEN_INFO, without
  *                      the padding): calls naming its slot, and calls on
@@ -256,6 +259,7 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static atomic_ulong n_calls;     /* every call: the trace index */
 static atomic_ulong n_counted;   /* calls P11SHIM_FAIL_AT counts */
 static atomic_int tripped;       /* "always" mode: the Nth call was reached */
+static atomic_ulong n_target;    /* P11SHIM_TOKEN: calls about the target */
 
 /* P11SHIM_TIMES: per function, since the last write */
 static atomic_ulong t_calls[SHIM_N];
@@ -602,15 +606,20 @@ static void shim_sleep(long ms)
 		;
 }
 
-/* Before the call (first argument A): its index (*idx), and 1 if it is
- * to fail. */
-static int shim_pre(int id, CK_ULONG a, unsigned long *idx)
+/* Before the call (first argument A): its index (*idx), with
+ * P11SHIM_TOKEN its index among the target's calls (*tk, 0: not about
+ * the target), and 1 if it is to fail. */
+static int shim_pre(int id, CK_ULONG a, unsigned long *idx, unsigned long *tk)
 {
 	unsigned long k;
 
 	*idx = atomic_fetch_add(&n_calls, 1) + 1;
-	if ((cfg.delay_ms[id] > 0 || cfg.fail_at != 0) && !shim_about(id, a))
-		return 0;
+	*tk = 0;
+	if (cfg.token != NULL) {
+		if (!shim_about(id, a))
+			return 0;
+		*tk = atomic_fetch_add(&n_target, 1) + 1;
+	}
 	if (cfg.delay_ms[id] > 0)
 		shim_sleep(cfg.delay_ms[id]);
 	if (cfg.fail_at == 0 || (cfg.fail_func_set && !cfg.fail_func[id]))
@@ -623,19 +632,23 @@ static int shim_pre(int id, CK_ULONG a, unsigned long *idx)
 	return cfg.fail_always && atomic_load(&tripped);
 }
 
-/* After the call: one trace line, written at once (O_APPEND). */
-static void shim_post(int id, unsigned long idx, CK_RV rv, int injected)
+/* After the call: one trace line, written at once (O_APPEND); TK: the
+ * call's index among the target's (P11SHIM_TOKEN), 0: none */
+static void shim_post(int id, unsigned long idx, unsigned long tk, CK_RV rv,
+		      int injected)
 {
 	const char *rn;
-	char line[160];
+	char line[160], tgt[48] = "";
 	int n;
 
 	if (cfg.trace_fd < 0)
 		return;
 	rn = shim_rv_name(rv);
-	n = snprintf(line, sizeof(line), "%lu %s 0x%lx%s%s%s\n", idx,
+	if (tk != 0)
+		snprintf(tgt, sizeof(tgt), " target %ld:%lu", (long)getpid(), tk);
+	n = snprintf(line, sizeof(line), "%lu %s 0x%lx%s%s%s%s\n", idx,
 		     shim_names[id], (unsigned long)rv, rn ? " " : "", rn ? rn : "",
-		     injected ? " injected" : "");
+		     injected ? " injected" : "", tgt);
 	if (n > 0 && (size_t)n < sizeof(line) &&
 	    write(cfg.trace_fd, line, (size_t)n) != n) {
 		/* a trace that cannot be written is only a lost line */
@@ -645,14 +658,14 @@ static void shim_post(int id, unsigned long idx, CK_RV rv, int injected)
 #define SHIM_WRAP(name, params, args) \
 	static CK_RV shim_##name params \
 	{ \
-		unsigned long idx, t0 = cfg.times_fd >= 0 ? shim_ns() : 0; \
+		unsigned long idx, tk, t0 = cfg.times_fd >= 0 ? shim_ns() : 0; \
 		CK_RV rv; \
-		int inj = shim_pre(SHIM_ID_##name, (CK_ULONG)(uintptr_t)(a), &idx); \
+		int inj = shim_pre(SHIM_ID_##name, (CK_ULONG)(uintptr_t)(a), &idx, &tk); \
 		rv = inj ? cfg.fail_rv : fwd.name == NULL ? \
 			CKR_FUNCTION_NOT_SUPPORTED : fwd.name args; \
 		if (cfg.times_fd >= 0) \
 			shim_time_add(SHIM_ID_##name, shim_ns() - t0); \
-		shim_post(SHIM_ID_##name, idx, rv, inj); \
+		shim_post(SHIM_ID_##name, idx, tk, rv, inj); \
 		if (SHIM_ID_##name == SHIM_ID_C_Finalize) \
 			shim_times_flush(); \
 		return rv; \

@@ -515,6 +515,7 @@ static void case_token_once(void)
 	setenv("P11SHIM_TOKEN", getenv("T_SERIAL1"), 1);
 	setenv("P11SHIM_FAIL_AT", "3", 1);
 	setenv("P11SHIM_FAIL_MODE", "once", 1);
+	setenv("P11SHIM_TRACE", trace, 1);
 	check(load(shim_path) == CKR_OK, "shim C_GetFunctionList");
 	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize (slot-less)");
 	check(f->C_GetInfo(&info) == CKR_OK, "C_GetInfo (slot-less)");
@@ -534,6 +535,25 @@ static void case_token_once(void)
 	check(f->C_GetSessionInfo(h1, &si) == CKR_OK && si.slotID == s1,
 	      "C_GetSessionInfo on the target's session");
 	check(f->C_Finalize(NULL) == CKR_OK, "C_Finalize (slot-less)");
+	/* the trace marks the target's calls with their count */
+	{
+		const char *buf;
+		char want[64];
+		int nl, i, marked = 0, found = 0;
+
+		buf = trace_read(&nl);
+		snprintf(want, sizeof(want), " injected target %ld:3", (long)getpid());
+		for (i = 0; buf != NULL && i < nl; i++) {
+			const char *l = trace_line(buf, i);
+
+			marked += strstr(l, " target ") != NULL;
+			if (strstr(l, "C_Login") && strlen(l) > strlen(want) &&
+			    strcmp(l + strlen(l) - strlen(want), want) == 0)
+				found++;
+		}
+		check(found == 1, "the trace shows C_Login ...%s", want);
+		check(marked == 5, "5 calls marked as the target's, got %d", marked);
+	}
 }
 
 /* P11SHIM_TOKEN (the second token), FAIL_AT=1 always: the token is
