@@ -40,7 +40,7 @@ t_grep '3 token\(s\): 2 ok, 0 skipped, 0 pending, 1 failed' "$T_OUT" "summary: 2
 declare -A N
 for sn in "$T1" "$T2"; do
 	t_is "$(rep rep.json "$sn" state)" ok "twin $sn: ok (its PIN and challenge from the CSV)"
-	tok_cert "$sn" "$sn.pem"
+	tok_cert "$sn" "$sn.pem" k1
 	t_ok "twin $sn: its certificate verifies under the CA" ca_verify "$CA_CERT" "$sn.pem"
 	t_is "$(rep rep.json "$sn" serial)" "$(serial_hex "$sn.pem")" "twin $sn: report serial is the token's certificate's"
 	t_is "$(tok_pub "$sn" k1)" "$(pub_of "$sn.pem")" "twin $sn: certified key is the pre-made k1"
@@ -61,7 +61,7 @@ t_ok "{n}: the twins got different numbers (${N[$T1]}, ${N[$T2]})" test "${N[$T1
 t_is "$(rep rep.json "$S1" state)" failed "solo1 (wrong challenge): failed"
 t_like "$(rep rep.json "$S1" error)" '[Rr]efused|FAILURE' "solo1: the error says the CA refused it"
 t_grep "^failed +token $S1 \\(solo1\\)" "$T_OUT" "solo1: its failed line"
-t_ok "solo1: no certificate stored" eval "! tok_cert '$S1' s1.pem"
+t_ok "solo1: no certificate stored" eval "! tok_cert '$S1' s1.pem k1"
 t_is "$(grep '"op":"PKIOperation"' "$CA_LOG" | grep -c '"challenge_ok":false')" 1 \
 	"the CA saw one wrong challenge"
 for f in "$T_OUT" "$T_ERR" rep.json; do

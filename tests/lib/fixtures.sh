@@ -886,7 +886,7 @@ marked_pids() {
 		p=${f#/proc/}
 		p=${p%/environ}
 		[ "$p" = "$$" ] && continue
-		tr '\0' '\n' <"$f" 2>/dev/null | grep -qxF "STATION_MARK=$T_WORK" && echo "$p"
+		{ tr '\0' '\n' <"$f"; } 2>/dev/null | grep -qxF "STATION_MARK=$T_WORK" && echo "$p"
 	done
 	return 0
 }
