@@ -12,7 +12,12 @@
 #        t_file PATH D, t_expect_exit CODE CMD..., diag MSG, done_testing
 # CA:    ca_start [scepca flags], ca_restart [flags], ca_stop, ca_log_field
 # Keys:  mkkey FILE [BITS], mkcsr KEY CSR SUBJECT [CHALLENGE]
-# Token: softhsm_new LABEL [PIN] [SOPIN], pin_file [PIN]
+# Token: softhsm_new LABEL [PIN] [SOPIN], pin_file [PIN],
+#        softhsm_tokens N [PREFIX] [KEYLABEL [KEYTYPE]] (N tokens at once:
+#        TOK_LABEL[i], TOK_SERIAL[i])
+# Station: station_setup, prov ARGS (scep-agent provision with the CA and
+#        token options), rep FILE SERIAL FIELD, tok_cert LABEL FILE,
+#        marked_pids
 # TPM:   swtpm_launch DIR, tpm_start (a fresh swtpm), tpm_stop, tpm_cmd TOOL ARGS (tpm2-tools on it),
 #        tpm_fixture (a TPM test's start), tpm_tool ARGS (pkcs11-tool on it)
 # Secrets: T_PIN, T_SOPIN, T_CHAL, T_PROXY_PASS, T_URL_PASS: the suite's secrets, distinctive
@@ -354,6 +359,78 @@ secret_file() {
 # softhsm_new LABEL [PIN] [SOPIN]: a fresh token in the work dir.  Exports
 # SOFTHSM2_CONF and P11_MODULE.
 softhsm_new() {
+	softhsm_conf
+	softhsm2-util --init-token --free --label "$1" --pin "${2:-$T_PIN}" \
+		--so-pin "${3:-$T_SOPIN}" >/dev/null
+}
+
+# softhsm_tokens N [PREFIX] [KEYLABEL [KEYTYPE]]: N fresh SoftHSM2 tokens
+# labelled PREFIX1..PREFIXN (default st1..; PREFIX "=LABEL": all labelled
+# LABEL), user PIN T_PIN, SO PIN T_SOPIN,
+# in the work dir's token dir (the one softhsm_new uses; SOFTHSM2_CONF and
+# P11_MODULE exported). With KEYLABEL, each holds a key pair of KEYTYPE
+# (pkcs11-tool's: rsa:2048, the default, or EC:prime256v1) labelled
+# KEYLABEL with CKA_ID 01 (private key sensitive, not extractable).
+# Each token is made in a token dir of its own, all at once, then moved
+# in (softhsm2-util --free picks the one blank slot: not in parallel on
+# one dir). Sets TOK_LABEL[1..N] and TOK_SERIAL[1..N] (the serials as
+# CK_TOKEN_INFO has them, without padding); appends to TOK_LABEL and
+# TOK_SERIAL when called again (TOK_N: how many so far). Status 1 and a
+# line on stderr if a token could not be made.
+TOK_N=0
+declare -a TOK_LABEL=() TOK_SERIAL=()
+softhsm_tokens() {
+	local n=$1 prefix=${2:-st} key=${3:-} kt=${4:-rsa:2048} i d lab rc=0
+	local -a pids=()
+	softhsm_conf
+	for i in $(seq "$n"); do
+		lab=$prefix$i
+		[ "${prefix#=}" != "$prefix" ] && lab=${prefix#=}
+		d=$T_WORK/.mk.$((TOK_N + i))
+		(
+			set -e
+			mkdir -p "$d/tokens"
+			printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+				"$d/tokens" >"$d/conf"
+			export SOFTHSM2_CONF=$d/conf
+			softhsm2-util --init-token --free --label "$lab" --pin "$T_PIN" \
+				--so-pin "$T_SOPIN" >/dev/null
+			if [ -n "$key" ]; then
+				pkcs11-tool --module "$P11_MODULE" --token-label "$lab" -l \
+					--pin "$T_PIN" --keypairgen --key-type "$kt" \
+					--label "$key" --id 01 --sensitive >/dev/null 2>&1
+			fi
+			pkcs11-tool --module "$P11_MODULE" -L 2>/dev/null |
+				sed -n 's/^ *serial num *: *\([^ ]\+\) *$/\1/p' | head -n 1 >"$d/serial"
+			[ -s "$d/serial" ]
+		) &
+		pids+=($!)
+	done
+	for i in $(seq "$n"); do
+		wait "${pids[$((i - 1))]}" || rc=1
+	done
+	for i in $(seq "$n"); do
+		lab=$prefix$i
+		[ "${prefix#=}" != "$prefix" ] && lab=${prefix#=}
+		d=$T_WORK/.mk.$((TOK_N + 1))
+		if [ ! -s "$d/serial" ]; then
+			echo "softhsm_tokens: token $lab not made" >&2
+			rc=1
+			continue
+		fi
+		mv "$d"/tokens/* "$T_WORK/tokens/" || rc=1
+		TOK_N=$((TOK_N + 1))
+		TOK_LABEL[$TOK_N]=$lab
+		TOK_SERIAL[$TOK_N]=$(cat "$d/serial")
+		rm -rf "$d"
+	done
+	tok_slots_read
+	return $rc
+}
+
+# softhsm_conf: the work dir's SoftHSM2 configuration (SOFTHSM2_CONF,
+# tokens in $T_WORK/tokens) and P11_MODULE, exported; made once
+softhsm_conf() {
 	SOFTHSM2_CONF=$T_WORK/softhsm2.conf
 	if [ ! -f "$SOFTHSM2_CONF" ]; then
 		mkdir -p "$T_WORK/tokens"
@@ -362,8 +439,6 @@ softhsm_new() {
 	fi
 	P11_MODULE=/usr/lib/softhsm/libsofthsm2.so
 	export SOFTHSM2_CONF P11_MODULE
-	softhsm2-util --init-token --free --label "$1" --pin "${2:-$T_PIN}" \
-		--so-pin "${3:-$T_SOPIN}" >/dev/null
 }
 
 # swtpm_launch DIR: a swtpm (TPM 2.0, no resource manager) on DIR/state
@@ -774,4 +849,110 @@ agent_slow() {
 uri_no_pin() {
 	! printf '%s\n' "$1" | grep -Eqi 'pin-value|pin-source' &&
 		! printf '%s\n' "$1" | grep -qF -e "$T_PIN" -e "${T_PIN// /%20}"
+}
+
+# --- the station (scep-agent provision) ------------------------------------------
+
+# station_setup: what a station test starts with, once the CA runs and the
+# tokens exist (softhsm_tokens): ./pin (T_PIN), ./chal (T_CHAL), ./ca.pem
+# by getca pinned with the CA's fingerprint, and ST_OPTS: the options
+# every provision run of the test takes (server, pin, CA file, module
+# P11_MODULE; --challenge-file ./chal unless ST_NOCHAL=1)
+station_setup() {
+	[ -f "$T_WORK/pin" ] || (cd "$T_WORK" && pin_file)
+	[ -f "$T_WORK/chal" ] || secret_file "$T_WORK/chal" "$T_CHAL"
+	sa getca -u "$CA_URL" -c "$T_WORK/ca.pem" -F "$(fingerprint "$CA_CERT")" \
+		>"$T_WORK/.getca.out" 2>&1 || {
+		echo "Bail out! getca failed: $(cat "$T_WORK/.getca.out")"
+		exit 1
+	}
+	ST_OPTS=(-u "$CA_URL" -c "$T_WORK/ca.pem" -F "$(fingerprint "$CA_CERT")"
+		--module "$P11_MODULE" --pin-file "$T_WORK/pin")
+	[ "${ST_NOCHAL:-0}" = 1 ] || ST_OPTS+=(--challenge-file "$T_WORK/chal")
+}
+
+# prov ARGS...: scep-agent provision ST_OPTS ARGS (under SCEP_AGENT_WRAP);
+# with STATION_MARK set in the environment, as every process of the run
+# inherits it (marked_pids)
+prov() {
+	STATION_MARK=$T_WORK ${SCEP_AGENT_WRAP:-} "$SCEP_AGENT" provision "${ST_OPTS[@]}" "$@"
+}
+
+# marked_pids: the pids of processes still running that a prov of this
+# test started (STATION_MARK=$T_WORK in their environment), one a line
+marked_pids() {
+	local f p
+	for f in /proc/[0-9]*/environ; do
+		p=${f#/proc/}
+		p=${p%/environ}
+		[ "$p" = "$$" ] && continue
+		{ tr '\0' '\n' <"$f"; } 2>/dev/null | grep -qxF "STATION_MARK=$T_WORK" && echo "$p"
+	done
+	return 0
+}
+
+# rep FILE SERIAL FIELD: FIELD of the report object whose token_serial is
+# SERIAL ("missing" when there is none; null as "null")
+rep() {
+	python3 -c 'import json, sys
+d = [o for o in json.load(open(sys.argv[1])) if o.get("token_serial") == sys.argv[2]]
+v = d[0].get(sys.argv[3], "missing") if d else "missing"
+print("null" if v is None else v)' "$1" "$2" "$3" 2>/dev/null || echo unreadable
+}
+
+# tok_slot SERIAL: the slot id (0x hex) of the SoftHSM2 token with this
+# serial (as pkcs11-tool -L lists them; remembered: SoftHSM2 derives it
+# from the serial); status 1 if none
+declare -A TOK_SLOT=()
+tok_slot() {
+	if [ -n "${TOK_SLOT[$1]:-}" ]; then
+		echo "${TOK_SLOT[$1]}"
+		return 0
+	fi
+	TOK_SLOT[$1]=$(tok_slot_read "$1") || return 1
+	echo "${TOK_SLOT[$1]}"
+}
+# tok_slots_read: remember the slot of every token listed now (call it in
+# the test's shell: $(...) forgets what it learns)
+tok_slots_read() {
+	local sl sn
+	while read -r sl sn; do
+		TOK_SLOT[$sn]=$sl
+	done < <(pkcs11-tool --module "$P11_MODULE" -L 2>/dev/null | awk '
+		/^Slot [0-9]+ \(0x[0-9a-f]+\)/ { s = $3; gsub(/[():]/, "", s) }
+		/serial num/ && NF == 4 { print s, $NF }')
+}
+tok_slot_read() {
+	pkcs11-tool --module "$P11_MODULE" -L 2>/dev/null | awk -v sn="$1" '
+		/^Slot [0-9]+ \(0x[0-9a-f]+\)/ { s = $3; gsub(/[():]/, "", s) }
+		/serial num/ && $NF == sn { print s; found = 1; exit }
+		END { exit !found }'
+}
+
+# tok_tool SERIAL ARGS...: pkcs11-tool on the SoftHSM2 token with this
+# serial, logged in with T_PIN
+tok_tool() {
+	local slot
+	tok_slot "$1" >/dev/null || return 1
+	slot=${TOK_SLOT[$1]}
+	shift
+	pkcs11-tool --module "$P11_MODULE" --slot "$slot" -l --pin "$T_PIN" "$@" 2>/dev/null
+}
+
+# tok_cert SERIAL FILE [LABEL]: the certificate object labelled LABEL
+# (default scep-key) of the token with this serial, as PEM in FILE
+tok_cert() {
+	tok_tool "$1" --read-object --type cert --label "${3:-scep-key}" -o "$2.der" >/dev/null &&
+		openssl x509 -inform DER -in "$2.der" -out "$2" 2>/dev/null
+	_rc=$?
+	rm -f "$2.der"
+	return $_rc
+}
+
+# tok_pub SERIAL LABEL: the public key (PEM) of the token's public key
+# object labelled LABEL
+tok_pub() {
+	tok_tool "$1" --read-object --type pubkey --label "$2" -o "$T_WORK/.pub.der" >/dev/null &&
+		openssl pkey -pubin -inform DER -in "$T_WORK/.pub.der" 2>/dev/null
+	rm -f "$T_WORK/.pub.der"
 }
