@@ -1,0 +1,118 @@
+# station_lib.sh - sourced by the station benchmarks (station.sh,
+# throughput.sh) after tests/lib/fixtures.sh: token sets, the provision
+# command line, wall clock, memory sampling and the shim's timing file.
+#
+# tokens_new NAME N [KEYLABEL]: a SoftHSM2 token dir of its own with N
+#     tokens (labels NAME-01..NAME-N (NAME-100 past 99), PIN $T_PIN), and with KEYLABEL an
+#     RSA-2048 key pair made in each (pkcs11-tool, two at a time), before
+#     any timing. Sets TOK_CONF (its SOFTHSM2_CONF).
+# provision LOG ARGS...: scep-agent provision against the current CA with
+#     the bench's common options; stdout+stderr in LOG; sets PROV_RC,
+#     PROV_MS (wall, ms) and, with BENCH_RSS=1, RSS_MAX_KB (largest
+#     process), RSS_SUM_KB (sum of each process's peak), RSS_NOW_KB (largest
+#     total seen at one sample) and RSS_PROCS (processes seen).
+# shim_times FILE: P11SHIM_TIMES lines summed over processes, one line per
+#     function: NAME CALLS TOTAL_US MAX_US; shim_total_us FILE: all of them.
+# stats V...: "median M (min A, max B)" of numbers.
+
+BENCH_SHIM=${P11SHIM:-$(dirname "$SCEP_AGENT")/../tests/p11shim/p11shim.so}
+SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
+
+ms_now() { echo $(($(date +%s%N) / 1000000)); }
+
+tokens_new() {
+	_dir=$T_WORK/tok-$1
+	mkdir -p "$_dir/t"
+	TOK_CONF=$_dir/softhsm2.conf
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$_dir/t" >"$TOK_CONF"
+	for _l in $(seq -f "$1-%02g" 1 "$2"); do
+		SOFTHSM2_CONF=$TOK_CONF softhsm2-util --init-token --free \
+			--label "$_l" --pin "$T_PIN" --so-pin "$T_SOPIN" >/dev/null ||
+			{ echo "bench: token $_l: softhsm2-util failed" >&2; exit 1; }
+	done
+	[ -n "${3:-}" ] || return 0
+	seq -f "$1-%02g" 1 "$2" |
+		SOFTHSM2_CONF=$TOK_CONF xargs -P 2 -I{} pkcs11-tool --module "$SOFTHSM" \
+			--token-label {} --login --pin "$T_PIN" --keypairgen --key-type rsa:2048 \
+			--label "$3" --id 01 >/dev/null 2>&1 ||
+		{ echo "bench: key generation in $1 failed" >&2; exit 1; }
+}
+
+# the command line every station run shares; PROVISION_ARGS adds to it
+provision() {
+	_log=$1
+	shift
+	_t0=$(ms_now)
+	SOFTHSM2_CONF=$TOK_CONF P11SHIM_MODULE=$SOFTHSM "$SCEP_AGENT" provision \
+		--module "$BENCH_SHIM" -u "$CA_URL" -c "$T_WORK/ca.crt" \
+		--pin-file "$T_WORK/pin" ${PROVISION_ARGS:-} "$@" >"$_log" 2>&1 &
+	_pid=$!
+	[ "${BENCH_RSS:-0}" = 1 ] && rss_sample "$_pid"
+	PROV_RC=0
+	wait "$_pid" || PROV_RC=$?
+	PROV_MS=$(($(ms_now) - _t0))
+	[ "${BENCH_RSS:-0}" = 1 ] && rss_sum
+	return 0
+}
+
+# rss_sample PID: every 20 ms until PID is gone, the VmHWM of PID and of
+# every descendant (workers, scanners) into $T_WORK/rss.samples as
+# "PID KB", and the total VmRSS of the tree per sample into rss.totals.
+# Builtins only (no fork per sample), so it disturbs little what it watches.
+rss_sample() {
+	: >"$T_WORK/rss.samples"
+	: >"$T_WORK/rss.totals"
+	while kill -0 "$1" 2>/dev/null; do
+		RSS_PIDS=
+		rss_tree "$1"
+		_tot=0
+		for _p in $1 $RSS_PIDS; do
+			_h=
+			while read -r _k _v _; do
+				case $_k in
+				VmHWM:) _h=$_v ;;
+				VmRSS:) _tot=$((_tot + _v)) ;;
+				esac
+			done 2>/dev/null <"/proc/$_p/status"
+			[ -n "$_h" ] && echo "$_p $_h" >>"$T_WORK/rss.samples"
+		done
+		echo "$_tot" >>"$T_WORK/rss.totals"
+		sleep 0.02
+	done
+}
+
+# rss_tree PID: adds every descendant of PID to RSS_PIDS
+rss_tree() {
+	local _c _kids _t
+	for _t in /proc/"$1"/task/*; do
+		_kids=(); read -r -a _kids 2>/dev/null <"$_t/children" || true
+		for _c in "${_kids[@]}"; do
+			RSS_PIDS="$RSS_PIDS $_c"
+			rss_tree "$_c"
+		done
+	done
+}
+
+rss_sum() {
+	RSS_MAX_KB=$(awk '{ if ($2 > m[$1]) m[$1] = $2 } END { for (p in m) if (m[p] > x) x = m[p]; print x + 0 }' "$T_WORK/rss.samples")
+	RSS_SUM_KB=$(awk '{ if ($2 > m[$1]) m[$1] = $2 } END { for (p in m) s += m[p]; print s + 0 }' "$T_WORK/rss.samples")
+	RSS_PROCS=$(awk '{ print $1 }' "$T_WORK/rss.samples" | sort -u | wc -l)
+	RSS_NOW_KB=$(sort -n "$T_WORK/rss.totals" | tail -n 1)
+}
+
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
+
+shim_times() {
+	awk 'NF >= 4 && $1 ~ /^C_/ { c[$1] += $2; t[$1] += $3; if ($4 > m[$1]) m[$1] = $4 }
+		END { for (f in c) print f, c[f], t[f], m[f] }' "$1" | sort -k3,3nr
+}
+
+shim_total_us() {
+	shim_times "$1" | awk '{ s += $3 } END { print s + 0 }'
+}
+
+stats() {
+	printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END {
+		printf "median %s (min %s, max %s)", a[int((NR + 1) / 2)], a[1], a[NR] }'
+}

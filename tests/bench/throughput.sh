@@ -1,0 +1,120 @@
+#!/bin/bash
+# Benchmark (issue 13): throughput of the station on pre-made keys.
+#
+# N SoftHSM2 tokens (default 100), each with an RSA-2048 key pair made
+# before any timing; one `scep-agent provision --use-key --jobs J` (default
+# 2: the machine's 2 cores) enrolls them all against the test CA on
+# loopback, in one run, through tests/p11shim (no delays) so that every
+# PKCS#11 call is timed (P11SHIM_TIMES). Target: N=100 in at most 1 s of
+# wall time. Prints the wall time and where it went:
+#   - token: time inside the real module (SoftHSM2), every call of every
+#     process, from P11SHIM_TIMES (per function: calls, total, max);
+#   - server: the test CA's own time per request (scepca -timing: `us`, in
+#     the handler; `wait_us`, queued behind its lock: it handles one
+#     request at a time), and its CPU time (/proc/PID/stat);
+#   - network: loopback HTTP cost per request measured in the same run
+#     (curl, keep-alive, 4 KB POSTs like a PKIOperation to the same CA:
+#     curl's time per request less the CA's `us`) times the requests made;
+#   - ours: the rest of the workers' time (J x wall, less the above): our
+#     crypto (CSR and pkiMessage build, CertRep verify and decrypt on the
+#     host side), process and module start-up, scheduling, and idle time;
+# and the CPU time of scep-agent and all its processes (bash `times`).
+# Each part is a sum over the J workers' timelines, next to J x wall.
+#
+# Usage: throughput.sh [--smoke] [N [J]]
+#   --smoke: N=4: what CI runs (meson test throughput_smoke, suite bench).
+#   It asserts only that every token was enrolled and the figures printed;
+#   no timed assertion.
+# By hand: SCEP_AGENT=build/agent/scep-agent SCEPCA=build/tests/servers/scepca \
+#   P11SHIM=build/tests/p11shim/p11shim.so bash tests/bench/throughput.sh 100 2
+# or `meson test -C build --benchmark throughput`.
+. "${SRCDIR:-$(dirname "$0")/../..}/tests/lib/fixtures.sh"
+. "$SRCDIR/tests/bench/station_lib.sh"
+
+smoke=0
+if [ "${1:-}" = --smoke ]; then
+	smoke=1
+	shift
+fi
+n=${1:-100}
+jobs=${2:-2}
+[ $smoke = 1 ] && n=4
+klabel=bench
+
+ca_start -timing -allowrenew 0
+sa getca -u "$CA_URL" -c ca.crt >/dev/null 2>&1 || { echo "bench: getca failed" >&2; exit 1; }
+secret_file pin "$T_PIN"
+echo "throughput benchmark: $(nproc) cores, $n tokens with pre-made keys, --jobs $jobs"
+echo "making the tokens and keys (untimed)..."
+tokens_new tp "$n" "$klabel"
+
+# the loopback HTTP cost per request, against the same CA (keep-alive,
+# one curl process, 4 KB bodies: a PKIOperation's size; the CA answers 500)
+head -c 4096 /dev/urandom >junk
+calib=50
+urls=
+for _ in $(seq "$calib"); do urls="$urls $CA_URL?operation=PKIOperation"; done
+l0=$(wc -l <"$CA_LOG")
+# shellcheck disable=SC2086
+curl -s -o /dev/null -w '%{time_total}\n' -H 'Content-Type: application/x-pki-message' \
+	--data-binary @junk $urls >curl.times || { echo "bench: curl calibration failed" >&2; exit 1; }
+curl_us=$(awk '{ s += $1 } END { printf "%d", s * 1e6 }' curl.times)
+ca_us=$(tail -n +"$((l0 + 1))" "$CA_LOG" | sed -n 's/.*"us":\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+net_req_us=$(awk -v c="$curl_us" -v s="$ca_us" -v n="$calib" 'BEGIN { printf "%d", (c - s) / n }')
+echo "loopback HTTP per request (curl, keep-alive, 4 KB POST, less the CA's own time): $net_req_us us"
+
+# the timed run
+l0=$(wc -l <"$CA_LOG")
+ca_cpu0=$(awk '{ print $14 + $15 }' /proc/"$CA_PID"/stat)
+rm -f "$T_WORK/shim.times"
+TOK_CONF=$T_WORK/tok-tp/softhsm2.conf
+cpu0=$(times | tail -n 1)
+P11SHIM_TIMES=$T_WORK/shim.times provision tp.log --use-key --key-label "$klabel" \
+	--jobs "$jobs" --subject "/CN=tp-{token_serial}/O=throughput" --report tp.json
+cpu1=$(times | tail -n 1)
+ca_cpu1=$(awk '{ print $14 + $15 }' /proc/"$CA_PID"/stat)
+ok=$(python3 -c 'import json,sys
+print(sum(1 for t in json.load(open(sys.argv[1])) if t.get("state") == "ok"))' tp.json 2>/dev/null)
+if [ "$PROV_RC" != 0 ] || [ "${ok:-0}" != "$n" ]; then
+	echo "bench: provision: exit $PROV_RC, ${ok:-0} of $n ok; its output:" >&2
+	tail -n 30 tp.log >&2
+	exit 1
+fi
+[ -s "$T_WORK/shim.times" ] || { echo "bench: no P11SHIM_TIMES output" >&2; exit 1; }
+
+# figures (all in microseconds below)
+wall_us=$((PROV_MS * 1000))
+tail -n +"$((l0 + 1))" "$CA_LOG" >run.calog
+reqs=$(wc -l <run.calog)
+srv_us=$(sed -n 's/.*"us":\([0-9]*\).*/\1/p' run.calog | awk '{ s += $1 } END { print s + 0 }')
+wait_us=$(sed -n 's/.*"wait_us":\([0-9]*\).*/\1/p' run.calog | awk '{ s += $1 } END { print s + 0 }')
+ops=$(sed -n 's/.*"op":"\([A-Za-z]*\)".*/\1/p' run.calog | sort | uniq -c | awk '{ printf "%s %s, ", $2, $1 }')
+tok_us=$(shim_total_us "$T_WORK/shim.times")
+net_us=$((net_req_us * reqs))
+cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {
+	split(a, x, /[ ms]+/); split(b, y, /[ ms]+/)
+	printf "%.2f", (y[1] * 60 + y[2]) + (y[3] * 60 + y[4]) - (x[1] * 60 + x[2]) - (x[3] * 60 + x[4]) }')
+ca_cpu_s=$(awk -v a="$ca_cpu0" -v b="$ca_cpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')
+budget=$((wall_us * jobs))
+ours=$((budget - tok_us - srv_us - wait_us - net_us))
+pct() { awk -v a="$1" -v b="$budget" 'BEGIN { printf "%5.1f%%", 100 * a / b }'; }
+sec() { awk -v a="$1" 'BEGIN { printf "%6.3f s", a / 1e6 }'; }
+
+printf '%d enrollments, --jobs %d: wall %.3f s (%.1f ms per token; target: 100 in <= 1 s)\n' \
+	"$n" "$jobs" "$(awk -v w="$wall_us" 'BEGIN { print w / 1e6 }')" "$(awk -v w="$wall_us" -v n="$n" 'BEGIN { print w / n / 1000 }')"
+echo "HTTP requests: $reqs (${ops%, })"
+printf 'split of %d workers x wall = %s:\n' "$jobs" "$(sec "$budget")"
+printf '  token operations (SoftHSM2)    %s  %s\n' "$(sec "$tok_us")" "$(pct "$tok_us")"
+printf '  server (CA handler)            %s  %s\n' "$(sec "$srv_us")" "$(pct "$srv_us")"
+printf '  server queue (CA lock wait)    %s  %s\n' "$(sec "$wait_us")" "$(pct "$wait_us")"
+printf '  network (loopback, estimated)  %s  %s\n' "$(sec "$net_us")" "$(pct "$net_us")"
+printf '  ours (crypto, start-up, idle)  %s  %s\n' "$(sec "$ours")" "$(pct "$ours")"
+echo "token calls (function, calls, total, max; all processes):"
+shim_times "$T_WORK/shim.times" | head -n 8 | awk '{ printf "  %-20s %5d  %8.3f s  %7.1f ms\n", $1, $2, $3 / 1e6, $4 / 1e3 }'
+printf 'CPU: scep-agent and its processes %s s, the CA %s s, on %d cores x %.3f s wall\n' \
+	"$cpu_s" "$ca_cpu_s" "$(nproc)" "$(awk -v w="$wall_us" 'BEGIN { print w / 1e6 }')"
+secs=$(python3 -c 'import json,sys
+s = sorted(t["seconds"] for t in json.load(open(sys.argv[1])))
+print("median %.3f s, max %.3f s" % (s[len(s) // 2], s[-1]))' tp.json)
+echo "per token (report seconds): $secs"
+echo "throughput benchmark: done"
