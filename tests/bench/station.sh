@@ -39,6 +39,8 @@ if [ $smoke = 1 ]; then
 	delay=C_GenerateKeyPair:200,C_Sign:20,C_Decrypt:20
 fi
 big=${sizes##* }
+sloop=4 # cards in the serial one-shot loop (today's way)
+[ $smoke = 1 ] && sloop=2
 
 ca_start -timing -allowrenew 0
 sa getca -u "$CA_URL" -c ca.crt >/dev/null 2>&1 || { echo "bench: getca failed" >&2; exit 1; }
@@ -65,6 +67,7 @@ for r in $(seq "$reps"); do
 	done
 done
 tokens_new trace 1
+tokens_new serial "$sloop"
 tokens_new rss "$big"
 tokens_new rss1 1
 
@@ -110,6 +113,23 @@ for n in $sizes; do
 	# shellcheck disable=SC2086
 	printf 'ratio %d/1: %s%s\n' "$n" "$(stats $v)" "$([ "$n" = 16 ] && echo '   target <= 1.5')"
 done
+
+# today's way, for comparison: one one-shot enroll per card in a shell
+# loop (as operators run sscep), same delays, $sloop cards
+export SOFTHSM2_CONF=$T_WORK/tok-serial/softhsm2.conf
+t0=$(ms_now)
+for l in $(seq -f "serial-%02g" 1 "$sloop"); do
+	P11SHIM_MODULE=$SOFTHSM P11SHIM_DELAY=$delay "$SCEP_AGENT" enroll -u "$CA_URL" -c ca.crt \
+		--module "$BENCH_SHIM" --pin-file pin --new-key "pkcs11:token=$l;object=k" \
+		--key-type rsa:2048 --subject "/CN=bench-$l/O=station" -r "$l.csr" -l "$l.crt" >"$l.log" 2>&1 ||
+		{ echo "bench: one-shot enroll of $l failed:" >&2; cat "$l.log" >&2; exit 1; }
+done
+loop_ms=$(($(ms_now) - t0))
+unset SOFTHSM2_CONF
+printf 'serial loop of one-shot enrolls, %d cards: %.2f s, %.2f s per card (16 cards: about %.0f s)\n' \
+	"$sloop" "$(awk -v m="$loop_ms" 'BEGIN { print m / 1000 }')" \
+	"$(awk -v m="$loop_ms" -v n="$sloop" 'BEGIN { print m / n / 1000 }')" \
+	"$(awk -v m="$loop_ms" -v n="$sloop" 'BEGIN { print 16 * m / n / 1000 }')"
 
 # memory: an untimed run of the largest size, sampled; then one token
 TOK_CONF=$T_WORK/tok-rss/softhsm2.conf
