@@ -118,4 +118,21 @@ secs=$(python3 -c 'import json,sys
 s = sorted(t["seconds"] for t in json.load(open(sys.argv[1])))
 print("median %.3f s, max %.3f s" % (s[len(s) // 2], s[-1]))' tp.json)
 echo "per token (report seconds): $secs"
+
+# today's way, for comparison: one one-shot enroll process per token
+# (pre-made key, the CSR built by enroll), $jobs at a time, over the
+# first min(N, 20) tokens
+m=$((n < 20 ? n : 20))
+export SOFTHSM2_CONF=$TOK_CONF
+t0=$(ms_now)
+seq -f "tp-%02g" 1 "$m" | xargs -P "$jobs" -I{} sh -c '"$1" enroll -u "$2" -c ca.crt \
+	--module "$3" --pin-file pin -k "pkcs11:token=$4;object=$5" --subject "/CN=loop-$4" \
+	-r "loop-$4.csr" -l "loop-$4.crt" >"loop-$4.log" 2>&1 || { cat "loop-$4.log" >&2; exit 255; }' \
+	sh "$SCEP_AGENT" "$CA_URL" "$SOFTHSM" {} "$klabel" ||
+	{ echo "bench: one-shot enroll loop failed" >&2; exit 1; }
+loop_ms=$(($(ms_now) - t0))
+unset SOFTHSM2_CONF
+printf 'one-shot enroll per token, %d at a time, %d tokens: %.3f s, %.1f ms per token (%d tokens: about %.2f s)\n' \
+	"$jobs" "$m" "$(awk -v a="$loop_ms" 'BEGIN { print a / 1000 }')" "$(awk -v a="$loop_ms" -v m="$m" 'BEGIN { print a / m }')" \
+	"$n" "$(awk -v a="$loop_ms" -v m="$m" -v n="$n" 'BEGIN { print a / m * n / 1000 }')"
 echo "throughput benchmark: done"
