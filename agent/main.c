@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "daemon.h"
+#include "station.h"
 #include "sa_err.h"
 #include "sa_intr.h"
 #include "sa_log.h"
@@ -110,6 +111,8 @@ int main(int argc, char **argv)
 	sa_intr_install(); /* SIGINT, SIGTERM, SIGHUP end waits; see sa_intr.h */
 	if (argc >= 2 && daemon_is_command(argv[1]))
 		exit(daemon_main(argc, argv)); /* run, check, status */
+	if (argc >= 2 && station_is_command(argv[1]))
+		exit(station_main(argc, argv)); /* provision */
 	rc = agent_opts_parse(argc, argv, &o, &help);
 	if (rc == 0 && !help) {
 		/* every token call bounded (--token-timeout, TokenTimeout) */

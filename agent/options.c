@@ -54,6 +54,8 @@ void agent_usage(FILE *fp)
 "  run PROFILE...     the agent, in the foreground: enroll, renew, poll\n"
 "  check PROFILE...   one pass: enroll or renew what is due, then exit\n"
 "  status PROFILE...  each profile's state, without token or network\n"
+"  provision [TOKEN-URI]  enroll every matching token side by side\n"
+"                     (scep-agent provision --help)\n"
 "General options:\n"
 "  -u, --url URL  SCEP server URL\n"
 "  -p PROXY      HTTP proxy: host:port or http://[user:pass@]host:port\n"

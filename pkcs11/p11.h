@@ -406,4 +406,61 @@ typedef void p11_wait_handler(const char *msg);
 void p11_wait_set(unsigned long call_ms, unsigned long keygen_ms,
 		  p11_wait_handler *handler);
 
+/* ---- the token list as data, module holds (the provisioning station) ---- */
+
+/* One slot's token (p11_tokens_get()). Texts trimmed; owned by the list. */
+struct p11_token_desc {
+	unsigned long slot_id;
+	int initialized;       /* CKF_TOKEN_INITIALIZED (0: a blank token) */
+	char *label;           /* "" on a blank token */
+	char *serial;
+	char *manufacturer;
+	char *model;
+	unsigned long flags;   /* CK_TOKEN_INFO flags */
+	char *uri;             /* the token's pkcs11: URI (token attributes,
+				* no module, no PIN) */
+};
+#define P11_TOKENS_BLANK  1u /* list blank (not initialised) tokens too */
+#define P11_TOKENS_RESCAN 2u /* read the slot list again if the module is
+			      * held (p11_hold_new()) and no token is open */
+
+/*
+ * The tokens present in the slots of module (a path, a p11-kit module
+ * name, or a pkcs11: URI naming one; NULL: the filter's module-path or
+ * module-name), in slot order, those initialised matching filter (a
+ * pkcs11: URI's token attributes; NULL: all); blank ones only with
+ * P11_TOKENS_BLANK (the filter does not apply to them). *out: free with
+ * p11_tokens_free(). Loads the module unless it is loaded (then shares
+ * it); the last user finalizes it.
+ */
+int p11_tokens_get(const char *module, const char *filter, unsigned flags,
+		   struct p11_token_desc **out, size_t *n);
+void p11_tokens_free(struct p11_token_desc *list, size_t n);
+
+/*
+ * A hold on a module: loaded (C_Initialize) once and kept until
+ * p11_hold_free(), so that tokens opened and closed one after another
+ * share one initialisation (a station's worker). p11_hold_rescan() reads
+ * the slot list again (no token of it may be open; 0 without doing
+ * anything when one is).
+ */
+typedef struct p11_hold p11_hold;
+int p11_hold_new(const char *module, p11_hold **out);
+int p11_hold_rescan(p11_hold *h);
+void p11_hold_free(p11_hold *h); /* NULL ok */
+
+/*
+ * C_WaitForSlotEvent on module (loaded, or shared when loaded): block
+ * (1) until a slot changes, or look once (0). 1 with *slot_id: an event;
+ * 0: none (not blocking); SA_ENOTFOUND: the module cannot wait for
+ * events (CKR_FUNCTION_NOT_SUPPORTED: poll the slot list instead).
+ */
+int p11_slot_event_wait(const char *module, int block, unsigned long *slot_id);
+
+/*
+ * The certificates in token t (those readable in its session), as X509
+ * (get1 each; *out: free each with X509_free() and the array with free()).
+ */
+int p11_token_certs(p11_token *t, X509 ***out, size_t *n);
+
 #endif

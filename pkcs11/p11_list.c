@@ -210,3 +210,269 @@ int p11_list_objects(p11_token *t, FILE *fp)
 	free(h);
 	return 0;
 }
+
+/* ------------------------------------------------------------------ */
+/* The token list as data (the provisioning station)                   */
+
+/* path of module (a path, a p11-kit name or a pkcs11: URI); caller frees */
+static int module_path(const char *module, char **path)
+{
+	P11KitUri *u = NULL;
+	int rc;
+
+	*path = NULL;
+	if (module != NULL && p11_is_uri(module)) {
+		rc = p11_uri_parse(module, &u);
+		if (rc == 0)
+			rc = p11_module_resolve(NULL, u, path);
+		if (u != NULL)
+			p11_kit_uri_free(u);
+		return rc;
+	}
+	return p11_module_resolve(module, NULL, path);
+}
+
+static void desc_clear(struct p11_token_desc *d)
+{
+	free(d->label);
+	free(d->serial);
+	free(d->manufacturer);
+	free(d->model);
+	free(d->uri);
+	memset(d, 0, sizeof(*d));
+}
+
+/* d from the token info ti of slot sid (blank: texts may be empty) */
+static int desc_fill(struct p11_module *m, CK_SLOT_ID sid,
+		     const CK_TOKEN_INFO *ti, struct p11_token_desc *d)
+{
+	P11KitUri *tu;
+
+	memset(d, 0, sizeof(*d));
+	d->slot_id = (unsigned long)sid;
+	d->initialized = (ti->flags & CKF_TOKEN_INITIALIZED) != 0;
+	d->flags = (unsigned long)ti->flags;
+	d->label = p11_str_trim(ti->label, sizeof(ti->label));
+	d->serial = p11_str_trim(ti->serialNumber, sizeof(ti->serialNumber));
+	d->manufacturer = p11_str_trim(ti->manufacturerID,
+				       sizeof(ti->manufacturerID));
+	d->model = p11_str_trim(ti->model, sizeof(ti->model));
+	tu = p11_kit_uri_new();
+	if (tu != NULL) {
+		memcpy(p11_kit_uri_get_token_info(tu), ti, sizeof(*ti));
+		d->uri = p11_uri_format(tu, P11_KIT_URI_FOR_TOKEN);
+		p11_kit_uri_free(tu);
+	}
+	(void)m;
+	if (d->label == NULL || d->serial == NULL || d->manufacturer == NULL ||
+	    d->model == NULL || d->uri == NULL) {
+		desc_clear(d);
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* See p11.h. */
+int p11_tokens_get(const char *module, const char *filter, unsigned flags,
+		   struct p11_token_desc **out, size_t *n_out)
+{
+	struct p11_module *m = NULL;
+	struct p11_token_desc *list = NULL;
+	P11KitUri *fu = NULL;
+	char *path = NULL;
+	size_t n = 0;
+	unsigned int i;
+	int rc;
+
+	*out = NULL;
+	*n_out = 0;
+	if (filter != NULL) {
+		rc = p11_uri_parse(filter, &fu);
+		if (rc < 0)
+			goto out;
+	}
+	if (module == NULL && fu != NULL)
+		rc = p11_module_resolve(NULL, fu, &path);
+	else
+		rc = module_path(module, &path);
+	if (rc < 0)
+		goto out;
+	rc = p11_module_get(path, &m);
+	if (rc < 0)
+		goto out;
+	if ((flags & P11_TOKENS_RESCAN) && m->refs == 2) {
+		rc = p11_module_rescan(m);
+		if (rc < 0)
+			goto out;
+	}
+	list = calloc(m->nslots ? m->nslots : 1, sizeof(*list));
+	if (list == NULL) {
+		rc = sa_fail_noossl(SA_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < m->nslots; i++) {
+		CK_SLOT_INFO si;
+		CK_TOKEN_INFO ti;
+		int blank;
+
+		if (m->fl->C_GetSlotInfo(m->slots[i], &si) != CKR_OK ||
+		    !(si.flags & CKF_TOKEN_PRESENT) ||
+		    p11_token_info(m, m->slots[i], &ti) != CKR_OK)
+			continue;
+		blank = !(ti.flags & CKF_TOKEN_INITIALIZED);
+		if (blank && !(flags & P11_TOKENS_BLANK))
+			continue;
+		/* the filter picks initialised tokens by their attributes */
+		if (!blank && fu != NULL &&
+		    p11_kit_uri_match_token_info(fu, &ti) != 1)
+			continue;
+		rc = desc_fill(m, m->slots[i], &ti, &list[n]);
+		if (rc < 0)
+			goto out;
+		n++;
+	}
+	*out = list;
+	*n_out = n;
+	list = NULL;
+	n = 0;
+	rc = 0;
+out:
+	p11_tokens_free(list, n);
+	p11_module_put(m);
+	free(path);
+	if (fu != NULL)
+		p11_kit_uri_free(fu);
+	return rc;
+}
+
+/* See p11.h. */
+void p11_tokens_free(struct p11_token_desc *list, size_t n)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		desc_clear(&list[i]);
+	free(list);
+}
+
+struct p11_hold {
+	struct p11_module *m;
+};
+
+/* See p11.h. */
+int p11_hold_new(const char *module, p11_hold **out)
+{
+	p11_hold *h;
+	char *path = NULL;
+	int rc;
+
+	*out = NULL;
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	rc = module_path(module, &path);
+	if (rc == 0)
+		rc = p11_module_get(path, &h->m);
+	free(path);
+	if (rc < 0) {
+		free(h);
+		return rc;
+	}
+	*out = h;
+	return 0;
+}
+
+/* See p11.h. */
+int p11_hold_rescan(p11_hold *h)
+{
+	if (h == NULL || h->m == NULL)
+		return 0;
+	if (h->m->refs > 1)
+		return 0; /* a token is open: its slot state stays */
+	return p11_module_rescan(h->m);
+}
+
+/* See p11.h. */
+void p11_hold_free(p11_hold *h)
+{
+	if (h == NULL)
+		return;
+	p11_module_put(h->m);
+	free(h);
+}
+
+/* See p11.h. */
+int p11_slot_event_wait(const char *module, int block, unsigned long *slot_id)
+{
+	struct p11_module *m = NULL;
+	CK_SLOT_ID sid = 0;
+	char *path = NULL;
+	CK_RV rv;
+	int rc;
+
+	*slot_id = 0;
+	rc = module_path(module, &path);
+	if (rc == 0)
+		rc = p11_module_get(path, &m);
+	free(path);
+	if (rc < 0)
+		return rc;
+	rv = m->fl->C_WaitForSlotEvent(block ? 0 : CKF_DONT_BLOCK, &sid, NULL);
+	if (rv == CKR_OK) {
+		*slot_id = (unsigned long)sid;
+		rc = 1;
+	} else if (rv == CKR_NO_EVENT) {
+		rc = 0;
+	} else if (rv == CKR_FUNCTION_NOT_SUPPORTED) {
+		rc = sa_fail_noossl(SA_ENOTFOUND, "PKCS#11 module %s cannot "
+				    "wait for slot events", m->path);
+	} else {
+		rc = p11_rv_fail(SA_EKEY, rv, "C_WaitForSlotEvent of %s failed",
+				 m->path);
+	}
+	p11_module_put(m);
+	return rc;
+}
+
+/* See p11.h. */
+int p11_token_certs(p11_token *t, X509 ***out, size_t *n_out)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) } };
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG n = 0, i, len;
+	X509 **list = NULL;
+	size_t k = 0;
+	int rc;
+
+	*out = NULL;
+	*n_out = 0;
+	rc = p11_find(t, tmpl, 1, &h, &n);
+	if (rc < 0)
+		return rc;
+	list = calloc(n ? n : 1, sizeof(*list));
+	if (list == NULL) {
+		free(h);
+		return sa_fail_noossl(SA_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		unsigned char *v = NULL;
+		const unsigned char *p;
+
+		if (p11_attr_get1(t, h[i], CKA_VALUE, &v, &len) < 0) {
+			sa_err_clear();
+			continue;
+		}
+		p = v;
+		list[k] = d2i_X509(NULL, &p, (long)len);
+		if (list[k] != NULL)
+			k++;
+		free(v);
+	}
+	free(h);
+	*out = list;
+	*n_out = k;
+	return 0;
+}

@@ -557,9 +557,14 @@ int engine_enroll(const struct engine_req *req, struct engine_outcome *out)
 	rc = agent_ca_load(r.o, &r.ca);
 	if (rc < 0)
 		goto out;
-	rc = agent_client_new(r.o, &r.c);
-	if (rc < 0)
-		goto out;
+	if (req->client != NULL) {
+		r.c = req->client;
+		scep_client_sent_reset(r.c); /* this enrollment's request only */
+	} else {
+		rc = agent_client_new(r.o, &r.c);
+		if (rc < 0)
+			goto out;
+	}
 	/* check what we can before a key is generated in a token */
 	rc = check_request(req);
 	if (rc < 0)
@@ -596,7 +601,8 @@ out:
 	agent_key_clear(&r.k);
 	keyload_free(r.kl);
 	scep_ca_clear(&r.ca);
-	scep_client_free(r.c);
+	if (r.c != req->client)
+		scep_client_free(r.c);
 	return rc;
 }
 

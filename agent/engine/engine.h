@@ -49,6 +49,13 @@ struct engine_req {
 	 * are destroyed (p11_key_commit(), docs/custody.md).
 	 */
 	int keep_old;
+	/*
+	 * A SCEP client to use (borrowed; NULL: the engine makes its own
+	 * from the options): a process that enrolls many times (the
+	 * station's workers) keeps one, so its connection and the CA's
+	 * GetCACaps serve every enrollment. Its options must be those of o.
+	 */
+	scep_client *client;
 };
 
 struct engine_outcome {

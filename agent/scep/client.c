@@ -374,6 +374,13 @@ int scep_client_request_sent(const scep_client *c)
 	return c ? c->sent : 0;
 }
 
+/* See scep.h. */
+void scep_client_sent_reset(scep_client *c)
+{
+	if (c != NULL)
+		c->sent = 0;
+}
+
 /* One PKIOperation round trip; see scep.h. */
 int scep_transact(scep_client *c, const struct scep_ca *ca,
 		  const struct scep_request *req, struct scep_reply *out)

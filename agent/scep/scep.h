@@ -385,6 +385,12 @@ int scep_transact(scep_client *c, const struct scep_ca *ca,
  */
 int scep_client_request_sent(const scep_client *c);
 
+/*
+ * Forget that a request went out (scep_client_request_sent() 0 again): a
+ * client kept for several enrollments tells of each one's own request.
+ */
+void scep_client_sent_reset(scep_client *c);
+
 /* ------------------------------------------------------------------ */
 /* Enrollment transaction with polling (enroll.c)                      */
 
