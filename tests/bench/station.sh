@@ -16,7 +16,7 @@
 # `scep-agent enroll` of a SoftHSM2 key (/usr/bin/time).
 #
 # Usage: station.sh [--smoke] [REPS]
-#   --smoke: sizes 1 and 2, one rep, delays 200/20/20 ms: what CI runs (meson
+#   --smoke: sizes 1 and 2, one rep, delays 100/10/10 ms, a 1-card loop: what CI runs (meson
 #   test station_smoke, suite bench). It asserts only that every run enrolled
 #   every token and that the figures were printed; no timed assertion.
 # By hand: SCEP_AGENT=build/agent/scep-agent SCEPCA=build/tests/servers/scepca \
@@ -36,11 +36,11 @@ delay=${BENCH_DELAY:-C_GenerateKeyPair:5000,C_Sign:300,C_Decrypt:300}
 if [ $smoke = 1 ]; then
 	reps=1
 	sizes="1 2"
-	delay=C_GenerateKeyPair:200,C_Sign:20,C_Decrypt:20
+	delay=C_GenerateKeyPair:100,C_Sign:10,C_Decrypt:10
 fi
 big=${sizes##* }
 sloop=4 # cards in the serial one-shot loop (today's way)
-[ $smoke = 1 ] && sloop=2
+[ $smoke = 1 ] && sloop=1
 
 ca_start -timing -allowrenew 0
 sa getca -u "$CA_URL" -c ca.crt >/dev/null 2>&1 || { echo "bench: getca failed" >&2; exit 1; }
