@@ -34,7 +34,6 @@ struct run {
 	long next_n;
 	struct station_result *res;
 	size_t nres;
-	int blank_done;          /* a blank token was initialised this round */
 };
 
 static volatile sig_atomic_t second_stop;
@@ -151,7 +150,6 @@ static void on_result(void *arg, const struct station_result *res)
 			r->t[j].inflight = 0;
 			r->t[j].done = 1;
 			if (!r->t[j].d.initialized) {
-				r->blank_done = 1;
 				/* it is that token now */
 				r->t[j].d.initialized = 1;
 				free(r->t[j].d.serial);
@@ -430,22 +428,13 @@ static int run_tokens(struct run *r)
 				goto out;
 		}
 		if (station_pool_busy(pool) == 0 && (queued(r) == 0 || stopped)) {
-			if (stopped || !r->so.watch) {
-				/* SoftHSM2 shows the next blank slot once one
-				 * is initialised: look again */
-				if (!stopped && r->so.init && r->blank_done) {
-					r->blank_done = 0;
-					rc = station_scan_once(&r->so, &f);
-					if (rc < 0)
-						goto out;
-					rc = merge(r, &f);
-					station_found_clear(&f);
-					if (rc < 0)
-						goto out;
-					continue;
-				}
+			/*
+			 * one scan without --watch: SoftHSM2 shows a new blank
+			 * slot each time one is initialised, so looking again
+			 * would never end
+			 */
+			if (stopped || !r->so.watch)
 				break;
-			}
 		}
 		rc = station_pool_wait(pool, wfd, 1.0, &extra, on_result, r);
 		if (rc < 0)

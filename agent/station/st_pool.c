@@ -307,9 +307,27 @@ static void take(struct station_pool *p, struct worker *w,
 	}
 	w->len = 0;
 	w->busy = 0;
-	station_task_clear(&w->t);
+	if (w->timed_out) {
+		char *e = NULL;
+
+		if (asprintf(&e, "past --deadline %ld s, its worker was "
+			     "stopped: %s", p->so->deadline_s,
+			     r.error ? r.error : "no error reported") < 0)
+			e = NULL;
+		if (r.state != ST_FAILED && r.state != ST_PENDING) {
+			free(e);
+			e = NULL;
+		} else if (e != NULL) {
+			free(r.error);
+			r.error = e;
+		}
+	}
 	cb(arg, &r);
 	station_result_clear(&r);
+	if (w->termed)
+		reap(w); /* it was told to stop: a fresh worker for the next */
+	else
+		station_task_clear(&w->t);
 }
 
 /* See station.h. */

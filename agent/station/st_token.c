@@ -231,8 +231,7 @@ static int init_blank(struct station_worker *w, const struct station_opts *so,
 	if (*serial == NULL)
 		return sa_fail_noossl(SA_EKEY, "the token initialised in slot %lu "
 				      "has no serial number", t->slot_id);
-	sa_info("slot %lu: token initialised as '%s' (serial %s)", t->slot_id,
-		t->label, *serial);
+	sa_info("initialised as token '%s' (serial %s)", t->label, *serial);
 	return 0;
 }
 
@@ -273,6 +272,15 @@ static void take_outcome(struct engine_outcome *eo, int rc,
 			  "the enrollment failed without saying why");
 }
 
+/* messages about this token say which ("token SERIAL: ...") */
+static void set_prefix(const char *serial)
+{
+	char what[96];
+
+	snprintf(what, sizeof(what), "token %s", serial);
+	sa_log_set_prefix(what);
+}
+
 /* See station.h. */
 int station_token_run(struct station_worker *w, const struct station_opts *so,
 		      const struct station_task *t, struct station_result *r)
@@ -300,18 +308,19 @@ int station_token_run(struct station_worker *w, const struct station_opts *so,
 		goto out;
 	}
 	if (t->blank) {
-		/* a blank token's serial (and CSV row) is known once it is made */
-		char **row;
+		char what[64];
 
+		snprintf(what, sizeof(what), "slot %lu", t->slot_id);
+		sa_log_set_prefix(what);
+		/* a blank token's serial (and CSV row) is known once it is
+		 * made; its PIN comes from the usual source */
 		free(serial);
 		serial = NULL;
-		/* the PIN of a blank token: the usual source only */
 		rc = init_blank(w, so, t, NULL, &serial);
 		if (rc < 0)
 			goto out;
-		row = station_csv_row(w->csv, serial);
-		(void)row;
 	}
+	set_prefix(serial);
 	r->token_serial = strdup(serial);
 	memset(&v, 0, sizeof(v));
 	v.serial = serial;
@@ -361,9 +370,8 @@ int station_token_run(struct station_worker *w, const struct station_opts *so,
 			describe(have, r);
 			r->state = ST_SKIPPED;
 			r->error = NULL;
-			sa_info("token %s already holds a certificate for %s: "
-				"skipped (--reenroll enrolls it again)", serial,
-				subject);
+			sa_info("it already holds a certificate for %s: "
+				"skipped (--reenroll enrolls it again)", subject);
 			rc = 0;
 			goto out;
 		}
@@ -392,8 +400,8 @@ int station_token_run(struct station_worker *w, const struct station_opts *so,
 		o.s.private_key = NULL;
 		o.s.new_key = uri;
 	}
-	sa_info("token %s: %s %s", serial, o.s.resume ? "resuming the "
-		"enrollment of" : "enrolling", subject);
+	sa_info("%s %s", o.s.resume ? "resuming the enrollment of" :
+		"enrolling", subject);
 	memset(&req, 0, sizeof(req));
 	req.o = &o;
 	req.client = w->client;
@@ -417,6 +425,7 @@ out:
 		unsetenv(CHALLENGE_VAR);
 	}
 	secret_forget(); /* the challenge read for this token */
+	sa_log_set_prefix(NULL);
 	engine_outcome_clear(&eo);
 	X509_free(have);
 	for (i = 0; san != NULL && i < so->n_san; i++)

@@ -18,6 +18,13 @@ void sa_log_init(const char *progname, int level, int use_syslog);
 void sa_log_set_level(int level);
 int sa_log_level(void);
 
+/*
+ * Every message from now on begins with "P: " after the program name
+ * (control characters as '?'), e.g. the token a station's worker is
+ * about; NULL: none.
+ */
+void sa_log_set_prefix(const char *p);
+
 void sa_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
