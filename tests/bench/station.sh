@@ -59,7 +59,7 @@ print(sum(1 for t in r if t.get("state") == "ok"))' "$2" 2>/dev/null)
 	fi
 }
 
-echo "station benchmark: $(nproc) cores, delays $delay, sizes $sizes, $reps rep(s)"
+echo "station benchmark: $(nproc) cores (load average $(cut -d" " -f1-3 /proc/loadavg)), delays $delay, sizes $sizes, $reps rep(s)"
 echo "making the tokens (untimed)..."
 for r in $(seq "$reps"); do
 	for n in $sizes; do
@@ -154,4 +154,4 @@ sa mkrequest --module "$SOFTHSM" --pin-file pin --new-key "pkcs11:token=rss1-01;
 	-l one.crt >one.log 2>&1 || { echo "bench: one-shot enroll failed:" >&2; cat one.log >&2; exit 1; }
 read -r one_s one_kb <"$T_WORK/one.time"
 printf 'peak RSS, one-shot enroll (SoftHSM2 key): %s, wall %s s\n' "$(mb "$one_kb")" "$one_s"
-echo "station benchmark: done"
+echo "station benchmark: done (load average at the end: $(cut -d" " -f1-3 /proc/loadavg))"

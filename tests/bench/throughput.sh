@@ -44,7 +44,7 @@ klabel=bench
 ca_start -timing -allowrenew 0
 sa getca -u "$CA_URL" -c ca.crt >/dev/null 2>&1 || { echo "bench: getca failed" >&2; exit 1; }
 secret_file pin "$T_PIN"
-echo "throughput benchmark: $(nproc) cores, $n tokens with pre-made keys, --jobs $jobs"
+echo "throughput benchmark: $(nproc) cores (load average $(cut -d" " -f1-3 /proc/loadavg)), $n tokens with pre-made keys, --jobs $jobs"
 echo "making the tokens and keys (untimed)..."
 tokens_new tp "$n" "$klabel"
 
@@ -135,4 +135,4 @@ unset SOFTHSM2_CONF
 printf 'one-shot enroll per token, %d at a time, %d tokens: %.3f s, %.1f ms per token (%d tokens: about %.2f s)\n' \
 	"$jobs" "$m" "$(awk -v a="$loop_ms" 'BEGIN { print a / 1000 }')" "$(awk -v a="$loop_ms" -v m="$m" 'BEGIN { print a / m }')" \
 	"$n" "$(awk -v a="$loop_ms" -v m="$m" -v n="$n" 'BEGIN { print a / m * n / 1000 }')"
-echo "throughput benchmark: done"
+echo "throughput benchmark: done (load average at the end: $(cut -d" " -f1-3 /proc/loadavg))"
