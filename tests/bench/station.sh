@@ -93,7 +93,9 @@ for r in $(seq "$reps"); do
 		P11SHIM_DELAY=$delay provision "run-r$r-n$n.log" --report "r$r-n$n.json"
 		check_run "run-r$r-n$n.log" "r$r-n$n.json" "$n"
 		wall[$r,$n]=$PROV_MS
-		printf 'rep %d, %2d token(s): %6.2f s\n' "$r" "$n" "$(echo "$PROV_MS" | awk '{ print $1 / 1000 }')"
+		printf 'rep %d, %2d token(s): %6.2f s   CPU %5.2f s   per token %s   load %s\n' "$r" "$n" \
+			"$(echo "$PROV_MS" | awk '{ print $1 / 1000 }')" "$PROV_CPU" "$(report_secs "r$r-n$n.json")" \
+			"$(cut -d' ' -f1 /proc/loadavg)"
 	done
 done
 

@@ -8,7 +8,8 @@
 #     any timing. Sets TOK_CONF (its SOFTHSM2_CONF).
 # provision LOG ARGS...: scep-agent provision against the current CA with
 #     the bench's common options; stdout+stderr in LOG; sets PROV_RC,
-#     PROV_MS (wall, ms) and, with BENCH_RSS=1, RSS_MAX_KB (largest
+#     PROV_MS (wall, ms), PROV_CPU (user+system seconds of it and all its
+#     processes: SoftHSM2's work in them included) and, with BENCH_RSS=1, RSS_MAX_KB (largest
 #     process), RSS_SUM_KB (sum of each process's peak), RSS_NOW_KB (largest
 #     total seen at one sample) and RSS_PROCS (processes seen).
 # shim_times FILE: P11SHIM_TIMES lines summed over processes, one line per
@@ -48,6 +49,7 @@ tokens_new() {
 provision() {
 	_log=$1
 	shift
+	times >"$T_WORK/.times0"
 	_t0=$(ms_now)
 	SOFTHSM2_CONF=$TOK_CONF P11SHIM_MODULE=$SOFTHSM "$SCEP_AGENT" provision \
 		--module "$BENCH_SHIM" -u "$CA_URL" -c "$T_WORK/ca.crt" \
@@ -57,6 +59,8 @@ provision() {
 	PROV_RC=0
 	wait "$_pid" || PROV_RC=$?
 	PROV_MS=$(($(ms_now) - _t0))
+	times >"$T_WORK/.times1"
+	PROV_CPU=$(cpu_delta "$T_WORK/.times0" "$T_WORK/.times1")
 	[ "${BENCH_RSS:-0}" = 1 ] && rss_sum
 	return 0
 }
@@ -104,6 +108,21 @@ rss_sum() {
 	RSS_SUM_KB=$(awk '{ if ($2 > m[$1]) m[$1] = $2 } END { for (p in m) s += m[p]; print s + 0 }' "$T_WORK/rss.samples")
 	RSS_PROCS=$(awk '{ print $1 }' "$T_WORK/rss.samples" | sort -u | wc -l)
 	RSS_NOW_KB=$(sort -n "$T_WORK/rss.totals" | tail -n 1)
+}
+
+# cpu_delta TIMES0 TIMES1: children user+system seconds between two
+# outputs of bash's `times` (its second line: the children's)
+cpu_delta() {
+	awk -v a="$(tail -n 1 "$1")" -v b="$(tail -n 1 "$2")" 'BEGIN {
+	split(a, x, /[ ms]+/); split(b, y, /[ ms]+/)
+	printf "%.2f", (y[1] * 60 + y[2]) + (y[3] * 60 + y[4]) - (x[1] * 60 + x[2]) - (x[3] * 60 + x[4]) }'
+}
+
+# report_secs REPORT: "median M s, max X s" of the report's seconds
+report_secs() {
+	python3 -c 'import json,sys
+s = sorted(t["seconds"] for t in json.load(open(sys.argv[1])))
+print("median %.2f s, max %.2f s" % (s[len(s) // 2], s[-1]))' "$1"
 }
 
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }

@@ -69,10 +69,8 @@ l0=$(wc -l <"$CA_LOG")
 ca_cpu0=$(awk '{ print $14 + $15 }' /proc/"$CA_PID"/stat)
 rm -f "$T_WORK/shim.times"
 TOK_CONF=$T_WORK/tok-tp/softhsm2.conf
-times >"$T_WORK/times0" # this shell's children: the provision run, once waited for
 P11SHIM_TIMES=$T_WORK/shim.times provision tp.log --use-key --key-label "$klabel" \
 	--jobs "$jobs" --subject "/CN=tp-{token_serial}/O=throughput" --report tp.json
-times >"$T_WORK/times1"
 ca_cpu1=$(awk '{ print $14 + $15 }' /proc/"$CA_PID"/stat)
 ok=$(python3 -c 'import json,sys
 print(sum(1 for t in json.load(open(sys.argv[1])) if t.get("state") == "ok"))' tp.json 2>/dev/null)
@@ -92,9 +90,7 @@ wait_us=$(sed -n 's/.*"wait_us":\([0-9]*\).*/\1/p' run.calog | awk '{ s += $1 } 
 ops=$(sed -n 's/.*"op":"\([A-Za-z]*\)".*/\1/p' run.calog | sort | uniq -c | awk '{ printf "%s %s, ", $2, $1 }')
 tok_us=$(shim_total_us "$T_WORK/shim.times")
 net_us=$((net_req_us * reqs))
-cpu_s=$(awk -v a="$(tail -n 1 "$T_WORK/times0")" -v b="$(tail -n 1 "$T_WORK/times1")" 'BEGIN {
-	split(a, x, /[ ms]+/); split(b, y, /[ ms]+/)
-	printf "%.2f", (y[1] * 60 + y[2]) + (y[3] * 60 + y[4]) - (x[1] * 60 + x[2]) - (x[3] * 60 + x[4]) }')
+cpu_s=$PROV_CPU
 ca_cpu_s=$(awk -v a="$ca_cpu0" -v b="$ca_cpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')
 budget=$((wall_us * jobs))
 ours=$((budget - tok_us - srv_us - wait_us - net_us))
@@ -114,9 +110,7 @@ echo "token calls (function, calls, total, max; all processes):"
 shim_times "$T_WORK/shim.times" | head -n 8 | awk '{ printf "  %-20s %5d  %8.3f s  %7.1f ms\n", $1, $2, $3 / 1e6, $4 / 1e3 }'
 printf 'CPU: scep-agent and its processes %s s, the CA %s s, on %d cores x %.3f s wall\n' \
 	"$cpu_s" "$ca_cpu_s" "$(nproc)" "$(awk -v w="$wall_us" 'BEGIN { print w / 1e6 }')"
-secs=$(python3 -c 'import json,sys
-s = sorted(t["seconds"] for t in json.load(open(sys.argv[1])))
-print("median %.3f s, max %.3f s" % (s[len(s) // 2], s[-1]))' tp.json)
+secs=$(report_secs tp.json)
 echo "per token (report seconds): $secs"
 
 # today's way, for comparison: one one-shot enroll process per token
