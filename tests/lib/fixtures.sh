@@ -12,7 +12,9 @@
 #        t_file PATH D, t_expect_exit CODE CMD..., diag MSG, done_testing
 # CA:    ca_start [scepca flags], ca_restart [flags], ca_stop, ca_log_field
 # Keys:  mkkey FILE [BITS], mkcsr KEY CSR SUBJECT [CHALLENGE]
-# Token: softhsm_new LABEL [PIN] [SOPIN], pin_file [PIN]
+# Token: softhsm_new LABEL [PIN] [SOPIN], pin_file [PIN],
+#        softhsm_tokens N [PREFIX] [KEYLABEL [KEYTYPE]] (N tokens at once:
+#        TOK_LABEL[i], TOK_SERIAL[i])
 # TPM:   swtpm_launch DIR, tpm_start (a fresh swtpm), tpm_stop, tpm_cmd TOOL ARGS (tpm2-tools on it),
 #        tpm_fixture (a TPM test's start), tpm_tool ARGS (pkcs11-tool on it)
 # Secrets: T_PIN, T_SOPIN, T_CHAL, T_PROXY_PASS, T_URL_PASS: the suite's secrets, distinctive
@@ -354,6 +356,74 @@ secret_file() {
 # softhsm_new LABEL [PIN] [SOPIN]: a fresh token in the work dir.  Exports
 # SOFTHSM2_CONF and P11_MODULE.
 softhsm_new() {
+	softhsm_conf
+	softhsm2-util --init-token --free --label "$1" --pin "${2:-$T_PIN}" \
+		--so-pin "${3:-$T_SOPIN}" >/dev/null
+}
+
+# softhsm_tokens N [PREFIX] [KEYLABEL [KEYTYPE]]: N fresh SoftHSM2 tokens
+# labelled PREFIX1..PREFIXN (default st1..), user PIN T_PIN, SO PIN T_SOPIN,
+# in the work dir's token dir (the one softhsm_new uses; SOFTHSM2_CONF and
+# P11_MODULE exported). With KEYLABEL, each holds a key pair of KEYTYPE
+# (pkcs11-tool's: rsa:2048, the default, or EC:prime256v1) labelled
+# KEYLABEL with CKA_ID 01 (private key sensitive, not extractable).
+# Each token is made in a token dir of its own, all at once, then moved
+# in (softhsm2-util --free picks the one blank slot: not in parallel on
+# one dir). Sets TOK_LABEL[1..N] and TOK_SERIAL[1..N] (the serials as
+# CK_TOKEN_INFO has them, without padding); appends to TOK_LABEL and
+# TOK_SERIAL when called again (TOK_N: how many so far). Status 1 and a
+# line on stderr if a token could not be made.
+TOK_N=0
+declare -a TOK_LABEL=() TOK_SERIAL=()
+softhsm_tokens() {
+	local n=$1 prefix=${2:-st} key=${3:-} kt=${4:-rsa:2048} i d lab rc=0
+	local -a pids=()
+	softhsm_conf
+	for i in $(seq "$n"); do
+		lab=$prefix$i
+		d=$T_WORK/.mk.$lab
+		(
+			set -e
+			mkdir -p "$d/tokens"
+			printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+				"$d/tokens" >"$d/conf"
+			export SOFTHSM2_CONF=$d/conf
+			softhsm2-util --init-token --free --label "$lab" --pin "$T_PIN" \
+				--so-pin "$T_SOPIN" >/dev/null
+			if [ -n "$key" ]; then
+				pkcs11-tool --module "$P11_MODULE" --token-label "$lab" -l \
+					--pin "$T_PIN" --keypairgen --key-type "$kt" \
+					--label "$key" --id 01 --sensitive >/dev/null 2>&1
+			fi
+			pkcs11-tool --module "$P11_MODULE" -L 2>/dev/null |
+				sed -n 's/^ *serial num *: *\([^ ]\+\) *$/\1/p' | head -n 1 >"$d/serial"
+			[ -s "$d/serial" ]
+		) &
+		pids+=($!)
+	done
+	for i in $(seq "$n"); do
+		wait "${pids[$((i - 1))]}" || rc=1
+	done
+	for i in $(seq "$n"); do
+		lab=$prefix$i
+		d=$T_WORK/.mk.$lab
+		if [ ! -s "$d/serial" ]; then
+			echo "softhsm_tokens: token $lab not made" >&2
+			rc=1
+			continue
+		fi
+		mv "$d"/tokens/* "$T_WORK/tokens/" || rc=1
+		TOK_N=$((TOK_N + 1))
+		TOK_LABEL[$TOK_N]=$lab
+		TOK_SERIAL[$TOK_N]=$(cat "$d/serial")
+		rm -rf "$d"
+	done
+	return $rc
+}
+
+# softhsm_conf: the work dir's SoftHSM2 configuration (SOFTHSM2_CONF,
+# tokens in $T_WORK/tokens) and P11_MODULE, exported; made once
+softhsm_conf() {
 	SOFTHSM2_CONF=$T_WORK/softhsm2.conf
 	if [ ! -f "$SOFTHSM2_CONF" ]; then
 		mkdir -p "$T_WORK/tokens"
@@ -362,8 +432,6 @@ softhsm_new() {
 	fi
 	P11_MODULE=/usr/lib/softhsm/libsofthsm2.so
 	export SOFTHSM2_CONF P11_MODULE
-	softhsm2-util --init-token --free --label "$1" --pin "${2:-$T_PIN}" \
-		--so-pin "${3:-$T_SOPIN}" >/dev/null
 }
 
 # swtpm_launch DIR: a swtpm (TPM 2.0, no resource manager) on DIR/state

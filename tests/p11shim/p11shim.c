@@ -37,12 +37,26 @@
  *                      call returns: "INDEX NAME 0xRV [CKR_NAME][ injected]"
  *                      (INDEX is the call's number as P11SHIM_FAIL_AT
  *                      counts without P11SHIM_FAIL_FUNC)
+ *   P11SHIM_TOKEN      SERIAL: FAIL and DELAY apply only to calls about the
+ *                      token with this serial number (CK_TOKEN_INFO, without
+ *                      the padding): calls naming its slot, and calls on
+ *                      sessions opened on that slot; calls about other
+ *                      tokens and slot-less calls (C_Initialize, C_GetInfo,
+ *                      C_GetSlotList, ...) pass and are not counted
+ *   P11SHIM_TIMES      FILE: per function, the calls made and the time they
+ *                      took in the module (the real module plus any
+ *                      P11SHIM_DELAY: the simulated card), appended at
+ *                      C_Finalize and at exit() as lines
+ *                      "PID NAME CALLS TOTAL_US MAX_US", one write() per
+ *                      block (several processes may share the file)
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +64,8 @@
 #include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
+
+#include "shim_target.h"
 
 #define SHIM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define SHIM_MAX_TMPL 64
@@ -226,9 +242,11 @@ struct shim_cfg {
 	int fail_always;             /* P11SHIM_FAIL_MODE */
 	long delay_ms[SHIM_N];       /* P11SHIM_DELAY */
 	int trace_fd;                /* P11SHIM_TRACE, -1: none */
+	const char *token;           /* P11SHIM_TOKEN, NULL: every call */
+	int times_fd;                /* P11SHIM_TIMES, -1: none */
 };
 
-static struct shim_cfg cfg = { .trace_fd = -1 };
+static struct shim_cfg cfg = { .trace_fd = -1, .times_fd = -1 };
 static CK_FUNCTION_LIST *real;   /* the real module's list */
 static CK_FUNCTION_LIST fwd;     /* real, with the behaviour hooks */
 static CK_FUNCTION_LIST shim;    /* the wrappers: what we hand out */
@@ -238,6 +256,11 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static atomic_ulong n_calls;     /* every call: the trace index */
 static atomic_ulong n_counted;   /* calls P11SHIM_FAIL_AT counts */
 static atomic_int tripped;       /* "always" mode: the Nth call was reached */
+
+/* P11SHIM_TIMES: per function, since the last write */
+static atomic_ulong t_calls[SHIM_N];
+static atomic_ulong t_total_ns[SHIM_N];
+static atomic_ulong t_max_ns[SHIM_N];
 
 /* --- configuration ------------------------------------------------------ */
 
@@ -376,6 +399,18 @@ static int config_read(void)
 		if (cfg.trace_fd < 0)
 			return shim_bad("P11SHIM_TRACE", v);
 	}
+	v = getenv("P11SHIM_TOKEN");
+	if (v != NULL && *v != '\0') {
+		if (strlen(v) > 16)
+			return shim_bad("P11SHIM_TOKEN", v);
+		cfg.token = v;
+	}
+	v = getenv("P11SHIM_TIMES");
+	if (v != NULL && *v != '\0') {
+		cfg.times_fd = open(v, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (cfg.times_fd < 0)
+			return shim_bad("P11SHIM_TIMES", v);
+	}
 	return 0;
 }
 
@@ -404,11 +439,157 @@ static CK_RV hook_GenerateKeyPair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech,
 	return real->C_GenerateKeyPair(s, mech, pub, npub, t, n, hpub, hpriv);
 }
 
+/* P11SHIM_TOKEN bookkeeping: which slot each session is on. */
+static CK_RV hook_OpenSession(CK_SLOT_ID slot, CK_FLAGS fl, CK_VOID_PTR app,
+			      CK_NOTIFY notify, CK_SESSION_HANDLE_PTR s)
+{
+	CK_RV rv = real->C_OpenSession(slot, fl, app, notify, s);
+
+	if (rv == CKR_OK && s != NULL)
+		target_opened(slot, *s);
+	return rv;
+}
+
+static CK_RV hook_CloseSession(CK_SESSION_HANDLE s)
+{
+	CK_RV rv = real->C_CloseSession(s);
+
+	if (rv == CKR_OK)
+		target_closed(s);
+	return rv;
+}
+
+static CK_RV hook_CloseAllSessions(CK_SLOT_ID slot)
+{
+	CK_RV rv = real->C_CloseAllSessions(slot);
+
+	if (rv == CKR_OK)
+		target_closed_all(slot);
+	return rv;
+}
+
+static CK_RV hook_Finalize(CK_VOID_PTR a)
+{
+	CK_RV rv = real->C_Finalize(a);
+
+	if (rv == CKR_OK)
+		target_reset();
+	return rv;
+}
+
 /* The one place where behaviour hooks are installed. */
 static void hooks_install(CK_FUNCTION_LIST *fl)
 {
 	if (cfg.keygen_extractable)
 		fl->C_GenerateKeyPair = hook_GenerateKeyPair;
+	if (cfg.token != NULL) {
+		target_init(real, cfg.token);
+		fl->C_OpenSession = hook_OpenSession;
+		fl->C_CloseSession = hook_CloseSession;
+		fl->C_CloseAllSessions = hook_CloseAllSessions;
+		fl->C_Finalize = hook_Finalize;
+	}
+}
+
+/* --- P11SHIM_TOKEN: is a call about the target token? ------------------- */
+
+/* What the first argument of each function names. */
+static int shim_kind(int id)
+{
+	switch (id) {
+	case SHIM_ID_C_Initialize: case SHIM_ID_C_Finalize: case SHIM_ID_C_GetInfo:
+	case SHIM_ID_C_GetSlotList: case SHIM_ID_C_WaitForSlotEvent:
+		return 0;       /* nothing: slot-less */
+	case SHIM_ID_C_GetSlotInfo: case SHIM_ID_C_GetTokenInfo:
+	case SHIM_ID_C_GetMechanismList: case SHIM_ID_C_GetMechanismInfo:
+	case SHIM_ID_C_InitToken: case SHIM_ID_C_OpenSession:
+	case SHIM_ID_C_CloseAllSessions:
+		return 1;       /* a slot */
+	default:
+		return 2;       /* a session */
+	}
+}
+
+/* 1 if the call (function ID, first argument A) is one FAIL and DELAY
+ * apply to: any call without P11SHIM_TOKEN, else the target's calls */
+static int shim_about(int id, CK_ULONG a)
+{
+	if (cfg.token == NULL)
+		return 1;
+	switch (shim_kind(id)) {
+	case 1:
+		return target_slot(a);
+	case 2:
+		return target_session(a);
+	default:
+		return 0;
+	}
+}
+
+/* --- P11SHIM_TIMES -------------------------------------------------------- */
+
+static unsigned long shim_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long)ts.tv_sec * 1000000000UL + (unsigned long)ts.tv_nsec;
+}
+
+/* count one call of ID that took NS nanoseconds */
+static void shim_time_add(int id, unsigned long ns)
+{
+	unsigned long m = atomic_load(&t_max_ns[id]);
+
+	atomic_fetch_add(&t_calls[id], 1);
+	atomic_fetch_add(&t_total_ns[id], ns);
+	while (ns > m && !atomic_compare_exchange_weak(&t_max_ns[id], &m, ns))
+		;
+}
+
+/* append what was counted since the last write, one write() for all
+ * lines, and start counting from zero */
+static void shim_times_flush(void)
+{
+	char buf[SHIM_N * 80];
+	size_t len = 0;
+	unsigned long c, tot, mx;
+	int i, n;
+
+	if (cfg.times_fd < 0)
+		return;
+	for (i = 0; i < SHIM_N; i++) {
+		c = atomic_exchange(&t_calls[i], 0);
+		tot = atomic_exchange(&t_total_ns[i], 0);
+		mx = atomic_exchange(&t_max_ns[i], 0);
+		if (c == 0)
+			continue;
+		n = snprintf(buf + len, sizeof(buf) - len, "%ld %s %lu %lu %lu\n",
+			     (long)getpid(), shim_names[i], c, tot / 1000, mx / 1000);
+		if (n > 0 && (size_t)n < sizeof(buf) - len)
+			len += (size_t)n;
+	}
+	if (len > 0 && write(cfg.times_fd, buf, len) != (ssize_t)len) {
+		/* lost figures only */
+	}
+}
+
+/* a forked child starts with no calls of its own */
+static void shim_times_child(void)
+{
+	int i;
+
+	for (i = 0; i < SHIM_N; i++) {
+		atomic_store(&t_calls[i], 0);
+		atomic_store(&t_total_ns[i], 0);
+		atomic_store(&t_max_ns[i], 0);
+	}
+}
+
+/* exit() or dlclose: what C_Finalize has not written yet */
+__attribute__((destructor)) static void shim_times_atexit(void)
+{
+	shim_times_flush();
 }
 
 /* --- the wrappers: count, delay, fail or forward, trace ----------------- */
@@ -421,12 +602,15 @@ static void shim_sleep(long ms)
 		;
 }
 
-/* Before the call: its index (*idx), and 1 if it is to fail. */
-static int shim_pre(int id, unsigned long *idx)
+/* Before the call (first argument A): its index (*idx), and 1 if it is
+ * to fail. */
+static int shim_pre(int id, CK_ULONG a, unsigned long *idx)
 {
 	unsigned long k;
 
 	*idx = atomic_fetch_add(&n_calls, 1) + 1;
+	if ((cfg.delay_ms[id] > 0 || cfg.fail_at != 0) && !shim_about(id, a))
+		return 0;
 	if (cfg.delay_ms[id] > 0)
 		shim_sleep(cfg.delay_ms[id]);
 	if (cfg.fail_at == 0 || (cfg.fail_func_set && !cfg.fail_func[id]))
@@ -461,12 +645,16 @@ static void shim_post(int id, unsigned long idx, CK_RV rv, int injected)
 #define SHIM_WRAP(name, params, args) \
 	static CK_RV shim_##name params \
 	{ \
-		unsigned long idx; \
+		unsigned long idx, t0 = cfg.times_fd >= 0 ? shim_ns() : 0; \
 		CK_RV rv; \
-		int inj = shim_pre(SHIM_ID_##name, &idx); \
+		int inj = shim_pre(SHIM_ID_##name, (CK_ULONG)(uintptr_t)(a), &idx); \
 		rv = inj ? cfg.fail_rv : fwd.name == NULL ? \
 			CKR_FUNCTION_NOT_SUPPORTED : fwd.name args; \
+		if (cfg.times_fd >= 0) \
+			shim_time_add(SHIM_ID_##name, shim_ns() - t0); \
 		shim_post(SHIM_ID_##name, idx, rv, inj); \
+		if (SHIM_ID_##name == SHIM_ID_C_Finalize) \
+			shim_times_flush(); \
 		return rv; \
 	}
 SHIM_CALLS(SHIM_WRAP)
@@ -501,6 +689,8 @@ static void shim_load(void)
 	}
 	fwd = *real;
 	hooks_install(&fwd);
+	if (cfg.times_fd >= 0)
+		pthread_atfork(NULL, NULL, shim_times_child);
 	shim.version = real->version;
 	if (shim.version.major > 2) {
 		/* we hand out the v2 list only */

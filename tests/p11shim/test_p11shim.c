@@ -3,7 +3,9 @@
  * against SoftHSM2: it counts every call (also from several threads),
  * fails the Nth call once or from then on, only calls of a named
  * function if told, delays chosen calls, traces each call, keeps its
- * keygen hook, and refuses a configuration it cannot read.
+ * keygen hook, fails and delays only one token's calls when told its
+ * serial (P11SHIM_TOKEN), writes per-function call times
+ * (P11SHIM_TIMES), and refuses a configuration it cannot read.
  *
  * The shim reads its environment once per process, so each case runs in
  * a child (fork) that sets the environment, loads the shim and reports
@@ -27,6 +29,7 @@
 
 #define SOFTHSM "/usr/lib/softhsm/libsofthsm2.so"
 #define T_LABEL "shimtest"
+#define T_LABEL2 "shimtwo"
 #define T_USERPIN "5u1t"
 #define T_SOPIN "50p1n"
 #define N_THREADS 4
@@ -35,6 +38,7 @@
 static const char *shim_path;
 static char dir[256];
 static char trace[300];
+static char serials[300];       /* the two tokens' serials, one a line */
 static int c_failed;             /* checks failed in this child */
 static CK_FUNCTION_LIST *f;      /* the list the child got */
 
@@ -160,6 +164,76 @@ static void case_setup(void)
 	check(f->C_Finalize(NULL) == CKR_OK, "C_Finalize");
 }
 
+/* the slot of the token labelled LABEL, 0 and a failed check if none;
+ * its serial (unpadded) into SN if not NULL */
+static CK_SLOT_ID slot_of(const char *label, char *sn)
+{
+	CK_SLOT_ID slots[8];
+	CK_ULONG n = 8, i;
+	CK_TOKEN_INFO ti;
+	int k;
+
+	check(f->C_GetSlotList(CK_TRUE, slots, &n) == CKR_OK, "C_GetSlotList");
+	for (i = 0; i < n; i++)
+		if (f->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
+		    memcmp(ti.label, label, strlen(label)) == 0 &&
+		    ti.label[strlen(label)] == ' ') {
+			if (sn != NULL) {
+				memcpy(sn, ti.serialNumber, 16);
+				for (k = 16; k > 0 && sn[k - 1] == ' '; k--)
+					;
+				sn[k] = '\0';
+			}
+			return slots[i];
+		}
+	check(0, "no token labelled %s", label);
+	return 0;
+}
+
+/* a second token (T_LABEL2, same PINs) on the free slot, and both serials
+ * into the file serials */
+static void case_setup2(void)
+{
+	CK_SLOT_ID slots[8];
+	CK_ULONG n = 8, i;
+	CK_TOKEN_INFO ti;
+	CK_SESSION_HANDLE s;
+	CK_UTF8CHAR label[32];
+	char sn1[17] = "", sn2[17] = "";
+	FILE *fp;
+
+	check(load(SOFTHSM) == CKR_OK, "SoftHSM2 C_GetFunctionList");
+	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize");
+	check(f->C_GetSlotList(CK_FALSE, slots, &n) == CKR_OK, "slots");
+	for (i = 0; i < n; i++)
+		if (f->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
+		    !(ti.flags & CKF_TOKEN_INITIALIZED))
+			break;
+	check(i < n, "a free slot");
+	if (i == n)
+		return;
+	memset(label, ' ', sizeof(label));
+	memcpy(label, T_LABEL2, strlen(T_LABEL2));
+	check(f->C_InitToken(slots[i], (CK_UTF8CHAR_PTR)T_SOPIN, strlen(T_SOPIN),
+			     label) == CKR_OK, "C_InitToken " T_LABEL2);
+	check(f->C_OpenSession(slot_of(T_LABEL2, sn2), CKF_SERIAL_SESSION | CKF_RW_SESSION,
+			       NULL, NULL, &s) == CKR_OK, "C_OpenSession");
+	check(f->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)T_SOPIN, strlen(T_SOPIN)) == CKR_OK,
+	      "SO login");
+	check(f->C_InitPIN(s, (CK_UTF8CHAR_PTR)T_USERPIN, strlen(T_USERPIN)) == CKR_OK,
+	      "C_InitPIN");
+	slot_of(T_LABEL, sn1);
+	check(sn1[0] != '\0' && sn2[0] != '\0' && strcmp(sn1, sn2) != 0,
+	      "two serials: '%s' '%s'", sn1, sn2);
+	check(f->C_Finalize(NULL) == CKR_OK, "C_Finalize");
+	fp = fopen(serials, "w");
+	check(fp != NULL, "write %s", serials);
+	if (fp != NULL) {
+		fprintf(fp, "%s\n%s\n", sn1, sn2);
+		fclose(fp);
+	}
+}
+
 static void *many_getinfo(void *arg)
 {
 	CK_INFO info;
@@ -189,11 +263,11 @@ static void case_counts(void)
 	setenv("P11SHIM_TRACE", trace, 1);
 	check(load(shim_path) == CKR_OK, "shim C_GetFunctionList");
 	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize forwarded");
-	/* SoftHSM2: the test token and a free slot */
-	check(f->C_GetSlotList(CK_TRUE, NULL, &n) == CKR_OK && n == 2,
+	/* SoftHSM2: the two test tokens and a free slot */
+	check(f->C_GetSlotList(CK_TRUE, NULL, &n) == CKR_OK && n == 3,
 	      "C_GetSlotList (count) forwarded: %lu slots", n);
 	n = 8;
-	check(f->C_GetSlotList(CK_TRUE, slots, &n) == CKR_OK && n == 2,
+	check(f->C_GetSlotList(CK_TRUE, slots, &n) == CKR_OK && n == 3,
 	      "C_GetSlotList forwarded");
 	for (i = 0; i < N_THREADS; i++)
 		pthread_create(&th[i], NULL, many_getinfo, &bad[i]);
@@ -408,6 +482,206 @@ static void case_keygen(void)
 	check(f->C_Finalize(NULL) == CKR_OK, "C_Finalize");
 }
 
+/* the slots of the two tokens, each slot's C_GetTokenInfo called once */
+static void slots_both(CK_SLOT_ID *s1, CK_SLOT_ID *s2)
+{
+	CK_SLOT_ID slots[8];
+	CK_ULONG n = 8, i;
+	CK_TOKEN_INFO ti;
+
+	*s1 = *s2 = 0;
+	check(f->C_GetSlotList(CK_TRUE, slots, &n) == CKR_OK, "C_GetSlotList");
+	for (i = 0; i < n; i++) {
+		if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
+			continue;
+		if (memcmp(ti.label, T_LABEL " ", strlen(T_LABEL) + 1) == 0)
+			*s1 = slots[i];
+		else if (memcmp(ti.label, T_LABEL2 " ", strlen(T_LABEL2) + 1) == 0)
+			*s2 = slots[i];
+	}
+}
+
+/* P11SHIM_TOKEN (the first token) with FAIL_AT=3 once: only calls about
+ * that token count (its slot's, its sessions'); the third of them fails,
+ * calls about the other token and slot-less calls never do */
+static void case_token_once(void)
+{
+	CK_SLOT_ID s1, s2;
+	CK_SESSION_HANDLE h1, h2;
+	CK_SESSION_INFO si;
+	CK_INFO info;
+	CK_ULONG n = 0;
+
+	setenv("P11SHIM_TOKEN", getenv("T_SERIAL1"), 1);
+	setenv("P11SHIM_FAIL_AT", "3", 1);
+	setenv("P11SHIM_FAIL_MODE", "once", 1);
+	check(load(shim_path) == CKR_OK, "shim C_GetFunctionList");
+	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize (slot-less)");
+	check(f->C_GetInfo(&info) == CKR_OK, "C_GetInfo (slot-less)");
+	check(f->C_GetSlotList(CK_TRUE, NULL, &n) == CKR_OK, "C_GetSlotList (slot-less)");
+	slots_both(&s1, &s2);   /* the target's 1st: C_GetTokenInfo(s1) */
+	check(s1 != 0 && s2 != 0 && s1 != s2, "both tokens seen");
+	check(f->C_OpenSession(s2, CKF_SERIAL_SESSION, NULL, NULL, &h2) == CKR_OK,
+	      "C_OpenSession on the other token");
+	check(f->C_OpenSession(s1, CKF_SERIAL_SESSION, NULL, NULL, &h1) == CKR_OK,
+	      "C_OpenSession on the target token: its 2nd call");
+	check(f->C_Login(h2, CKU_USER, (CK_UTF8CHAR_PTR)T_USERPIN, strlen(T_USERPIN)) ==
+	      CKR_OK, "C_Login on the other token");
+	check(f->C_Login(h1, CKU_USER, (CK_UTF8CHAR_PTR)T_USERPIN, strlen(T_USERPIN)) ==
+	      CKR_DEVICE_REMOVED, "C_Login on the target's session: its 3rd call, fails");
+	check(f->C_Login(h1, CKU_USER, (CK_UTF8CHAR_PTR)T_USERPIN, strlen(T_USERPIN)) ==
+	      CKR_OK, "C_Login on the target's session again: passes (once)");
+	check(f->C_GetSessionInfo(h1, &si) == CKR_OK && si.slotID == s1,
+	      "C_GetSessionInfo on the target's session");
+	check(f->C_Finalize(NULL) == CKR_OK, "C_Finalize (slot-less)");
+}
+
+/* P11SHIM_TOKEN (the second token), FAIL_AT=1 always: the token is
+ * "pulled out": every call about it fails, from its first on, sessions
+ * opened before included (FAIL_FUNC=C_Login: the session opens first);
+ * the first token works throughout */
+static void case_token_pulled(void)
+{
+	CK_SLOT_ID s1, s2;
+	CK_SESSION_HANDLE h1, h2;
+	CK_SESSION_INFO si;
+	CK_TOKEN_INFO ti;
+	CK_INFO info;
+
+	setenv("P11SHIM_TOKEN", getenv("T_SERIAL2"), 1);
+	setenv("P11SHIM_FAIL_FUNC", "C_Login,C_GetSessionInfo,C_GetTokenInfo,C_CloseSession", 1);
+	check(load(shim_path) == CKR_OK, "shim C_GetFunctionList");
+	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize");
+	s1 = slot_of(T_LABEL, NULL);
+	/* the second token's slot cannot be found by label now: slot_of
+	 * fails its C_GetTokenInfo; take the slot whose token info fails */
+	{
+		CK_SLOT_ID slots[8];
+		CK_ULONG n = 8, i;
+
+		s2 = 0;
+		check(f->C_GetSlotList(CK_TRUE, slots, &n) == CKR_OK, "C_GetSlotList");
+		for (i = 0; i < n; i++)
+			if (f->C_GetTokenInfo(slots[i], &ti) == CKR_DEVICE_REMOVED)
+				s2 = slots[i];
+	}
+	check(s1 != 0 && s2 != 0 && s1 != s2, "the target's C_GetTokenInfo fails, the other's not");
+	check(f->C_OpenSession(s2, CKF_SERIAL_SESSION, NULL, NULL, &h2) == CKR_OK,
+	      "C_OpenSession on the target (not in FAIL_FUNC)");
+	check(f->C_OpenSession(s1, CKF_SERIAL_SESSION, NULL, NULL, &h1) == CKR_OK,
+	      "C_OpenSession on the other token");
+	check(f->C_Login(h2, CKU_USER, (CK_UTF8CHAR_PTR)T_USERPIN, strlen(T_USERPIN)) ==
+	      CKR_DEVICE_REMOVED, "C_Login on the target's session fails");
+	check(f->C_Login(h1, CKU_USER, (CK_UTF8CHAR_PTR)T_USERPIN, strlen(T_USERPIN)) ==
+	      CKR_OK, "C_Login on the other token's session passes");
+	check(f->C_GetSessionInfo(h2, &si) == CKR_DEVICE_REMOVED,
+	      "C_GetSessionInfo on the target's session fails");
+	check(f->C_GetSessionInfo(h1, &si) == CKR_OK && si.slotID == s1,
+	      "C_GetSessionInfo on the other's session passes");
+	check(f->C_GetInfo(&info) == CKR_OK, "C_GetInfo passes");
+	check(f->C_CloseSession(h2) == CKR_DEVICE_REMOVED, "C_CloseSession of the target's fails");
+	check(f->C_CloseSession(h1) == CKR_OK, "C_CloseSession of the other's passes");
+	check(f->C_Finalize(NULL) == CKR_OK, "C_Finalize passes");
+}
+
+/* P11SHIM_TOKEN with P11SHIM_DELAY: only the target's calls are slowed
+ * (a lower bound for the target; the other's call is only required to
+ * take less than the whole delay) */
+static void case_token_delay(void)
+{
+	CK_SLOT_ID s1, s2;
+	CK_SLOT_INFO si;
+	double t1, t2;
+
+	setenv("P11SHIM_TOKEN", getenv("T_SERIAL1"), 1);
+	setenv("P11SHIM_DELAY", "C_GetSlotInfo:2000", 1);
+	check(load(shim_path) == CKR_OK, "shim C_GetFunctionList");
+	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize");
+	s1 = slot_of(T_LABEL, NULL);
+	s2 = slot_of(T_LABEL2, NULL);
+	t1 = now_ms();
+	check(f->C_GetSlotInfo(s1, &si) == CKR_OK, "C_GetSlotInfo target");
+	t1 = now_ms() - t1;
+	t2 = now_ms();
+	check(f->C_GetSlotInfo(s2, &si) == CKR_OK, "C_GetSlotInfo other");
+	t2 = now_ms() - t2;
+	check(t1 >= 2000, "the target's call took %.1f ms, at least 2000", t1);
+	check(t2 < 2000, "the other's call took %.1f ms: not delayed", t2);
+	check(f->C_Finalize(NULL) == CKR_OK, "C_Finalize");
+}
+
+/* one P11SHIM_TIMES line "PID NAME CALLS TOTAL_US MAX_US" of PID for
+ * NAME: 1 and its figures if found */
+static int times_find(const char *buf, int nl, long pid, const char *name,
+		      unsigned long *calls, unsigned long *tot, unsigned long *mx)
+{
+	char fn[64];
+	unsigned long c, t, m;
+	long p;
+	int i, hits = 0;
+
+	for (i = 0; i < nl; i++)
+		if (sscanf(trace_line(buf, i), "%ld %63s %lu %lu %lu", &p, fn, &c,
+			   &t, &m) == 5 && p == pid && strcmp(fn, name) == 0) {
+			*calls = c;
+			*tot = t;
+			*mx = m;
+			hits++;
+		}
+	return hits;
+}
+
+/* P11SHIM_TIMES: calls and times per function, a block at C_Finalize and
+ * one at exit(); a forked child writes only its own calls */
+static void case_times(void)
+{
+	unsigned long c, tot, mx;
+	const char *buf;
+	CK_INFO info;
+	CK_ULONG n = 0;
+	pid_t kid;
+	int nl, st = 0, i;
+
+	setenv("P11SHIM_TIMES", trace, 1);
+	setenv("P11SHIM_DELAY", "C_GetInfo:50", 1);
+	check(load(shim_path) == CKR_OK, "shim C_GetFunctionList");
+	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize");
+	for (i = 0; i < 3; i++)
+		check(f->C_GetInfo(&info) == CKR_OK, "C_GetInfo");
+	fflush(stdout);
+	kid = fork();
+	if (kid == 0) {
+		f->C_GetInfo(&info);
+		f->C_GetInfo(&info);
+		exit(0);        /* the shim writes at exit() */
+	}
+	waitpid(kid, &st, 0);
+	check(WIFEXITED(st), "the child exited");
+	check(f->C_Finalize(NULL) == CKR_OK, "C_Finalize");
+	buf = trace_read(&nl);
+	check(nl == 4, "4 lines: 1 of the child, 3 at C_Finalize; got %d", nl);
+	check(times_find(buf, nl, kid, "C_GetInfo", &c, &tot, &mx) == 1 && c == 2 &&
+	      tot >= 100000 && mx >= 50000 && mx <= tot,
+	      "child: C_GetInfo 2 calls, >= 100 ms, max >= 50 ms: %lu %lu %lu", c, tot, mx);
+	check(times_find(buf, nl, getpid(), "C_GetInfo", &c, &tot, &mx) == 1 && c == 3 &&
+	      tot >= 150000 && mx >= 50000 && mx <= tot,
+	      "parent: C_GetInfo 3 calls (not the child's), >= 150 ms: %lu %lu %lu", c, tot, mx);
+	check(times_find(buf, nl, getpid(), "C_Initialize", &c, &tot, &mx) == 1 && c == 1,
+	      "parent: C_Initialize 1 call");
+	check(times_find(buf, nl, getpid(), "C_Finalize", &c, &tot, &mx) == 1 && c == 1,
+	      "parent: C_Finalize 1 call");
+	/* counting starts again after a write */
+	check(f->C_Initialize(NULL) == CKR_OK, "C_Initialize again");
+	check(f->C_GetSlotList(CK_TRUE, NULL, &n) == CKR_OK, "C_GetSlotList");
+	check(f->C_Finalize(NULL) == CKR_OK, "C_Finalize again");
+	buf = trace_read(&nl);
+	check(nl == 7, "3 more lines; got %d", nl);
+	check(times_find(buf, nl, getpid(), "C_Initialize", &c, &tot, &mx) == 2 && c == 1,
+	      "the second block counts its own C_Initialize: %lu", c);
+	check(times_find(buf, nl, getpid(), "C_GetSlotList", &c, &tot, &mx) == 1 && c == 1,
+	      "and C_GetSlotList once");
+}
+
 /* a configuration the shim cannot read: C_GetFunctionList fails */
 static void case_badcfg(void)
 {
@@ -443,6 +717,8 @@ static void run(const char *name, void (*fn)(void))
 		unsetenv("P11SHIM_DELAY");
 		unsetenv("P11SHIM_TRACE");
 		unsetenv("P11SHIM_KEYGEN");
+		unsetenv("P11SHIM_TOKEN");
+		unsetenv("P11SHIM_TIMES");
 		setenv("P11SHIM_MODULE", SOFTHSM, 1);
 		fn();
 		fflush(stdout);
@@ -463,8 +739,10 @@ int main(int argc, char **argv)
 		{ "P11SHIM_FAIL_FUNC", "C_Sign,C_Nope" },
 		{ "P11SHIM_DELAY", "C_Sign" },
 		{ "P11SHIM_DELAY", "C_Sign:-5" },
+		{ "P11SHIM_TOKEN", "0123456789abcdef0" },
+		{ "P11SHIM_TIMES", "/nonexistent/dir/times" },
 	};
-	char conf[300];
+	char conf[300], sn1[17], sn2[17];
 	FILE *fp;
 	size_t i;
 
@@ -488,8 +766,17 @@ int main(int argc, char **argv)
 	fclose(fp);
 	setenv("SOFTHSM2_CONF", conf, 1);
 	snprintf(trace, sizeof(trace), "%s/trace", dir);
+	snprintf(serials, sizeof(serials), "%s/serials", dir);
 
 	run("setup: a SoftHSM2 token with an EC key", case_setup);
+	run("setup: a second token", case_setup2);
+	fp = fopen(serials, "r");
+	if (fp == NULL || fscanf(fp, "%16s %16s", sn1, sn2) != 2)
+		sn1[0] = sn2[0] = '\0';
+	if (fp != NULL)
+		fclose(fp);
+	setenv("T_SERIAL1", sn1, 1);
+	setenv("T_SERIAL2", sn2, 1);
 	run("no fault: every call forwarded, counted 1..N across 4 threads, traced",
 	    case_counts);
 	run("FAIL_AT=3 once: only call 3 fails, traced as injected", case_once);
@@ -500,6 +787,13 @@ int main(int argc, char **argv)
 	run("FAIL_FUNC=C_Sign once: the second C_Sign signs", case_sign_once);
 	run("DELAY=*:20,C_GetInfo:300: the calls take at least that long", case_delay);
 	run("KEYGEN=extractable: the private-key template is ignored", case_keygen);
+	run("TOKEN=first FAIL_AT=3 once: the 3rd call about that token fails, no other",
+	    case_token_once);
+	run("TOKEN=second FAIL_FUNC always: its calls fail (sessions too), the other's pass",
+	    case_token_pulled);
+	run("TOKEN=first DELAY: only the target's calls are slowed", case_token_delay);
+	run("TIMES: calls, total and max per function; a block at C_Finalize and at exit",
+	    case_times);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char name[128];
 
