@@ -12,8 +12,10 @@
 #     processes: SoftHSM2's work in them included) and, with BENCH_RSS=1, RSS_MAX_KB (largest
 #     process), RSS_SUM_KB (sum of each process's peak), RSS_NOW_KB (largest
 #     total seen at one sample) and RSS_PROCS (processes seen).
-# shim_times FILE: P11SHIM_TIMES lines summed over processes, one line per
-#     function: NAME CALLS TOTAL_US MAX_US; shim_total_us FILE: all of them.
+# shim_times FILE: P11SHIM_TIMES lines (PID NAME CALLS TOTAL_US MAX_US)
+#     summed over processes, one line per function: NAME CALLS TOTAL_US
+#     MAX_US, the costliest first; shim_total_us FILE: all of them;
+#     shim_pids FILE: how many processes wrote.
 # stats V...: "median M (min A, max B)" of numbers.
 
 BENCH_SHIM=${P11SHIM:-$(dirname "$SCEP_AGENT")/../tests/p11shim/p11shim.so}
@@ -128,8 +130,12 @@ print("median %.2f s, max %.2f s" % (s[len(s) // 2], s[-1]))' "$1"
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
 
 shim_times() {
-	awk 'NF >= 4 && $1 ~ /^C_/ { c[$1] += $2; t[$1] += $3; if ($4 > m[$1]) m[$1] = $4 }
+	awk 'NF == 5 && $2 ~ /^C_/ { c[$2] += $3; t[$2] += $4; if ($5 > m[$2]) m[$2] = $5 }
 		END { for (f in c) print f, c[f], t[f], m[f] }' "$1" | sort -k3,3nr
+}
+
+shim_pids() {
+	awk 'NF == 5 { print $1 }' "$1" | sort -u | wc -l
 }
 
 shim_total_us() {
