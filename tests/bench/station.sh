@@ -60,7 +60,7 @@ print(sum(1 for t in r if t.get("state") == "ok"))' "$2" 2>/dev/null)
 }
 
 echo "station benchmark: $(nproc) cores (load average $(cut -d" " -f1-3 /proc/loadavg)), delays $delay, sizes $sizes, $reps rep(s)"
-echo "making the tokens (untimed)..."
+echo "making the tokens (untimed), on $(bench_tokfs)..."
 for r in $(seq "$reps"); do
 	for n in $sizes; do
 		tokens_new "r${r}n$n" "$n"
@@ -73,7 +73,7 @@ tokens_new rss1 1
 
 # which calls a token costs: one token, no delays, traced
 rm -f "$T_WORK/trace"
-TOK_CONF=$T_WORK/tok-trace/softhsm2.conf
+TOK_CONF=$BENCH_TD/tok-trace/softhsm2.conf
 P11SHIM_TRACE=$T_WORK/trace provision trace.log --report trace.json
 check_run trace.log trace.json 1
 echo "PKCS#11 calls of a 1-token run (all processes): $(wc -l <"$T_WORK/trace") in all"
@@ -89,7 +89,7 @@ echo "  delays alone make one token at least $floor s"
 declare -A wall
 for r in $(seq "$reps"); do
 	for n in $sizes; do
-		TOK_CONF=$T_WORK/tok-r${r}n$n/softhsm2.conf
+		TOK_CONF=$BENCH_TD/tok-r${r}n$n/softhsm2.conf
 		P11SHIM_DELAY=$delay provision "run-r$r-n$n.log" --report "r$r-n$n.json"
 		check_run "run-r$r-n$n.log" "r$r-n$n.json" "$n"
 		wall[$r,$n]=$PROV_MS
@@ -118,7 +118,7 @@ done
 
 # today's way, for comparison: one one-shot enroll per card in a shell
 # loop (as operators run sscep), same delays, $sloop cards
-export SOFTHSM2_CONF=$T_WORK/tok-serial/softhsm2.conf
+export SOFTHSM2_CONF=$BENCH_TD/tok-serial/softhsm2.conf
 t0=$(ms_now)
 for l in $(seq -f "serial-%02g" 1 "$sloop"); do
 	P11SHIM_MODULE=$SOFTHSM P11SHIM_DELAY=$delay "$SCEP_AGENT" enroll -u "$CA_URL" -c ca.crt \
@@ -134,19 +134,19 @@ printf 'serial loop of one-shot enrolls, %d cards: %.2f s, %.2f s per card (16 c
 	"$(awk -v m="$loop_ms" -v n="$sloop" 'BEGIN { print 16 * m / n / 1000 }')"
 
 # memory: an untimed run of the largest size, sampled; then one token
-TOK_CONF=$T_WORK/tok-rss/softhsm2.conf
+TOK_CONF=$BENCH_TD/tok-rss/softhsm2.conf
 BENCH_RSS=1 P11SHIM_DELAY=$delay provision rss.log --report rss.json
 check_run rss.log rss.json "$big"
 printf 'peak RSS, %d-token provision: largest process %s, sum of the %d processes'"'"' peaks %s, largest total at one moment %s\n' \
 	"$big" "$(mb "$RSS_MAX_KB")" "$RSS_PROCS" "$(mb "$RSS_SUM_KB")" "$(mb "$RSS_NOW_KB")"
-TOK_CONF=$T_WORK/tok-rss1/softhsm2.conf
+TOK_CONF=$BENCH_TD/tok-rss1/softhsm2.conf
 BENCH_RSS=1 provision rss1.log --report rss1.json
 check_run rss1.log rss1.json 1
 printf 'peak RSS, 1-token provision: largest process %s, sum of the %d processes'"'"' peaks %s\n' \
 	"$(mb "$RSS_MAX_KB")" "$RSS_PROCS" "$(mb "$RSS_SUM_KB")"
 
 # one one-shot enrollment of a SoftHSM2 key (the key made beforehand)
-SOFTHSM2_CONF=$T_WORK/tok-rss1/softhsm2.conf
+SOFTHSM2_CONF=$BENCH_TD/tok-rss1/softhsm2.conf
 export SOFTHSM2_CONF
 sa mkrequest --module "$SOFTHSM" --pin-file pin --new-key "pkcs11:token=rss1-01;object=one" \
 	--key-type rsa:2048 --subject "/CN=bench-one" -r one.csr >/dev/null 2>&1 ||

@@ -2,7 +2,8 @@
 # throughput.sh) after tests/lib/fixtures.sh: token sets, the provision
 # command line, wall clock, memory sampling and the shim's timing file.
 #
-# tokens_new NAME N [KEYLABEL]: a SoftHSM2 token dir of its own with N
+# tokens_new NAME N [KEYLABEL]: a SoftHSM2 token dir of its own
+#     ($BENCH_TD/tok-NAME) with N
 #     tokens (labels NAME-01..NAME-N (NAME-100 past 99), PIN $T_PIN), and with KEYLABEL an
 #     RSA-2048 key pair made in each (pkcs11-tool, two at a time), before
 #     any timing. Sets TOK_CONF (its SOFTHSM2_CONF).
@@ -21,10 +22,22 @@
 BENCH_SHIM=${P11SHIM:-$(dirname "$SCEP_AGENT")/../tests/p11shim/p11shim.so}
 SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
 
+# BENCH_TOKDIR=DIR: the token sets go under DIR (e.g. /dev/shm: tmpfs)
+# instead of the work dir; removed at exit all the same
+BENCH_TD=$T_WORK
+if [ -n "${BENCH_TOKDIR:-}" ]; then
+	BENCH_TD=$(mktemp -d "$BENCH_TOKDIR/scep-agent-bench.XXXXXX") || exit 99
+	trap 'rm -rf "$BENCH_TD"; t_cleanup' EXIT
+fi
+# where the tokens are, for the figures: the file system type
+bench_tokfs() {
+	findmnt -n -o FSTYPE -T "$BENCH_TD" | head -n 1
+}
+
 ms_now() { echo $(($(date +%s%N) / 1000000)); }
 
 tokens_new() {
-	_dir=$T_WORK/tok-$1
+	_dir=$BENCH_TD/tok-$1
 	mkdir -p "$_dir/t" "$_dir/new"
 	TOK_CONF=$_dir/softhsm2.conf
 	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \

@@ -45,7 +45,7 @@ ca_start -timing -allowrenew 0
 sa getca -u "$CA_URL" -c ca.crt >/dev/null 2>&1 || { echo "bench: getca failed" >&2; exit 1; }
 secret_file pin "$T_PIN"
 echo "throughput benchmark: $(nproc) cores (load average $(cut -d" " -f1-3 /proc/loadavg)), $n tokens with pre-made keys, --jobs $jobs"
-echo "making the tokens and keys (untimed)..."
+echo "making the tokens and keys (untimed), on $(bench_tokfs)..."
 tokens_new tp "$n" "$klabel"
 
 # the loopback HTTP cost per request, against the same CA (keep-alive,
@@ -68,7 +68,7 @@ echo "loopback HTTP per request (curl, keep-alive, 4 KB POST, median less the CA
 l0=$(wc -l <"$CA_LOG")
 ca_cpu0=$(awk '{ print $14 + $15 }' /proc/"$CA_PID"/stat)
 rm -f "$T_WORK/shim.times"
-TOK_CONF=$T_WORK/tok-tp/softhsm2.conf
+TOK_CONF=$BENCH_TD/tok-tp/softhsm2.conf
 P11SHIM_TIMES=$T_WORK/shim.times provision tp.log --use-key --key-label "$klabel" \
 	--jobs "$jobs" --subject "/CN=tp-{token_serial}/O=throughput" --report tp.json
 ca_cpu1=$(awk '{ print $14 + $15 }' /proc/"$CA_PID"/stat)
