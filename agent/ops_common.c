@@ -14,6 +14,7 @@
 #include "csr.h"
 #include "files.h"
 #include "sa_err.h"
+#include "sa_esc.h"
 #include "sa_log.h"
 
 void agent_out(const char *fmt, ...)
@@ -115,28 +116,111 @@ out:
 	return rc;
 }
 
+/* Does path, or path-0 as getca writes a chain, exist? */
+static int ca_file_exists(const char *path)
+{
+	char *first = NULL;
+	int r;
+
+	if (files_exist(path))
+		return 1;
+	if (asprintf(&first, "%s-0", path) < 0)
+		return 1; /* out of memory: let files_load_ca() say so */
+	r = files_exist(first);
+	free(first);
+	return r;
+}
+
+/*
+ * No CA file, a pin: GetCACert from the server in this process, trusted
+ * as getca trusts it (only what chains to the pinned CA), -e checked,
+ * and written to -c as getca writes it when -c was named.
+ */
+static int ca_fetch(const struct agent_opts *o, struct scep_ca *ca, X509 *enc)
+{
+	const char *path = o->s.ca_cert_file;
+	scep_client *c = NULL;
+	char url[512];
+	int rc;
+
+	rc = agent_client_new(o, &c);
+	if (rc < 0)
+		goto out;
+	if (path != NULL)
+		sa_info("%s does not exist: requesting the CA certificate from "
+			"the server, pinned to -F", path);
+	else
+		sa_info("no CA file (-c) given: requesting the CA certificate "
+			"from the server, pinned to -F");
+	rc = scep_get_ca(c, ca);
+	if (rc < 0)
+		goto out;
+	rc = scep_ca_trust(ca, o->fp_pin, enc);
+	if (rc < 0) {
+		if (path != NULL)
+			sa_fail_suffix(rc, "; nothing was written to %s", path);
+		goto out;
+	}
+	sa_info("the CA certificate from %s matches the pinned fingerprint",
+		sa_url_shown(o->s.url, url, sizeof(url)));
+	if (path == NULL)
+		goto out;
+	rc = files_write_ca(path, ca->certs);
+	if (rc < 0)
+		goto out;
+	sa_info("CA certificate(s) written as %s%s", path,
+		sk_X509_num(ca->certs) > 1 ? "-0, -1 ..." : "");
+out:
+	scep_client_free(c);
+	return rc;
+}
+
+/*
+ * See agent.h. The CA files of -c, or, when there are none (no -c, or -c
+ * naming neither FILE nor FILE-0) and a fingerprint is pinned, the
+ * server's GetCACert reply checked against the pin and written to -c
+ * when -c was named.
+ */
 int agent_ca_load(const struct agent_opts *o, struct scep_ca *ca)
 {
 	const struct conf_settings *s = &o->s;
 	X509 *enc = NULL;
-	int rc;
+	int rc, fetch;
 
 	memset(ca, 0, sizeof(*ca));
-	if (s->ca_cert_file == NULL)
+	/*
+	 * getnextca without -C names its output after -c (FILE.next unless
+	 * -w): it keeps needing -c
+	 */
+	if (s->ca_cert_file == NULL &&
+	    (o->fp_pin == NULL || o->op == OP_GETNEXTCA))
 		return sa_fail_noossl(SA_EUSAGE, "%s needs the CA certificate: "
 				      "-c FILE (as written by getca) or "
-				      "CACertFile", o->op_name);
-	rc = files_load_ca(s->ca_cert_file, &ca->certs);
-	if (rc < 0)
-		goto out;
-	rc = ca_load_siblings(s->ca_cert_file, &ca->certs);
-	if (rc < 0)
-		goto out;
+				      "CACertFile, or a pinned fingerprint "
+				      "(-F FINGERPRINT or FingerPrint) to fetch "
+				      "it from the server", o->op_name);
+	fetch = o->fp_pin != NULL && (s->ca_cert_file == NULL ||
+				      !ca_file_exists(s->ca_cert_file));
 	if (s->enc_cert_file != NULL) {
 		rc = files_read_cert(s->enc_cert_file, &enc);
 		if (rc < 0)
 			goto out;
 	}
+	if (fetch) {
+		rc = ca_fetch(o, ca, enc);
+		goto out;
+	}
+	rc = files_load_ca(s->ca_cert_file, &ca->certs);
+	if (rc < 0) {
+		if (o->fp_pin == NULL)
+			sa_fail_suffix(rc, ", or pin the CA with -F FINGERPRINT "
+				       "(FingerPrint) to fetch it from the "
+				       "server and write it there");
+		goto out;
+	}
+	rc = ca_load_siblings(s->ca_cert_file, &ca->certs);
+	if (rc < 0)
+		goto out;
 	/* the anchor, certificates not chaining to it dropped, -e checked */
 	rc = scep_ca_trust(ca, o->fp_pin, enc);
 	if (rc < 0)

@@ -9,10 +9,13 @@ libcurl4-openssl-dev openssl ca-certificates"
 # The TPM tests: swtpm, tpm2-tools (tpm2_getcap), tpm2-pkcs11 and the TSS's
 # swtpm TCTI; python3 for tpm_start's free ports; mount for the tests that
 # bind-mount (required priority, yet not essential); systemd for
-# systemd-analyze (agent_units), util-linux for flock and setsid (agent tests)
+# systemd-analyze (agent_units), util-linux for flock and setsid (agent tests);
+# strongswan-pki (pki --scep): a peer in tests/bench/oneshot.sh (sscep, the
+# other, is not in Debian 12: the benchmark takes one built by hand, see there)
 test_pkgs="softhsm2 opensc golang-go golang-github-micromdm-scep-dev faketime
 valgrind time clang libclang-rt-14-dev swtpm swtpm-tools tpm2-tools
-libtpm2-pkcs11-1 libtss2-tcti-swtpm0 python3 mount systemd util-linux"
+libtpm2-pkcs11-1 libtss2-tcti-swtpm0 python3 mount systemd util-linux
+strongswan-pki"
 
 case "${1:-test}" in
 build) want=$build_pkgs ;;
