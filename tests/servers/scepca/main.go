@@ -76,6 +76,7 @@ func main() {
 		proxy      = flag.Bool("proxy", false, "be a plain-HTTP forward proxy to loopback addresses instead of a CA")
 		capsStatus = flag.Int("caps-status", 0, "answer GetCACaps with this HTTP error status (404: a server without GetCACaps; 503: an outage)")
 		delay      = flag.Int("delay", 0, "hold every PKIOperation reply back SECS seconds (logged with \"delay\" first)")
+		timing     = flag.Bool("timing", false, "log lines get \"us\" (microseconds in the handler) and \"wait_us\" (waiting for the server lock)")
 		lifetime   = flag.Int("lifetime", 0, "exit after SECS seconds (a safety net for killed tests; 0: never)")
 		rogue      = flag.Bool("rogue", false, "an unrelated self-signed CA (same CN) is appended to GetCACert, signs CertReps, GetNextCACert and the CRL, and issues the certificates")
 		rogueIss   = flag.Bool("rogue-issue", false, "only the issued certificates come from the rogue CA (CertReps signed as usual)")
@@ -99,7 +100,7 @@ func main() {
 		wrongNonce: *wrongNonce, wrongTid: *wrongTid, wrongType: *wrongType,
 		html: *html, htmlStatus: *htmlStatus,
 		getcaP7: *getcaP7, getcaPEM: *getcaPEM, getcaType: *getcaType,
-		getcertOther: *getcertOth, delay: *delay, capsStatus: *capsStatus,
+		getcertOther: *getcertOth, delay: *delay, capsStatus: *capsStatus, timing: *timing,
 		mis: misbehaviour{resetReply: *resetReply, dribble: time.Duration(*dribbleMS) * time.Millisecond,
 			hugeReply: *hugeReply, redirectLoop: *redirLoop},
 	}

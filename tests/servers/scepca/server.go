@@ -41,8 +41,9 @@ type config struct {
 	getcaPEM         bool
 	getcaType        string
 	getcertOther     bool
-	delay            int // seconds to hold each CertRep back (-delay)
-	capsStatus       int // GetCACaps answers this HTTP error status (-caps-status)
+	delay            int  // seconds to hold each CertRep back (-delay)
+	capsStatus       int  // GetCACaps answers this HTTP error status (-caps-status)
+	timing           bool // log lines get us and wait_us (-timing)
 	mis              misbehaviour
 }
 
@@ -82,6 +83,8 @@ type logEntry struct {
 	Sent             int64  `json:"sent,omitempty"`  // body bytes written (GetCACert, PKIOperation)
 	HTTP             int    `json:"http"`
 	Error            string `json:"error,omitempty"`
+	Us               *int64 `json:"us,omitempty"`      // -timing: microseconds in the handler (lock held)
+	WaitUs           *int64 `json:"wait_us,omitempty"` // -timing: microseconds waiting for the lock
 }
 
 const (
@@ -120,11 +123,21 @@ func message(r *http.Request) ([]byte, error) {
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t0 := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	t1 := time.Now()
 	op := r.URL.Query().Get("operation")
 	e := &logEntry{Time: time.Now().UTC().Format(time.RFC3339Nano), Method: r.Method, Op: op}
 	defer s.writeLog(e)
+	if s.cfg.timing {
+		// runs before writeLog (deferred later): the handler's own time,
+		// request body read and reply handed to the connection included
+		defer func() {
+			us, wait := time.Since(t1).Microseconds(), t1.Sub(t0).Microseconds()
+			e.Us, e.WaitUs = &us, &wait
+		}()
+	}
 
 	fail := func(code int, err error) {
 		e.HTTP, e.Status, e.Error = code, "ERROR", err.Error()
