@@ -100,7 +100,10 @@ int op_init_token(const struct agent_opts *o, int *result);
 int agent_client_new(const struct agent_opts *o, scep_client **out);
 
 /*
- * The CA certificates of -c (or its -0, -1 ... files), -e as encryption
+ * The CA certificates of -c (or its -0, -1 ... files) or, with no such
+ * file (or no -c) and a pinned fingerprint (-F), of GetCACert in this
+ * process (trusted the same way, written to -c when named, as getca writes
+ * them), -e as encryption
  * certificate, roles selected as sscep does, trusted as scep_ca_trust()
  * says: the anchor is the pinned CA (-F) or the CA of the RA certificates;
  * certificates not chaining to it are dropped with a warning; -e must
