@@ -66,9 +66,6 @@ ST_OPTS=("${ST_OPTS_SAVE[@]}")
 t_expect_exit 0 prov --subject '/CN=p-{token_serial}' --key-label k1 --use-key --report back.json
 t_canary_keep back.json
 t_is "$(rep back.json "$C" state)" ok "the token put back is enrolled"
-# with --use-key the skip check is not made (agent/station/st_token.c:
-# "if (!so->use_key)"), against issue 13 and the man page
-t_todo "--use-key: a token holding a certificate for the subject is enrolled again"
 t_is "$(rep back.json "$A" state):$(rep back.json "$B" state)" skipped:skipped "the two others are skipped"
 tok_cert "$C" c.pem k1
 t_ok "its certificate verifies under the CA" ca_verify "$CA_CERT" c.pem
